@@ -1,0 +1,97 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Slipway",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Slipway", targets: ["Slipway"]),
+        .library(name: "SlipwayCore", targets: ["SlipwayCore"]),
+        .library(name: "SlipwayTesting", targets: ["SlipwayTesting"]),
+        .executable(name: "slip", targets: ["SlipCLI"]),
+        // The example order-fulfillment saga: one executable per step.
+        .executable(name: "reserve-stock", targets: ["ReserveStock"]),
+        .executable(name: "charge-card", targets: ["ChargeCard"]),
+        .executable(name: "ship-order", targets: ["ShipOrder"]),
+        .executable(name: "notify-customer", targets: ["NotifyCustomer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // librabbitmq, the AMQP 0-9-1 C client (Debian: librabbitmq-dev).
+        .systemLibrary(
+            name: "CRabbitMQ",
+            pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"])]
+        ),
+        // Slip model, wire format and validation. No I/O.
+        .target(name: "SlipwayCore"),
+        // What the runtime needs from a message broker, as protocols and values. No C.
+        .target(name: "SlipwayTransport"),
+        // The transport over RabbitMQ through librabbitmq.
+        .target(
+            name: "SlipwayAMQP",
+            dependencies: [
+                "CRabbitMQ", "SlipwayTransport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Local stores: the idempotency record of hops, in SQLite.
+        .target(
+            name: "SlipwayStores",
+            dependencies: [
+                "SlipwayCore", "SlipwayTransport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // Processor runtime and producer API: what applications import.
+        .target(
+            name: "Slipway",
+            dependencies: [
+                "SlipwayCore", "SlipwayTransport", "SlipwayAMQP", "SlipwayStores",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // In-memory broker and stores for fast tests of processors.
+        .target(name: "SlipwayTesting", dependencies: ["Slipway"]),
+        .executableTarget(
+            name: "SlipCLI",
+            dependencies: [
+                "Slipway",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // The example saga's "external systems": a small SQLite ledger.
+        .target(
+            name: "ExampleLedger",
+            dependencies: ["SlipwayStores", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Processors/ExampleLedger"
+        ),
+        .executableTarget(name: "ReserveStock", dependencies: ["Slipway", "ExampleLedger"], path: "Processors/reserve-stock"),
+        .executableTarget(name: "ChargeCard", dependencies: ["Slipway", "ExampleLedger"], path: "Processors/charge-card"),
+        .executableTarget(name: "ShipOrder", dependencies: ["Slipway", "ExampleLedger"], path: "Processors/ship-order"),
+        .executableTarget(name: "NotifyCustomer", dependencies: ["Slipway", "ExampleLedger"], path: "Processors/notify-customer"),
+
+        .testTarget(name: "SlipwayCoreTests", dependencies: ["SlipwayCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SlipwayRuntimeTests", dependencies: ["Slipway", "SlipwayTesting", "SlipwayStores"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["Slipway", "SlipwayAMQP", "ExampleLedger"]
+        ),
+    ]
+)
+
+// Strict settings for every target of ours (Swift 6 language mode is the default for tools 6.x).
+for target in package.targets where target.type != .system {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    target.swiftSettings = settings
+}

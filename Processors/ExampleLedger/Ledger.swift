@@ -1,0 +1,221 @@
+import Foundation
+import GRDB
+import SlipwayStores
+
+/// The example saga's "external systems" (a warehouse, a payment provider, a carrier, a mailer) keep their effects in
+/// one small SQLite file, so anyone can check that a completed order was charged exactly once and that a compensated
+/// one left no net effect.
+///
+/// Every effect is keyed by the hop's idempotency key, the way a real payment API takes an idempotency key: applying
+/// it twice changes nothing.
+public final class Ledger: Sendable {
+    private let pool: DatabasePool
+    public let path: String
+
+    /// Stock the warehouse starts with. `sold-out` has none: ordering it faults at reserve-stock.
+    public static let initialStock: [String: Int] = [
+        "widget": 1_000_000, "gadget": 1_000_000, "gizmo": 1_000_000, "sold-out": 0,
+    ]
+    /// The payment provider declines this card (faults at charge-card).
+    public static let declinedCard = "4000-0000-0000-0002"
+    /// The carrier ships to these countries only (anything else faults at ship-order).
+    public static let shippableCountries: Set<String> = ["DE", "FR", "NL", "BE", "GB", "US", "CA", "ES", "IT"]
+
+    public init(path: String) throws {
+        self.path = path
+        try FileManager.default.createDirectory(
+            at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+        pool = try openDatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    /// The ledger at `SLIPWAY_EXAMPLE_LEDGER`, or `.slipway/example-ledger.sqlite`.
+    public static func openDefault() throws -> Ledger {
+        try Ledger(path: defaultPath)
+    }
+
+    public static var defaultPath: String {
+        ProcessInfo.processInfo.environment["SLIPWAY_EXAMPLE_LEDGER"] ?? ".slipway/example-ledger.sqlite"
+    }
+
+    /// For the example processors' `main`: the default ledger, or a one-line error and exit status 1.
+    public static func openDefaultOrExit() -> Ledger {
+        do {
+            return try openDefault()
+        } catch {
+            FileHandle.standardError.write(Data("cannot open the example ledger at \(defaultPath): \(error)\n".utf8))
+            exit(1)
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE stock (sku TEXT PRIMARY KEY, available INTEGER NOT NULL);
+                    CREATE TABLE reservation (id TEXT PRIMARY KEY, slip_id TEXT NOT NULL, sku TEXT NOT NULL,
+                        quantity INTEGER NOT NULL, released INTEGER NOT NULL DEFAULT 0);
+                    CREATE TABLE charge (id TEXT PRIMARY KEY, slip_id TEXT NOT NULL, card TEXT NOT NULL,
+                        amount_cents INTEGER NOT NULL, refunded INTEGER NOT NULL DEFAULT 0);
+                    CREATE TABLE shipment (id TEXT PRIMARY KEY, slip_id TEXT NOT NULL, country TEXT NOT NULL,
+                        address TEXT NOT NULL, cancelled INTEGER NOT NULL DEFAULT 0);
+                    CREATE TABLE notification (id TEXT PRIMARY KEY, slip_id TEXT NOT NULL, email TEXT NOT NULL,
+                        message TEXT NOT NULL);
+                    CREATE INDEX reservation_slip ON reservation (slip_id);
+                    CREATE INDEX charge_slip ON charge (slip_id);
+                    CREATE INDEX shipment_slip ON shipment (slip_id);
+                    CREATE INDEX notification_slip ON notification (slip_id);
+                    """)
+            for (sku, available) in Ledger.initialStock {
+                try db.execute(sql: "INSERT INTO stock (sku, available) VALUES (?, ?)", arguments: [sku, available])
+            }
+        }
+        return migrator
+    }
+
+    public enum Result: Sendable, Equatable {
+        case done(id: String)
+        case refused(reason: String)
+    }
+
+    // MARK: Warehouse
+
+    public func reserve(key: String, slipID: String, sku: String, quantity: Int) async throws -> Result {
+        try await pool.write { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM reservation WHERE id = ?", arguments: [key]) == true {
+                return .done(id: key)
+            }
+            guard let available = try Int.fetchOne(db, sql: "SELECT available FROM stock WHERE sku = ?", arguments: [sku])
+            else { return .refused(reason: "unknown article '\(sku)'") }
+            guard quantity > 0 else { return .refused(reason: "quantity must be positive, got \(quantity)") }
+            guard available >= quantity else {
+                return .refused(reason: "not enough stock of '\(sku)': \(available) available, \(quantity) ordered")
+            }
+            try db.execute(sql: "UPDATE stock SET available = available - ? WHERE sku = ?", arguments: [quantity, sku])
+            try db.execute(
+                sql: "INSERT INTO reservation (id, slip_id, sku, quantity) VALUES (?, ?, ?, ?)",
+                arguments: [key, slipID, sku, quantity])
+            return .done(id: key)
+        }
+    }
+
+    public func release(reservationID: String) async throws {
+        try await pool.write { db in
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT sku, quantity FROM reservation WHERE id = ? AND released = 0", arguments: [reservationID])
+            else { return }  // Never reserved, or released already: nothing to undo.
+            try db.execute(sql: "UPDATE reservation SET released = 1 WHERE id = ?", arguments: [reservationID])
+            try db.execute(
+                sql: "UPDATE stock SET available = available + ? WHERE sku = ?",
+                arguments: [row["quantity"] as Int, row["sku"] as String])
+        }
+    }
+
+    // MARK: Payment provider
+
+    public func charge(key: String, slipID: String, card: String, amountCents: Int) async throws -> Result {
+        if card == Self.declinedCard { return .refused(reason: "card declined by the issuer") }
+        guard amountCents > 0 else { return .refused(reason: "amount must be positive, got \(amountCents)") }
+        return try await pool.write { db in
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO charge (id, slip_id, card, amount_cents) VALUES (?, ?, ?, ?)",
+                arguments: [key, slipID, card, amountCents])
+            return .done(id: key)
+        }
+    }
+
+    public func refund(chargeID: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE charge SET refunded = 1 WHERE id = ?", arguments: [chargeID])
+        }
+    }
+
+    // MARK: Carrier
+
+    public func book(key: String, slipID: String, country: String, address: String) async throws -> Result {
+        guard Self.shippableCountries.contains(country.uppercased()) else {
+            return .refused(reason: "cannot ship to country '\(country)'")
+        }
+        return try await pool.write { db in
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO shipment (id, slip_id, country, address) VALUES (?, ?, ?, ?)",
+                arguments: [key, slipID, country.uppercased(), address])
+            return .done(id: key)
+        }
+    }
+
+    public func cancel(shipmentID: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE shipment SET cancelled = 1 WHERE id = ?", arguments: [shipmentID])
+        }
+    }
+
+    // MARK: Mailer
+
+    public func notify(key: String, slipID: String, email: String, message: String) async throws -> Result {
+        guard email.contains("@"), !email.hasPrefix("@"), !email.hasSuffix("@") else {
+            return .refused(reason: "cannot notify '\(email)': not an email address")
+        }
+        return try await pool.write { db in
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO notification (id, slip_id, email, message) VALUES (?, ?, ?, ?)",
+                arguments: [key, slipID, email, message])
+            return .done(id: key)
+        }
+    }
+
+    // MARK: Checks
+
+    /// What the external systems hold for one order.
+    public struct Effects: Sendable, Equatable, CustomStringConvertible {
+        public var reservations = 0
+        public var activeReservations = 0
+        public var charges = 0
+        public var activeCharges = 0
+        public var shipments = 0
+        public var activeShipments = 0
+        public var notifications = 0
+
+        public init() {}
+
+        /// Nothing left in force: every reservation released, every charge refunded, every shipment cancelled.
+        public var hasNoNetEffect: Bool { activeReservations == 0 && activeCharges == 0 && activeShipments == 0 }
+
+        public var description: String {
+            "reservations \(activeReservations)/\(reservations) active, charges \(activeCharges)/\(charges) active, "
+                + "shipments \(activeShipments)/\(shipments) active, notifications \(notifications)"
+        }
+    }
+
+    public func effects(slipID: String) async throws -> Effects {
+        try await pool.read { db in
+            func count(_ sql: String) throws -> Int { try Int.fetchOne(db, sql: sql, arguments: [slipID]) ?? 0 }
+            var effects = Effects()
+            effects.reservations = try count("SELECT COUNT(*) FROM reservation WHERE slip_id = ?")
+            effects.activeReservations = try count("SELECT COUNT(*) FROM reservation WHERE slip_id = ? AND released = 0")
+            effects.charges = try count("SELECT COUNT(*) FROM charge WHERE slip_id = ?")
+            effects.activeCharges = try count("SELECT COUNT(*) FROM charge WHERE slip_id = ? AND refunded = 0")
+            effects.shipments = try count("SELECT COUNT(*) FROM shipment WHERE slip_id = ?")
+            effects.activeShipments = try count("SELECT COUNT(*) FROM shipment WHERE slip_id = ? AND cancelled = 0")
+            effects.notifications = try count("SELECT COUNT(*) FROM notification WHERE slip_id = ?")
+            return effects
+        }
+    }
+
+    public func available(sku: String) async throws -> Int? {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT available FROM stock WHERE sku = ?", arguments: [sku]) }
+    }
+}
+
+/// Lets the demo and the tests slow a step down (to keep slips in flight while a processor is killed):
+/// `SLIPWAY_EXAMPLE_DELAY_MS`.
+public func exampleStepDelay() async {
+    if let text = ProcessInfo.processInfo.environment["SLIPWAY_EXAMPLE_DELAY_MS"], let ms = Int(text), ms > 0 {
+        try? await Task.sleep(for: .milliseconds(ms))
+    }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Slipway
+import SlipwayAMQP
+
+@main
+struct SlipCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "slip",
+        abstract: "Send, check and follow Slipway routing slips.",
+        subcommands: [Send.self, Validate.self])
+}
+
+/// Options every command that talks to RabbitMQ shares.
+struct BrokerOptions: ParsableArguments {
+    @Option(name: .customLong("amqp-url"), help: "RabbitMQ URL (default: $SLIPWAY_AMQP_URL, else amqp://guest:guest@127.0.0.1:5672/)")
+    var amqpURL: String?
+
+    func makeTransport() throws -> AMQPTransport {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .warning
+            return handler
+        }
+        let configuration: AMQPConfiguration
+        do {
+            configuration = try AMQPConfiguration.fromEnvironment(override: amqpURL)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        return AMQPTransport(configuration: configuration, logger: Logger(label: "slip"))
+    }
+}
+
+/// Exit codes: 0 all slips completed (or were sent, without --wait); 1 a slip ended otherwise; 2 bad usage or input;
+/// 3 the broker could not be reached or a wait timed out.
+enum ExitCodes {
+    static let slipNotCompleted = ExitCode(1)
+    static let badInput = ExitCode(2)
+    static let unavailable = ExitCode(3)
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data("slip: \(message)\n".utf8))
+}
+
+func printJSON(_ value: some Encodable) {
+    let encoder = SlipCodec.makeEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    if let data = try? encoder.encode(value) { print(String(decoding: data, as: UTF8.self)) }
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import Slipway
+
+struct Validate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a slip (JSON, as on the wire) the way a processor would, and say why it is refused.")
+
+    @Argument(help: "A file with one slip as JSON, or - for standard input.")
+    var file: String
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() async throws {
+        let body: Data
+        if file == "-" {
+            body = FileHandle.standardInput.readDataToEndOfFile()
+        } else if let data = FileManager.default.contents(atPath: file) {
+            body = data
+        } else {
+            printError("cannot read '\(file)'")
+            throw ExitCodes.badInput
+        }
+        struct Verdict: Encodable {
+            var valid: Bool
+            var slipId: String?
+            var code: String?
+            var reason: String?
+        }
+        do {
+            let slip = try SlipCodec().decode(body)
+            if json {
+                printJSON(Verdict(valid: true, slipId: slip.id))
+            } else {
+                print("valid: slip \(slip.id), \(slip.state.rawValue), next hop: \(slip.nextHop.map { "\($0.kind) \($0.step)" } ?? "none")")
+            }
+        } catch {
+            if json {
+                printJSON(Verdict(valid: false, code: error.code.rawValue, reason: error.reason))
+            } else {
+                printError("invalid (\(error.code)): \(error.reason)")
+            }
+            throw ExitCodes.badInput
+        }
+    }
+}

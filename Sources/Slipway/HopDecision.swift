@@ -1,0 +1,94 @@
+import Foundation
+import SlipwayCore
+import SlipwayTransport
+
+/// What a hop produces, decided from the slip and the handler's outcome. No I/O here: the runtime carries it out.
+enum HopDecision: Sendable {
+    /// The handler threw and has attempts left: the same hop goes back to the queue with the next attempt number.
+    case retry(Slip, OutgoingMessage)
+    /// The hop is done (completed, faulted or failed): record it, then publish everything it produces.
+    case record(outcome: String, outgoing: [OutgoingMessage])
+}
+
+/// Builds the messages a slip's next move needs, by the topology's conventions.
+struct MessageFactory: Sendable {
+    let topology: Topology
+    let codec: SlipCodec
+    let instance: String
+
+    /// Where a slip goes after a hop: the next step, the next compensation, or (terminal) an event; a
+    /// compensation-failed slip is parked in the dead-letter queue as well.
+    func forward(_ slip: Slip, lastStep: String) throws -> [OutgoingMessage] {
+        switch slip.state {
+        case .running:
+            return [try slipMessage(slip, to: topology.executeQueue(step: slip.itinerary[0].step))]
+        case .compensating:
+            return [try slipMessage(slip, to: slip.compensations[slip.compensations.count - 1].address)]
+        case .compensationFailed:
+            let reason = slip.log.last?.reason ?? "compensation failed"
+            let parked = try park(
+                body: try codec.encode(slip), code: "compensation-failed", reason: reason,
+                queue: topology.compensateQueue(step: lastStep), slipID: slip.id)
+            return [parked, try terminalEvent(slip, lastStep: lastStep)]
+        case .completed, .compensated, .faulted, .terminated:
+            return [try terminalEvent(slip, lastStep: lastStep)]
+        }
+    }
+
+    func slipMessage(_ slip: Slip, to queue: String) throws -> OutgoingMessage {
+        .toQueue(
+            queue, body: try codec.encode(slip), messageID: "\(slip.id).\(slip.sequence).\(slip.attempt)",
+            correlationID: slip.id, contentType: SlipCodec.contentType)
+    }
+
+    func terminalEvent(_ slip: Slip, lastStep: String) throws -> OutgoingMessage {
+        let last = slip.log.last
+        let event = SlipEvent(
+            slipID: slip.id, template: slip.template, kind: .terminal, step: lastStep,
+            sequence: max(slip.sequence - 1, 0), attempt: last?.attempt ?? 1, outcome: slip.state.rawValue,
+            state: slip.state, processor: instance, reason: slip.fault?.reason, fault: slip.fault)
+        return try eventMessage(event, routingKey: topology.terminalRoutingKey(state: slip.state, slipID: slip.id))
+    }
+
+    func eventMessage(_ event: SlipEvent, routingKey: String) throws -> OutgoingMessage {
+        OutgoingMessage(
+            exchange: topology.eventsExchange, routingKey: routingKey,
+            body: [UInt8](try SlipCodec.makeEncoder().encode(event)), messageID: "\(event.slipID).\(event.kind).\(event.sequence)",
+            correlationID: event.slipID, contentType: "application/vnd.slipway.event+json; version=1")
+    }
+
+    /// A message for the dead-letter queue: the original body untouched (so a replay sends exactly what came), and
+    /// why it was parked in headers.
+    func park(body: [UInt8], code: String, reason: String, queue: String, slipID: String?) throws -> OutgoingMessage {
+        var headers = [
+            ParkedHeaders.reasonCode: code,
+            ParkedHeaders.reason: String(reason.prefix(1_000)),
+            ParkedHeaders.originalQueue: queue,
+            ParkedHeaders.processor: instance,
+            ParkedHeaders.parkedAt: Date().formatted(.iso8601),
+        ]
+        if let slipID { headers[ParkedHeaders.slipID] = slipID }
+        return OutgoingMessage.toQueue(
+            topology.deadLetterQueue, body: body, headers: headers, messageID: slipID.map { "\($0).parked" },
+            correlationID: slipID)
+    }
+
+    /// The event that tells the audit trail a message was parked.
+    func parkedEvent(slip: Slip?, step: String, code: String, reason: String) throws -> OutgoingMessage {
+        let event = SlipEvent(
+            slipID: slip?.id ?? "unknown", template: slip?.template ?? "unknown", kind: .parked, step: step,
+            sequence: slip?.sequence ?? 0, attempt: slip?.attempt ?? 1, outcome: code, state: slip?.state ?? .running,
+            processor: instance, reason: reason)
+        return try eventMessage(event, routingKey: "parked.\(step).\(slip?.id ?? "unknown")")
+    }
+}
+
+/// Headers of a parked message in the dead-letter queue.
+public enum ParkedHeaders {
+    public static let reasonCode = "x-slipway-reason-code"
+    public static let reason = "x-slipway-reason"
+    public static let originalQueue = "x-slipway-original-queue"
+    public static let processor = "x-slipway-processor"
+    public static let parkedAt = "x-slipway-parked-at"
+    public static let slipID = "x-slipway-slip-id"
+}

@@ -1,0 +1,129 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SlipwayAMQP
+import SlipwayCore
+import SlipwayStores
+
+/// The entry point of a processor executable: reads its options, connects, and serves the step until SIGTERM or
+/// SIGINT, then finishes the hops in flight and exits.
+///
+/// Options (each also read from the environment):
+/// - `--amqp-url URL` (`SLIPWAY_AMQP_URL`, default `amqp://guest:guest@127.0.0.1:5672/`)
+/// - `--state-dir DIR` (`SLIPWAY_STATE_DIR`, default `.slipway/state`): where the hop record lives
+/// - `--prefetch N` (`SLIPWAY_PREFETCH`), `--concurrency N` (`SLIPWAY_CONCURRENCY`), `--max-attempts N`
+/// - `--log-level LEVEL` (`SLIPWAY_LOG_LEVEL`, default `info`)
+public func runProcessor(
+    _ processor: some StepProcessor, configuration: ProcessorConfiguration = ProcessorConfiguration(),
+    arguments: [String] = Array(CommandLine.arguments.dropFirst())
+) async {
+    let options: ProcessorOptions
+    do {
+        options = try ProcessorOptions(arguments: arguments, environment: ProcessInfo.processInfo.environment)
+    } catch {
+        FileHandle.standardError.write(Data("\(processor.step): \(error)\n\n\(ProcessorOptions.usage(processor.step))\n".utf8))
+        exit(2)
+    }
+    if options.help {
+        print(ProcessorOptions.usage(processor.step))
+        exit(0)
+    }
+    let level = options.logLevel
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    let logger = Logger(label: "slipway.processor")
+    var configuration = configuration
+    options.apply(to: &configuration)
+    do {
+        let amqp = try AMQPConfiguration(url: options.amqpURL)
+        let transport = AMQPTransport(configuration: amqp, logger: logger)
+        let storePath = URL(fileURLWithPath: options.stateDirectory)
+            .appendingPathComponent("\(processor.step).hops.sqlite").path
+        let store = try SQLiteHopRecordStore(path: storePath)
+        logger.info(
+            "starting",
+            metadata: [
+                "slip.step": "\(processor.step)", "amqp.url": "\(amqp.redactedURL)", "store.path": "\(storePath)",
+                "processor.instance": "\(configuration.instance)",
+            ])
+        let runtime = ProcessorRuntime(
+            processor: processor, transport: transport, store: store, configuration: configuration, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(services: [runtime], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        await transport.shutdown()
+    } catch {
+        logger.critical("processor stopped", metadata: ["error": "\(error)"])
+        exit(1)
+    }
+}
+
+struct ProcessorOptions {
+    var amqpURL = AMQPConfiguration.defaultURL
+    var stateDirectory = ".slipway/state"
+    var prefetch: Int?
+    var concurrency: Int?
+    var maxAttempts: Int?
+    var logLevel = Logger.Level.info
+    var help = false
+
+    init(arguments: [String], environment: [String: String]) throws {
+        amqpURL = environment["SLIPWAY_AMQP_URL"] ?? amqpURL
+        stateDirectory = environment["SLIPWAY_STATE_DIR"] ?? stateDirectory
+        prefetch = try environment["SLIPWAY_PREFETCH"].map { try Self.positive($0, "SLIPWAY_PREFETCH") }
+        concurrency = try environment["SLIPWAY_CONCURRENCY"].map { try Self.positive($0, "SLIPWAY_CONCURRENCY") }
+        if let level = environment["SLIPWAY_LOG_LEVEL"] { logLevel = try Self.level(level) }
+        var remaining = arguments[...]
+        while let flag = remaining.popFirst() {
+            if flag == "--help" || flag == "-h" {
+                help = true
+                continue
+            }
+            guard let value = remaining.popFirst() else { throw ProcessorError("\(flag) needs a value") }
+            switch flag {
+            case "--amqp-url": amqpURL = value
+            case "--state-dir": stateDirectory = value
+            case "--prefetch": prefetch = try Self.positive(value, flag)
+            case "--concurrency": concurrency = try Self.positive(value, flag)
+            case "--max-attempts": maxAttempts = try Self.positive(value, flag)
+            case "--log-level": logLevel = try Self.level(value)
+            default: throw ProcessorError("unknown option '\(flag)'")
+            }
+        }
+    }
+
+    func apply(to configuration: inout ProcessorConfiguration) {
+        if let prefetch { configuration.prefetch = prefetch }
+        if let concurrency { configuration.concurrency = concurrency }
+        if let maxAttempts { configuration.maxAttempts = maxAttempts }
+    }
+
+    static func positive(_ text: String, _ name: String) throws -> Int {
+        guard let value = Int(text), value > 0 else { throw ProcessorError("\(name) must be a positive whole number, got '\(text)'") }
+        return value
+    }
+
+    static func level(_ text: String) throws -> Logger.Level {
+        guard let level = Logger.Level(rawValue: text.lowercased()) else {
+            throw ProcessorError("log level must be one of trace, debug, info, notice, warning, error, critical; got '\(text)'")
+        }
+        return level
+    }
+
+    static func usage(_ step: String) -> String {
+        """
+        usage: \(step) [--amqp-url URL] [--state-dir DIR] [--prefetch N] [--concurrency N] [--max-attempts N] [--log-level LEVEL]
+
+        Serves the '\(step)' step: consumes slipway.\(step).execute and slipway.\(step).compensate until SIGTERM.
+          --amqp-url URL     RabbitMQ to use (env SLIPWAY_AMQP_URL; default \(AMQPConfiguration.defaultURL))
+          --state-dir DIR    where the hop record (SQLite) lives (env SLIPWAY_STATE_DIR; default .slipway/state)
+          --prefetch N       unacknowledged deliveries per queue (env SLIPWAY_PREFETCH; default 32)
+          --concurrency N    hops run at once per queue (env SLIPWAY_CONCURRENCY; default 8)
+          --max-attempts N   tries of a throwing execute before the step faults (default 3)
+          --log-level LEVEL  trace, debug, info, notice, warning, error, critical (env SLIPWAY_LOG_LEVEL; default info)
+        """
+    }
+}

@@ -1,0 +1,294 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SlipwayCore
+import SlipwayStores
+import SlipwayTransport
+
+/// Runs a `StepProcessor`: consumes its step's execute and compensate queues, runs each hop once, records it, forwards
+/// the slip, and acknowledges a delivery only after everything it produced is confirmed by the broker.
+///
+/// A long-running `Service`: on graceful shutdown it stops taking deliveries, finishes the hops in flight, and returns.
+public final class ProcessorRuntime: Service, Sendable {
+    let processor: any StepProcessor
+    let transport: any MessageTransport
+    let store: any HopRecordStore
+    let configuration: ProcessorConfiguration
+    let logger: Logger
+    private let messages: MessageFactory
+    private let codec: SlipCodec
+    private let declaredQueues = DeclaredQueues()
+    private let inFlight = InFlightHops()
+
+    public init(
+        processor: any StepProcessor, transport: any MessageTransport, store: any HopRecordStore,
+        configuration: ProcessorConfiguration = ProcessorConfiguration(), logger: Logger
+    ) {
+        self.processor = processor
+        self.transport = transport
+        self.store = store
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "slip.step"] = "\(processor.step)"
+        self.logger = logger
+        self.codec = SlipCodec(limits: configuration.limits)
+        self.messages = MessageFactory(topology: configuration.topology, codec: codec, instance: configuration.instance)
+    }
+
+    private var topology: Topology { configuration.topology }
+    private var step: String { processor.step }
+
+    public func run() async throws {
+        guard Slip.isValidName(step) else {
+            throw ProcessorError("'\(step)' is not a valid step name (1 to 64 characters of A-Z a-z 0-9 _ -)")
+        }
+        try await transport.declareTopicExchange(topology.eventsExchange)
+        try await declare(topology.deadLetterQueue)
+        let execute = try await transport.consume(queue: topology.executeQueue(step: step), prefetch: configuration.prefetch)
+        let compensate = try await transport.consume(
+            queue: topology.compensateQueue(step: step), prefetch: configuration.prefetch)
+        logger.info(
+            "serving step",
+            metadata: ["amqp.queues": "\(topology.executeQueue(step: step)), \(topology.compensateQueue(step: step))"])
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.serve(execute, kind: .execute) }
+                group.addTask { await self.serve(compensate, kind: .compensate) }
+            }
+        } onGracefulShutdown: {
+            execute.stop()
+            compensate.stop()
+        }
+        logger.info("stopped: every hop in flight finished")
+    }
+
+    /// Runs up to `concurrency` hops of one queue at a time until the stream ends.
+    private func serve(_ deliveries: DeliveryStream, kind: HopKind) async {
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
+            do {
+                for try await delivery in deliveries {
+                    if running >= configuration.concurrency {
+                        await group.next()
+                        running -= 1
+                    }
+                    group.addTask { await self.handle(delivery, kind: kind) }
+                    running += 1
+                }
+            } catch {
+                logger.error("delivery stream failed", metadata: ["error": "\(error)"])
+            }
+            await group.waitForAll()
+        }
+    }
+
+    /// One delivery, start to ack. A failure of the store or the broker leaves the message to be delivered again.
+    func handle(_ delivery: Delivery, kind: HopKind) async {
+        do {
+            try await process(delivery, kind: kind)
+        } catch {
+            logger.error(
+                "hop not finished; the message goes back to the queue",
+                metadata: ["error": "\(error)", "amqp.message_id": "\(delivery.messageID ?? "-")"])
+            try? await Task.sleep(for: .seconds(1))
+            await delivery.release()
+        }
+    }
+
+    private func process(_ delivery: Delivery, kind: HopKind) async throws {
+        let queue = topology.queue(for: kind, step: step)
+        var slip: Slip
+        do {
+            slip = try codec.decode(delivery.body)
+        } catch {
+            return try await park(delivery, slip: nil, queue: queue, code: error.code.rawValue, reason: error.reason)
+        }
+        if kind == .compensate && slip.state == .compensationFailed {
+            slip.resumeCompensation()  // A parked walk-back, replayed from the dead-letter queue.
+        }
+        guard let next = slip.nextHop, next.kind == kind, next.step == step else {
+            let wanted = slip.nextHop.map { "\($0.kind) of step '\($0.step)'" } ?? "nothing (the slip is \(slip.state.rawValue))"
+            return try await park(
+                delivery, slip: slip, queue: queue, code: SlipRejection.Code.misrouted.rawValue,
+                reason: "received on '\(queue)' but the slip's next hop is \(wanted)")
+        }
+        if kind == .compensate, let address = slip.compensations.last?.address, address != queue {
+            return try await park(
+                delivery, slip: slip, queue: queue, code: SlipRejection.Code.misrouted.rawValue,
+                reason: "the compensation record's address '\(address)' is not this queue '\(queue)'")
+        }
+
+        let key = HopKey(slipID: slip.id, sequence: slip.sequence)
+        await inFlight.claim(key)
+        do {
+            try await runOnce(slip, kind: kind, delivery: delivery)
+        } catch {
+            await inFlight.release(key)
+            throw error
+        }
+        await inFlight.release(key)
+    }
+
+    private func runOnce(_ slip: Slip, kind: HopKind, delivery: Delivery) async throws {
+        var logger = self.logger
+        logger[metadataKey: "slip.id"] = "\(slip.id)"
+        logger[metadataKey: "hop.seq"] = "\(slip.sequence)"
+
+        if let record = try await store.record(slipID: slip.id, sequence: slip.sequence) {
+            if record.forwarded {
+                logger.info("duplicate of a hop already done and forwarded: dropped")
+            } else {
+                logger.info("hop already done but its forward was not confirmed: forwarding the recorded result")
+                try await publish(record.outgoing)
+                try await store.markForwarded(slipID: slip.id, sequence: slip.sequence)
+            }
+            await delivery.ack()
+            return
+        }
+
+        let decision = try await decide(slip, kind: kind, logger: logger)
+        switch decision {
+        case .retry(let retried, let message):
+            logger.warning("attempt failed; trying again", metadata: ["hop.attempt": "\(slip.attempt)"])
+            _ = retried
+            try await publish([message])
+        case .record(let outcome, let outgoing):
+            let record = try await store.save(
+                HopRecord(
+                    slipID: slip.id, sequence: slip.sequence, step: step, kind: kind, outcome: outcome,
+                    outgoing: outgoing))
+            try await publish(record.outgoing)
+            try await store.markForwarded(slipID: slip.id, sequence: slip.sequence)
+            logger.debug("hop done", metadata: ["hop.outcome": "\(outcome)"])
+        }
+        await delivery.ack()
+    }
+
+    /// Runs the handler and turns its outcome into the hop's result.
+    private func decide(_ slip: Slip, kind: HopKind, logger: Logger) async throws -> HopDecision {
+        let startedAt = Date()
+        let clock = ContinuousClock()
+        let started = clock.now
+        func entry(_ outcome: HopOutcome, reason: String? = nil) -> LogEntry {
+            let elapsed = started.duration(to: clock.now).components
+            return LogEntry(
+                sequence: slip.sequence, step: step, kind: kind, outcome: outcome, attempt: slip.attempt,
+                startedAt: startedAt, durationMicros: elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000,
+                processor: configuration.instance, reason: reason)
+        }
+        var next = slip
+        switch kind {
+        case .execute:
+            let hop = ExecuteHop(
+                slipID: slip.id, template: slip.template, step: step, arguments: slip.itinerary[0].arguments,
+                variables: slip.variables, sequence: slip.sequence, attempt: slip.attempt,
+                idempotencyKey: "\(slip.id)/\(step)/\(slip.sequence)", logger: logger)
+            do {
+                switch try await processor.execute(hop) {
+                case .completed(let variables, let compensation):
+                    next.completeStep(
+                        compensationData: compensation, compensateAddress: topology.compensateQueue(step: step),
+                        variableUpdates: variables, entry: entry(.completed))
+                    return .record(outcome: "completed", outgoing: try messages.forward(next, lastStep: step))
+                case .faulted(let reason):
+                    logger.info("step faulted", metadata: ["fault.reason": "\(reason)"])
+                    next.faultStep(reason: reason, entry: entry(.faulted, reason: reason))
+                    return .record(outcome: "faulted", outgoing: try messages.forward(next, lastStep: step))
+                }
+            } catch {
+                let reason = "\(error)"
+                if slip.attempt < configuration.maxAttempts {
+                    next.retryHop(entry: entry(.retried, reason: reason))
+                    return .retry(next, try messages.slipMessage(next, to: topology.executeQueue(step: step)))
+                }
+                let gaveUp = "gave up after \(slip.attempt) attempts: \(reason)"
+                logger.warning("step failed on its last attempt", metadata: ["error": "\(reason)"])
+                next.faultStep(reason: gaveUp, entry: entry(.faulted, reason: gaveUp))
+                return .record(outcome: "faulted", outgoing: try messages.forward(next, lastStep: step))
+            }
+        case .compensate:
+            let record = slip.compensations[slip.compensations.count - 1]
+            let hop = CompensateHop(
+                slipID: slip.id, template: slip.template, step: step, data: record.data, variables: slip.variables,
+                completedSequence: record.sequence, sequence: slip.sequence, attempt: slip.attempt, fault: slip.fault,
+                idempotencyKey: "\(slip.id)/\(step)/undo/\(record.sequence)", logger: logger)
+            do {
+                try await processor.compensate(hop)
+                next.completeCompensation(entry: entry(.completed))
+                return .record(outcome: "compensated", outgoing: try messages.forward(next, lastStep: step))
+            } catch {
+                let reason = "\(error)"
+                if slip.attempt < configuration.compensationMaxAttempts {
+                    next.retryHop(entry: entry(.retried, reason: reason))
+                    return .retry(next, try messages.slipMessage(next, to: topology.compensateQueue(step: step)))
+                }
+                let gaveUp = "compensation gave up after \(slip.attempt) attempts: \(reason)"
+                logger.error("compensation failed on its last attempt: slip parked", metadata: ["error": "\(reason)"])
+                next.failCompensation(reason: gaveUp, entry: entry(.failed, reason: gaveUp))
+                return .record(outcome: "failed", outgoing: try messages.forward(next, lastStep: step))
+            }
+        }
+    }
+
+    /// Bad input: to the dead-letter queue with its reason, and an event for the audit trail; never dropped.
+    private func park(_ delivery: Delivery, slip: Slip?, queue: String, code: String, reason: String) async throws {
+        logger.warning(
+            "message parked in the dead-letter queue",
+            metadata: [
+                "park.code": "\(code)", "park.reason": "\(reason)", "slip.id": "\(slip?.id ?? "-")",
+                "amqp.message_id": "\(delivery.messageID ?? "-")",
+            ])
+        try await publish([
+            try messages.park(body: delivery.body, code: code, reason: reason, queue: queue, slipID: slip?.id),
+            try messages.parkedEvent(slip: slip, step: step, code: code, reason: reason),
+        ])
+        await delivery.ack()
+    }
+
+    /// Publishes with confirms, declaring any queue this instance has not yet declared (a message to a queue that does
+    /// not exist would be confirmed and dropped).
+    private func publish(_ outgoing: [OutgoingMessage]) async throws {
+        for message in outgoing where message.exchange.isEmpty {
+            try await declare(message.routingKey)
+        }
+        try await transport.publish(outgoing)
+    }
+
+    private func declare(_ queue: String) async throws {
+        guard await declaredQueues.insert(queue) else { return }
+        do {
+            try await transport.declareQueue(queue)
+        } catch {
+            await declaredQueues.remove(queue)
+            throw error
+        }
+    }
+}
+
+struct HopKey: Hashable, Sendable {
+    var slipID: String
+    var sequence: Int
+}
+
+/// Two deliveries of one hop never run at once in an instance: the second waits, then finds the first one's record.
+actor InFlightHops {
+    private var waiting: [HopKey: [CheckedContinuation<Void, Never>]] = [:]
+
+    func claim(_ key: HopKey) async {
+        while waiting[key] != nil {
+            await withCheckedContinuation { continuation in waiting[key]!.append(continuation) }
+        }
+        waiting[key] = []
+    }
+
+    func release(_ key: HopKey) {
+        let continuations = waiting.removeValue(forKey: key) ?? []
+        for continuation in continuations { continuation.resume() }
+    }
+}
+
+actor DeclaredQueues {
+    private var names: Set<String> = []
+    func insert(_ name: String) -> Bool { names.insert(name).inserted }
+    func remove(_ name: String) { names.remove(name) }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import SlipwayCore
+import SlipwayTransport
+
+/// The producer side: sends slips to their first step and, if asked, waits for their end.
+public struct SlipSender: Sendable {
+    public let transport: any MessageTransport
+    public let topology: Topology
+    public let codec: SlipCodec
+
+    public init(transport: any MessageTransport, topology: Topology = Topology(), limits: SlipLimits = SlipLimits()) {
+        self.transport = transport
+        self.topology = topology
+        self.codec = SlipCodec(limits: limits)
+    }
+
+    /// Validates the slip and publishes it to its first step's queue; returns once the broker has confirmed it.
+    public func send(_ slip: Slip) async throws {
+        try slip.validate(limits: codec.limits)
+        guard slip.state == .running, let first = slip.itinerary.first else {
+            throw SlipRejection(.invalid, "only a running slip with a step to run can be sent")
+        }
+        let body = try codec.encode(slip)
+        guard body.count <= codec.limits.maxMessageBytes else {
+            throw SlipRejection(.tooLarge, "the slip has \(body.count) bytes; the limit is \(codec.limits.maxMessageBytes)")
+        }
+        let queue = topology.executeQueue(step: first.step)
+        try await transport.declareQueue(queue)
+        try await transport.publish([
+            .toQueue(
+                queue, body: body, messageID: "\(slip.id).\(slip.sequence).\(slip.attempt)", correlationID: slip.id,
+                contentType: SlipCodec.contentType)
+        ])
+    }
+
+    /// Sends the slip and waits for its terminal event (completed, compensated, faulted, compensation-failed,
+    /// terminated). Listens before sending, so even an instant end is not missed.
+    public func sendAndWait(_ slip: Slip, timeout: Duration) async throws -> SlipEvent {
+        let follower = try await SlipEventFollower.terminalEvents(of: [slip.id], transport: transport, topology: topology)
+        defer { follower.stop() }
+        try await send(slip)
+        guard let event = await follower.next(timeout: timeout) else {
+            throw SlipTimeout(slipIDs: [slip.id], timeout: timeout)
+        }
+        return event
+    }
+}
+
+/// The slips that did not end in time.
+public struct SlipTimeout: Error, Sendable, CustomStringConvertible {
+    public var slipIDs: [String]
+    public var timeout: Duration
+    public var description: String {
+        "no terminal event within \(timeout) for \(slipIDs.count == 1 ? "slip \(slipIDs[0])" : "\(slipIDs.count) slips")"
+    }
+}
+
+/// Follows slip events from the events exchange.
+public final class SlipEventFollower: Sendable {
+    private let deliveries: DeliveryStream
+    private let buffer = EventBuffer()
+    private let pump: Task<Void, Never>
+
+    public init(transport: any MessageTransport, topology: Topology = Topology(), bindingKeys: [String]) async throws {
+        try await transport.declareTopicExchange(topology.eventsExchange)
+        let deliveries = try await transport.subscribe(exchange: topology.eventsExchange, bindingKeys: bindingKeys)
+        self.deliveries = deliveries
+        let buffer = self.buffer
+        // One task reads the stream; callers wait on the buffer, so a caller's timeout never cancels the stream.
+        pump = Task {
+            do {
+                for try await delivery in deliveries {
+                    await delivery.ack()
+                    if let event = try? SlipCodec.makeDecoder().decode(SlipEvent.self, from: Data(delivery.body)) {
+                        await buffer.push(event)
+                    }
+                }
+            } catch {}
+            await buffer.finish()
+        }
+    }
+
+    /// The terminal events of these slips (all slips' when `slipIDs` is empty).
+    public static func terminalEvents(of slipIDs: [String], transport: any MessageTransport, topology: Topology = Topology())
+        async throws -> SlipEventFollower
+    {
+        let keys = slipIDs.isEmpty ? ["terminal.#"] : slipIDs.map { topology.terminalBindingKey(slipID: $0) }
+        return try await SlipEventFollower(transport: transport, topology: topology, bindingKeys: keys)
+    }
+
+    /// The next event, or nil once `timeout` passes without one (or the subscription ends).
+    public func next(timeout: Duration) async -> SlipEvent? {
+        await buffer.next(timeout: timeout)
+    }
+
+    public func stop() {
+        deliveries.stop()
+    }
+
+    private actor EventBuffer {
+        private var events: [SlipEvent] = []
+        private var finished = false
+        private var waiter: (id: Int, continuation: CheckedContinuation<SlipEvent?, Never>)?
+        private var nextWaiterID = 0
+
+        func push(_ event: SlipEvent) {
+            if let waiter {
+                self.waiter = nil
+                waiter.continuation.resume(returning: event)
+            } else {
+                events.append(event)
+            }
+        }
+
+        func finish() {
+            finished = true
+            waiter?.continuation.resume(returning: nil)
+            waiter = nil
+        }
+
+        func next(timeout: Duration) async -> SlipEvent? {
+            if !events.isEmpty { return events.removeFirst() }
+            if finished { return nil }
+            nextWaiterID += 1
+            let id = nextWaiterID
+            return await withCheckedContinuation { continuation in
+                waiter = (id, continuation)
+                Task {
+                    try? await Task.sleep(for: timeout)
+                    self.expire(id)
+                }
+            }
+        }
+
+        private func expire(_ id: Int) {
+            guard let waiter, waiter.id == id else { return }
+            self.waiter = nil
+            waiter.continuation.resume(returning: nil)
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import Logging
+@_exported import SlipwayCore
+
+/// A processor serves one step of a saga: it runs the step (`execute`) and, if the step has an undo, undoes it
+/// (`compensate`). One executable per step; any number of instances share the step's queues.
+///
+/// ```swift
+/// struct ChargeCard: StepProcessor {
+///     let step = "charge-card"
+///     func execute(_ hop: ExecuteHop) async throws -> ExecuteOutcome {
+///         let charge = try await payments.charge(..., idempotencyKey: hop.idempotencyKey)
+///         return .completed(variables: ["chargeId": .string(charge.id)], compensation: ["chargeId": .string(charge.id)])
+///     }
+///     func compensate(_ hop: CompensateHop) async throws {
+///         try await payments.refund(hop.data["chargeId"]!.stringValue!, idempotencyKey: hop.idempotencyKey)
+///     }
+/// }
+/// try await runProcessor(ChargeCard())
+/// ```
+public protocol StepProcessor: Sendable {
+    /// The step this processor serves; its queues are named after it.
+    var step: String { get }
+
+    /// Runs the step. Return `.completed` or `.faulted(reason:)`; a thrown error counts as transient: the hop is
+    /// tried again, and after the last attempt the step faults.
+    func execute(_ hop: ExecuteHop) async throws -> ExecuteOutcome
+
+    /// Undoes a completed step, from the data its `execute` left. A thrown error is retried; after the last attempt
+    /// the slip is parked as compensation-failed. Steps whose `execute` never returns compensation data need not
+    /// implement it.
+    func compensate(_ hop: CompensateHop) async throws
+}
+
+extension StepProcessor {
+    public func compensate(_ hop: CompensateHop) async throws {
+        throw ProcessorError("step '\(step)' returned compensation data but has no compensate handler")
+    }
+}
+
+/// What `execute` sees of the slip.
+public struct ExecuteHop: Sendable {
+    public var slipID: String
+    public var template: String
+    public var step: String
+    /// This step's arguments, from the itinerary.
+    public var arguments: [String: JSONValue]
+    /// The slip's shared variables.
+    public var variables: [String: JSONValue]
+    public var sequence: Int
+    /// 1 on the first try of this hop.
+    public var attempt: Int
+    /// Stable across retries and redeliveries of this hop: pass it to downstream APIs so that they apply an effect once.
+    public var idempotencyKey: String
+    public var logger: Logger
+
+    /// An argument, or else a variable of the same name.
+    public func value(_ name: String) -> JSONValue? {
+        arguments[name] ?? variables[name]
+    }
+}
+
+/// What `compensate` sees of the slip.
+public struct CompensateHop: Sendable {
+    public var slipID: String
+    public var template: String
+    public var step: String
+    /// What `execute` left for the undo.
+    public var data: JSONValue
+    public var variables: [String: JSONValue]
+    /// The hop that completed the step being undone.
+    public var completedSequence: Int
+    public var sequence: Int
+    public var attempt: Int
+    /// Why the slip is compensating.
+    public var fault: Fault?
+    /// Stable across retries, redeliveries and replays of this undo.
+    public var idempotencyKey: String
+    public var logger: Logger
+}
+
+public enum ExecuteOutcome: Sendable, Hashable {
+    /// The step is done. `compensation` is the data its undo needs (nil: the step has nothing to undo);
+    /// `variables` are merged into the slip's variables.
+    case completed(variables: [String: JSONValue] = [:], compensation: JSONValue? = nil)
+    /// A business failure (a declined card, no stock): the slip compensates now, without retries.
+    case faulted(reason: String)
+
+    public static var completed: ExecuteOutcome { .completed() }
+}
+
+/// An error of the processor runtime or its configuration, with a message for people.
+public struct ProcessorError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,280 @@
+import CRabbitMQ
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import SlipwayTransport
+
+/// Consumes one queue on a connection and a thread of its own, reconnecting with backoff when the broker goes away.
+///
+/// Acks are handed to the thread through a queue and an eventfd that wakes it from `poll`, so an ack never waits for
+/// the next delivery. Acks for deliveries of an earlier connection are dropped: the broker redelivers those messages.
+final class AMQPConsumer: @unchecked Sendable {
+    enum Source: Sendable {
+        /// A durable, named queue (a step's queue).
+        case queue(String)
+        /// A private queue bound to an exchange, gone with the consumer (following events).
+        case subscription(exchange: String, bindingKeys: [String])
+    }
+
+    private enum Settlement {
+        case ack(UInt64)
+        case release(UInt64)
+    }
+
+    // Safe: `connection` and `generation` are used only on the consumer's own thread; `settlements`, `stopRequested`
+    // and `closeRequested` only under `lock`. `continuation` is thread-safe by design.
+    private let configuration: AMQPConfiguration
+    private let source: Source
+    private let prefetch: Int
+    private let logger: Logger
+    private let continuation: AsyncThrowingStream<Delivery, any Error>.Continuation
+    let stream: AsyncThrowingStream<Delivery, any Error>
+    private let wakeFD: Int32
+    private let lock = NSLock()
+    private var settlements: [(generation: Int, settlement: Settlement)] = []
+    private var stopRequested = false
+    private var closeRequested = false
+    private var connection: AMQPConnection?
+    private var generation = 0
+    private let ready: AsyncStream<Result<Void, any Error>>.Continuation
+    private let readyStream: AsyncStream<Result<Void, any Error>>
+
+    init(configuration: AMQPConfiguration, source: Source, prefetch: Int, logger: Logger) {
+        self.configuration = configuration
+        self.source = source
+        self.prefetch = prefetch
+        self.logger = logger
+        (stream, continuation) = AsyncThrowingStream.makeStream(of: Delivery.self)
+        (readyStream, ready) = AsyncStream.makeStream(of: Result<Void, any Error>.self)
+        wakeFD = slipway_eventfd()
+    }
+
+    /// Starts the thread; returns once the first connection consumes, or throws why it could not connect.
+    func start() async throws {
+        let thread = Thread { [self] in self.run() }
+        thread.name = "slipway-amqp-consumer"
+        thread.start()
+        for await result in readyStream {
+            try result.get()
+            return
+        }
+    }
+
+    /// Stops taking deliveries; the stream finishes. The connection stays open for acks until `close()`.
+    func stop() {
+        lock.lock()
+        stopRequested = true
+        lock.unlock()
+        wake()
+    }
+
+    /// Settles what is queued, closes the connection and ends the thread.
+    func close() {
+        lock.lock()
+        stopRequested = true
+        closeRequested = true
+        lock.unlock()
+        wake()
+    }
+
+    func settle(generation: Int, tag: UInt64, ack: Bool) {
+        lock.lock()
+        settlements.append((generation, ack ? .ack(tag) : .release(tag)))
+        lock.unlock()
+        wake()
+    }
+
+    private func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    // MARK: On the consumer's thread
+
+    private func run() {
+        var backoff = configuration.reconnectBackoff.initial
+        var announced = false
+        var cancelled = false
+        defer {
+            connection?.close()
+            connection = nil
+            Glibc.close(wakeFD)
+            continuation.finish()
+        }
+        while true {
+            lock.lock()
+            let (stop, close) = (stopRequested, closeRequested)
+            lock.unlock()
+            if close {
+                settlePending()
+                return
+            }
+            if stop && !cancelled {
+                cancelled = true
+                continuation.finish()
+                if !announced {
+                    ready.yield(.failure(TransportError("stopped before consuming")))
+                    return
+                }
+            }
+            if connection == nil {
+                if cancelled { return }  // Nothing to settle on a lost connection: the broker requeued it all.
+                do {
+                    try connect()
+                    backoff = configuration.reconnectBackoff.initial
+                    if !announced {
+                        announced = true
+                        ready.yield(.success(()))
+                    } else {
+                        logger.info("AMQP consumer: reconnected", metadata: ["amqp.source": "\(source)"])
+                    }
+                } catch {
+                    if !announced {
+                        announced = true
+                        ready.yield(.failure(error))
+                        return
+                    }
+                    logger.warning(
+                        "AMQP consumer: cannot reconnect yet",
+                        metadata: ["error": "\(error)", "retry.in": "\(backoff)"])
+                    waitForWake(timeoutMilliseconds: Int32(backoff.seconds * 1000))
+                    backoff = min(backoff * 2, configuration.reconnectBackoff.max)
+                    continue
+                }
+            }
+            settlePending()
+            receive(rejectingDeliveries: cancelled)
+        }
+    }
+
+    private func connect() throws {
+        let connection = try AMQPConnection(configuration: configuration)
+        do {
+            try connection.setPrefetch(prefetch)
+            let queue: String
+            switch source {
+            case .queue(let name):
+                queue = try connection.declareQueue(name)
+            case .subscription(let exchange, let bindingKeys):
+                try connection.declareTopicExchange(exchange)
+                queue = try connection.declareQueue("", durable: false, exclusive: true, autoDelete: true)
+                for key in bindingKeys { try connection.bindQueue(queue, exchange: exchange, bindingKey: key) }
+            }
+            try connection.startConsuming(queue: queue)
+        } catch {
+            connection.close()
+            throw error
+        }
+        self.connection = connection
+        generation += 1
+    }
+
+    private func settlePending() {
+        lock.lock()
+        let batch = settlements
+        settlements.removeAll(keepingCapacity: true)
+        lock.unlock()
+        guard let connection else { return }
+        for (deliveryGeneration, settlement) in batch where deliveryGeneration == generation {
+            let ok: Bool
+            switch settlement {
+            case .ack(let tag): ok = connection.ack(tag)
+            case .release(let tag): ok = connection.reject(tag, requeue: true)
+            }
+            if !ok {
+                lostConnection("settling a delivery failed")
+                return
+            }
+        }
+    }
+
+    private func waitForWake(timeoutMilliseconds: Int32) {
+        var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+        if let connection { fds.append(pollfd(fd: amqp_get_sockfd(connection.state), events: Int16(POLLIN), revents: 0)) }
+        _ = poll(&fds, nfds_t(fds.count), timeoutMilliseconds)
+        if fds[0].revents != 0 {
+            var value: UInt64 = 0
+            _ = read(wakeFD, &value, 8)
+        }
+    }
+
+    /// Waits (up to a second, so heartbeats keep flowing) for a frame or a wake-up, then takes one delivery if there is.
+    private func receive(rejectingDeliveries: Bool) {
+        guard let connection else { return }
+        if amqp_frames_enqueued(connection.state) == 0 && amqp_data_in_buffer(connection.state) == 0 {
+            waitForWake(timeoutMilliseconds: 1000)
+        }
+        amqp_maybe_release_buffers(connection.state)
+        var envelope = amqp_envelope_t()
+        var immediately = timeval(tv_sec: 0, tv_usec: 0)
+        let reply = amqp_consume_message(connection.state, &envelope, &immediately, 0)
+        switch reply.reply_type {
+        case AMQP_RESPONSE_NORMAL:
+            defer { amqp_destroy_envelope(&envelope) }
+            if rejectingDeliveries {
+                _ = connection.reject(envelope.delivery_tag, requeue: true)
+                return
+            }
+            continuation.yield(makeDelivery(envelope))
+        case AMQP_RESPONSE_LIBRARY_EXCEPTION where reply.library_error == AMQP_STATUS_TIMEOUT.rawValue:
+            return
+        case AMQP_RESPONSE_LIBRARY_EXCEPTION where reply.library_error == AMQP_STATUS_UNEXPECTED_STATE.rawValue:
+            // A frame other than a delivery: find out which.
+            var frame = amqp_frame_t()
+            guard amqp_simple_wait_frame(connection.state, &frame) == AMQP_STATUS_OK.rawValue else {
+                return lostConnection("reading a frame failed")
+            }
+            if frame.frame_type == UInt8(AMQP_FRAME_METHOD) {
+                switch frame.payload.method.id {
+                case amqp_method_number_t(SLIPWAY_CHANNEL_CLOSE_METHOD),
+                    amqp_method_number_t(SLIPWAY_CONNECTION_CLOSE_METHOD):
+                    var closeReply = amqp_rpc_reply_t()
+                    closeReply.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION
+                    closeReply.reply = frame.payload.method
+                    lostConnection("the broker closed the channel: \(AMQPConnection.serverReplyText(closeReply))")
+                case amqp_method_number_t(SLIPWAY_BASIC_CANCEL_METHOD):
+                    lostConnection("the broker cancelled the consumer (queue deleted?)")
+                default:
+                    break
+                }
+            }
+        default:
+            lostConnection(
+                reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
+                    ? AMQPConnection.statusText(reply.library_error) : "server exception")
+        }
+    }
+
+    private func lostConnection(_ why: String) {
+        logger.warning("AMQP consumer: connection lost", metadata: ["error": "\(why)", "amqp.source": "\(source)"])
+        connection?.markBroken()
+        connection?.close()
+        connection = nil
+    }
+
+    private func makeDelivery(_ envelope: amqp_envelope_t) -> Delivery {
+        let properties = envelope.message.properties
+        let flags = properties._flags
+        func has(_ flag: Int) -> Bool { flags & amqp_flags_t(flag) != 0 }
+        return Delivery(
+            body: [UInt8](amqpBytes: envelope.message.body),
+            headers: has(SLIPWAY_FLAG_HEADERS) ? amqpHeaders(properties.headers) : [:],
+            messageID: has(SLIPWAY_FLAG_MESSAGE_ID) ? String(amqpBytes: properties.message_id) : nil,
+            correlationID: has(SLIPWAY_FLAG_CORRELATION_ID) ? String(amqpBytes: properties.correlation_id) : nil,
+            contentType: has(SLIPWAY_FLAG_CONTENT_TYPE) ? String(amqpBytes: properties.content_type) : nil,
+            exchange: String(amqpBytes: envelope.exchange),
+            routingKey: String(amqpBytes: envelope.routing_key),
+            redelivered: envelope.redelivered != 0,
+            acknowledger: Acknowledger(consumer: self, generation: generation),
+            tag: envelope.delivery_tag)
+    }
+
+    private struct Acknowledger: DeliveryAcknowledger {
+        let consumer: AMQPConsumer
+        let generation: Int
+        func ack(_ tag: UInt64) async { consumer.settle(generation: generation, tag: tag, ack: true) }
+        func release(_ tag: UInt64) async { consumer.settle(generation: generation, tag: tag, ack: false) }
+    }
+}

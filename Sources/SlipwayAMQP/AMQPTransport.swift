@@ -1,0 +1,57 @@
+import Foundation
+import Logging
+import SlipwayTransport
+
+/// `MessageTransport` over RabbitMQ through librabbitmq: one connection publishes (with confirms, batched), and each
+/// consumer has a connection of its own, so waiting for deliveries never delays a publish.
+public final class AMQPTransport: MessageTransport {
+    public let configuration: AMQPConfiguration
+    private let logger: Logger
+    private let publisher: AMQPPublisher
+    private let consumers = Consumers()
+
+    public init(configuration: AMQPConfiguration, logger: Logger = Logger(label: "slipway.amqp")) {
+        self.configuration = configuration
+        self.logger = logger
+        self.publisher = AMQPPublisher(configuration: configuration, logger: logger)
+    }
+
+    public func declareQueue(_ name: String) async throws {
+        _ = try await publisher.withConnection("declaring queue '\(name)'") { try $0.declareQueue(name) }
+    }
+
+    public func declareTopicExchange(_ name: String) async throws {
+        try await publisher.withConnection("declaring exchange '\(name)'") { try $0.declareTopicExchange(name) }
+    }
+
+    public func publish(_ messages: [OutgoingMessage]) async throws {
+        try await publisher.publish(messages)
+    }
+
+    public func consume(queue: String, prefetch: Int) async throws -> DeliveryStream {
+        try await start(AMQPConsumer(configuration: configuration, source: .queue(queue), prefetch: prefetch, logger: logger))
+    }
+
+    public func subscribe(exchange: String, bindingKeys: [String]) async throws -> DeliveryStream {
+        try await start(
+            AMQPConsumer(
+                configuration: configuration, source: .subscription(exchange: exchange, bindingKeys: bindingKeys),
+                prefetch: 100, logger: logger))
+    }
+
+    private func start(_ consumer: AMQPConsumer) async throws -> DeliveryStream {
+        try await consumer.start()
+        await consumers.add(consumer)
+        return DeliveryStream(stream: consumer.stream, onStop: { consumer.stop() })
+    }
+
+    public func shutdown() async {
+        for consumer in await consumers.all { consumer.close() }
+        await publisher.shutdown()
+    }
+
+    private actor Consumers {
+        var all: [AMQPConsumer] = []
+        func add(_ consumer: AMQPConsumer) { all.append(consumer) }
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+
+/// How a slip changes at each hop. Pure functions of the slip, so the runtime's decisions can be tested without a broker.
+extension Slip {
+    /// The execute hop at the itinerary's head completed: pop it, log it, push its undo record (if it has one),
+    /// merge the variables and advance the sequence. A slip with nothing left to run becomes completed.
+    public mutating func completeStep(
+        compensationData: JSONValue?, compensateAddress: String, variableUpdates: [String: JSONValue],
+        removedVariables: [String] = [], entry: LogEntry
+    ) {
+        precondition(state == .running && !itinerary.isEmpty, "completeStep needs a running slip with a step to run")
+        let step = itinerary.removeFirst()
+        if let compensationData {
+            compensations.append(
+                CompensationRecord(step: step.step, address: compensateAddress, data: compensationData, sequence: sequence))
+        }
+        for name in removedVariables { variables[name] = nil }
+        variables.merge(variableUpdates) { _, new in new }
+        log.append(entry)
+        advance()
+        if itinerary.isEmpty { state = .completed }
+    }
+
+    /// The execute hop at the itinerary's head faulted (or ran out of attempts): the slip turns to compensating, or to
+    /// faulted when no completed step has an undo.
+    public mutating func faultStep(reason: String, entry: LogEntry) {
+        precondition(state == .running && !itinerary.isEmpty, "faultStep needs a running slip with a step to run")
+        fault = Fault(step: itinerary[0].step, sequence: sequence, reason: reason, attempts: attempt)
+        log.append(entry)
+        advance()
+        state = compensations.isEmpty ? .faulted : .compensating
+    }
+
+    /// The compensation at the top of the stack completed: pop it; an empty stack makes the slip compensated.
+    public mutating func completeCompensation(entry: LogEntry) {
+        precondition(state == .compensating && !compensations.isEmpty, "completeCompensation needs a compensating slip")
+        compensations.removeLast()
+        log.append(entry)
+        advance()
+        if compensations.isEmpty { state = .compensated }
+    }
+
+    /// The compensation at the top of the stack failed for good: the slip is parked, its record kept for a replay.
+    public mutating func failCompensation(reason: String, entry: LogEntry) {
+        precondition(state == .compensating, "failCompensation needs a compensating slip")
+        log.append(entry)
+        advance()
+        state = .compensationFailed
+        if fault == nil {
+            fault = Fault(step: entry.step, sequence: entry.sequence, reason: reason, attempts: entry.attempt)
+        }
+    }
+
+    /// An attempt threw: the same hop runs again, with the next attempt number, under the same sequence.
+    public mutating func retryHop(entry: LogEntry) {
+        log.append(entry)
+        attempt += 1
+    }
+
+    /// A compensation-failed slip brought back from the dead-letter queue resumes its walk-back where it stopped.
+    public mutating func resumeCompensation() {
+        guard state == .compensationFailed, !compensations.isEmpty else { return }
+        state = .compensating
+        attempt = 1
+    }
+
+    private mutating func advance() {
+        sequence += 1
+        attempt = 1
+    }
+}

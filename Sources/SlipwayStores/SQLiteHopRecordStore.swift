@@ -1,0 +1,108 @@
+import Foundation
+import GRDB
+import SlipwayCore
+import SlipwayTransport
+
+/// The hop record in a local SQLite file (WAL mode), through GRDB.
+///
+/// A record is committed before the hop's result is published; with `synchronous = NORMAL` in WAL mode a commit
+/// survives the process being killed (it can only be lost with the whole machine, which the broker's redelivery and the
+/// idempotency key passed to handlers cover).
+public final class SQLiteHopRecordStore: HopRecordStore {
+    private let pool: DatabasePool
+    public let path: String
+
+    public init(path: String) throws {
+        self.path = path
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        configuration.busyMode = .timeout(10)
+        pool = try openDatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: hop records") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE hop_record (
+                        slip_id TEXT NOT NULL,
+                        sequence INTEGER NOT NULL,
+                        step TEXT NOT NULL,
+                        kind TEXT NOT NULL,
+                        outcome TEXT NOT NULL,
+                        outgoing BLOB NOT NULL,
+                        forwarded INTEGER NOT NULL DEFAULT 0,
+                        recorded_at REAL NOT NULL,
+                        PRIMARY KEY (slip_id, sequence)
+                    ) WITHOUT ROWID
+                    """)
+        }
+        return migrator
+    }
+
+    public func record(slipID: String, sequence: Int) async throws -> HopRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM hop_record WHERE slip_id = ? AND sequence = ?", arguments: [slipID, sequence]
+            ).map(Self.decode)
+        }
+    }
+
+    @discardableResult
+    public func save(_ record: HopRecord) async throws -> HopRecord {
+        let outgoing = try JSONEncoder().encode(record.outgoing)
+        return try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO hop_record (slip_id, sequence, step, kind, outcome, outgoing, forwarded, recorded_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (slip_id, sequence) DO NOTHING
+                    """,
+                arguments: [
+                    record.slipID, record.sequence, record.step, record.kind.rawValue, record.outcome, outgoing,
+                    record.forwarded, record.recordedAt.timeIntervalSince1970,
+                ])
+            if db.changesCount == 1 { return record }
+            let existing = try Row.fetchOne(
+                db, sql: "SELECT * FROM hop_record WHERE slip_id = ? AND sequence = ?",
+                arguments: [record.slipID, record.sequence])
+            return try existing.map(Self.decode) ?? record
+        }
+    }
+
+    public func markForwarded(slipID: String, sequence: Int) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE hop_record SET forwarded = 1 WHERE slip_id = ? AND sequence = ?",
+                arguments: [slipID, sequence])
+        }
+    }
+
+    private static func decode(_ row: Row) throws -> HopRecord {
+        HopRecord(
+            slipID: row["slip_id"], sequence: row["sequence"], step: row["step"],
+            kind: HopKind(rawValue: row["kind"]) ?? .execute, outcome: row["outcome"],
+            outgoing: try JSONDecoder().decode([OutgoingMessage].self, from: row["outgoing"] as Data),
+            forwarded: row["forwarded"], recordedAt: Date(timeIntervalSince1970: row["recorded_at"]))
+    }
+}
+
+/// Opens a pool, retrying while another process is creating the same file: switching a new file to WAL mode answers
+/// SQLITE_BUSY at once (without the busy handler) when two processes do it together.
+public func openDatabasePool(path: String, configuration: Configuration, attempts: Int = 50) throws -> DatabasePool {
+    var attempt = 1
+    while true {
+        do {
+            return try DatabasePool(path: path, configuration: configuration)
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && attempt < attempts {
+            attempt += 1
+            Thread.sleep(forTimeInterval: 0.05 * Double(attempt))
+        }
+    }
+}

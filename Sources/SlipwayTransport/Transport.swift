@@ -1,0 +1,133 @@
+/// A message to publish. Bodies are bytes: the transport never looks inside.
+public struct OutgoingMessage: Sendable, Hashable, Codable {
+    /// Empty for the default exchange, where the routing key is the queue's name.
+    public var exchange: String
+    public var routingKey: String
+    public var body: [UInt8]
+    public var headers: [String: String]
+    public var messageID: String?
+    public var correlationID: String?
+    public var contentType: String?
+    /// Written to disk by the broker (AMQP delivery mode 2). Slips always are.
+    public var persistent: Bool
+
+    public init(
+        exchange: String = "", routingKey: String, body: [UInt8], headers: [String: String] = [:],
+        messageID: String? = nil, correlationID: String? = nil, contentType: String? = nil, persistent: Bool = true
+    ) {
+        self.exchange = exchange
+        self.routingKey = routingKey
+        self.body = body
+        self.headers = headers
+        self.messageID = messageID
+        self.correlationID = correlationID
+        self.contentType = contentType
+        self.persistent = persistent
+    }
+
+    /// A message for a queue, through the default exchange.
+    public static func toQueue(
+        _ queue: String, body: [UInt8], headers: [String: String] = [:], messageID: String? = nil,
+        correlationID: String? = nil, contentType: String? = nil
+    ) -> OutgoingMessage {
+        OutgoingMessage(
+            exchange: "", routingKey: queue, body: body, headers: headers, messageID: messageID,
+            correlationID: correlationID, contentType: contentType)
+    }
+}
+
+/// A message received from a queue; it stays the consumer's until acknowledged (or until the connection drops, when the
+/// broker delivers it again).
+public struct Delivery: Sendable {
+    public var body: [UInt8]
+    public var headers: [String: String]
+    public var messageID: String?
+    public var correlationID: String?
+    public var contentType: String?
+    public var exchange: String
+    public var routingKey: String
+    /// The broker says it delivered this message before (to this or another consumer).
+    public var redelivered: Bool
+    /// Settles the delivery. A processor calls it only after everything the delivery produced is confirmed.
+    public var acknowledger: any DeliveryAcknowledger
+    /// Identifies the delivery to its acknowledger.
+    public var tag: UInt64
+
+    public init(
+        body: [UInt8], headers: [String: String] = [:], messageID: String? = nil, correlationID: String? = nil,
+        contentType: String? = nil, exchange: String = "", routingKey: String, redelivered: Bool = false,
+        acknowledger: any DeliveryAcknowledger, tag: UInt64
+    ) {
+        self.body = body
+        self.headers = headers
+        self.messageID = messageID
+        self.correlationID = correlationID
+        self.contentType = contentType
+        self.exchange = exchange
+        self.routingKey = routingKey
+        self.redelivered = redelivered
+        self.acknowledger = acknowledger
+        self.tag = tag
+    }
+
+    public func ack() async {
+        await acknowledger.ack(tag)
+    }
+
+    /// Gives the message back to the queue (for a graceful stop before it was handled).
+    public func release() async {
+        await acknowledger.release(tag)
+    }
+}
+
+/// Settles deliveries. Acks on a connection that has since dropped are ignored: the broker redelivers those messages,
+/// and the idempotency record makes the redelivery harmless.
+public protocol DeliveryAcknowledger: Sendable {
+    func ack(_ tag: UInt64) async
+    func release(_ tag: UInt64) async
+}
+
+/// The messaging a processor and a producer need. Implemented over RabbitMQ (`SlipwayAMQP`) and in memory
+/// (`SlipwayTesting`).
+public protocol MessageTransport: Sendable {
+    /// Declares a durable queue (idempotent).
+    func declareQueue(_ name: String) async throws
+    /// Declares a durable topic exchange (idempotent).
+    func declareTopicExchange(_ name: String) async throws
+    /// Publishes the messages and returns once the broker has confirmed every one of them; throws if any was refused.
+    func publish(_ messages: [OutgoingMessage]) async throws
+    /// Deliveries from a durable queue, at most `prefetch` unacknowledged at once. The sequence ends when `stop`
+    /// is called (a graceful shutdown) and survives connection losses by reconnecting.
+    func consume(queue: String, prefetch: Int) async throws -> DeliveryStream
+    /// A private, temporary queue bound to an exchange (for following events); it goes away with the subscription.
+    func subscribe(exchange: String, bindingKeys: [String]) async throws -> DeliveryStream
+    /// Closes every connection.
+    func shutdown() async
+}
+
+/// A stream of deliveries that can be stopped from outside: consumption stops, and the stream finishes.
+public struct DeliveryStream: AsyncSequence, Sendable {
+    public typealias Element = Delivery
+
+    private let stream: AsyncThrowingStream<Delivery, any Error>
+    private let onStop: @Sendable () -> Void
+
+    public init(stream: AsyncThrowingStream<Delivery, any Error>, onStop: @escaping @Sendable () -> Void) {
+        self.stream = stream
+        self.onStop = onStop
+    }
+
+    /// Stops taking new deliveries; the sequence ends after what was already received.
+    public func stop() { onStop() }
+
+    public func makeAsyncIterator() -> AsyncThrowingStream<Delivery, any Error>.AsyncIterator {
+        stream.makeAsyncIterator()
+    }
+}
+
+/// A transport failure, with the broker's or the library's words.
+public struct TransportError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
