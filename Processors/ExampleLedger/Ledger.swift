@@ -70,6 +70,14 @@ public final class Ledger: Sendable {
                     CREATE INDEX shipment_slip ON shipment (slip_id);
                     CREATE INDEX notification_slip ON notification (slip_id);
                     """)
+            // Every effect and undo, in the order the systems applied them (one writer at a time: SQLite's order).
+            try db.execute(
+                sql: """
+                    CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, slip_id TEXT NOT NULL, action TEXT NOT NULL);
+                    CREATE INDEX journal_slip ON journal (slip_id);
+                    CREATE TABLE call (id INTEGER PRIMARY KEY AUTOINCREMENT, slip_id TEXT NOT NULL, action TEXT NOT NULL);
+                    CREATE INDEX call_slip ON call (slip_id);
+                    """)
             for (sku, available) in Ledger.initialStock {
                 try db.execute(sql: "INSERT INTO stock (sku, available) VALUES (?, ?)", arguments: [sku, available])
             }
@@ -86,6 +94,7 @@ public final class Ledger: Sendable {
 
     public func reserve(key: String, slipID: String, sku: String, quantity: Int) async throws -> Result {
         try await pool.write { db in
+            try Self.call(db, slipID, "reserve")
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM reservation WHERE id = ?", arguments: [key]) == true {
                 return .done(id: key)
             }
@@ -99,6 +108,7 @@ public final class Ledger: Sendable {
             try db.execute(
                 sql: "INSERT INTO reservation (id, slip_id, sku, quantity) VALUES (?, ?, ?, ?)",
                 arguments: [key, slipID, sku, quantity])
+            try Self.journal(db, slipID, "reserve")
             return .done(id: key)
         }
     }
@@ -107,9 +117,11 @@ public final class Ledger: Sendable {
         try await pool.write { db in
             guard
                 let row = try Row.fetchOne(
-                    db, sql: "SELECT sku, quantity FROM reservation WHERE id = ? AND released = 0", arguments: [reservationID])
+                    db, sql: "SELECT slip_id, sku, quantity FROM reservation WHERE id = ? AND released = 0",
+                    arguments: [reservationID])
             else { return }  // Never reserved, or released already: nothing to undo.
             try db.execute(sql: "UPDATE reservation SET released = 1 WHERE id = ?", arguments: [reservationID])
+            try Self.journal(db, row["slip_id"], "release")
             try db.execute(
                 sql: "UPDATE stock SET available = available + ? WHERE sku = ?",
                 arguments: [row["quantity"] as Int, row["sku"] as String])
@@ -119,57 +131,94 @@ public final class Ledger: Sendable {
     // MARK: Payment provider
 
     public func charge(key: String, slipID: String, card: String, amountCents: Int) async throws -> Result {
-        if card == Self.declinedCard { return .refused(reason: "card declined by the issuer") }
-        guard amountCents > 0 else { return .refused(reason: "amount must be positive, got \(amountCents)") }
-        return try await pool.write { db in
+        try await pool.write { db in
+            try Self.call(db, slipID, "charge")
+            if card == Self.declinedCard { return .refused(reason: "card declined by the issuer") }
+            guard amountCents > 0 else { return .refused(reason: "amount must be positive, got \(amountCents)") }
             try db.execute(
                 sql: "INSERT OR IGNORE INTO charge (id, slip_id, card, amount_cents) VALUES (?, ?, ?, ?)",
                 arguments: [key, slipID, card, amountCents])
+            if db.changesCount > 0 { try Self.journal(db, slipID, "charge") }
             return .done(id: key)
         }
     }
 
     public func refund(chargeID: String) async throws {
         try await pool.write { db in
-            try db.execute(sql: "UPDATE charge SET refunded = 1 WHERE id = ?", arguments: [chargeID])
+            try db.execute(sql: "UPDATE charge SET refunded = 1 WHERE id = ? AND refunded = 0", arguments: [chargeID])
+            if db.changesCount > 0 {
+                let slipID = try String.fetchOne(db, sql: "SELECT slip_id FROM charge WHERE id = ?", arguments: [chargeID])
+                try Self.journal(db, slipID ?? "?", "refund")
+            }
         }
     }
 
     // MARK: Carrier
 
     public func book(key: String, slipID: String, country: String, address: String) async throws -> Result {
-        guard Self.shippableCountries.contains(country.uppercased()) else {
-            return .refused(reason: "cannot ship to country '\(country)'")
-        }
-        return try await pool.write { db in
+        try await pool.write { db in
+            try Self.call(db, slipID, "ship")
+            guard Self.shippableCountries.contains(country.uppercased()) else {
+                return .refused(reason: "cannot ship to country '\(country)'")
+            }
             try db.execute(
                 sql: "INSERT OR IGNORE INTO shipment (id, slip_id, country, address) VALUES (?, ?, ?, ?)",
                 arguments: [key, slipID, country.uppercased(), address])
+            if db.changesCount > 0 { try Self.journal(db, slipID, "ship") }
             return .done(id: key)
         }
     }
 
     public func cancel(shipmentID: String) async throws {
         try await pool.write { db in
-            try db.execute(sql: "UPDATE shipment SET cancelled = 1 WHERE id = ?", arguments: [shipmentID])
+            try db.execute(sql: "UPDATE shipment SET cancelled = 1 WHERE id = ? AND cancelled = 0", arguments: [shipmentID])
+            if db.changesCount > 0 {
+                let slipID = try String.fetchOne(db, sql: "SELECT slip_id FROM shipment WHERE id = ?", arguments: [shipmentID])
+                try Self.journal(db, slipID ?? "?", "cancel-shipment")
+            }
         }
     }
 
     // MARK: Mailer
 
     public func notify(key: String, slipID: String, email: String, message: String) async throws -> Result {
-        guard email.contains("@"), !email.hasPrefix("@"), !email.hasSuffix("@") else {
-            return .refused(reason: "cannot notify '\(email)': not an email address")
-        }
-        return try await pool.write { db in
+        try await pool.write { db in
+            try Self.call(db, slipID, "notify")
+            guard email.contains("@"), !email.hasPrefix("@"), !email.hasSuffix("@") else {
+                return .refused(reason: "cannot notify '\(email)': not an email address")
+            }
             try db.execute(
                 sql: "INSERT OR IGNORE INTO notification (id, slip_id, email, message) VALUES (?, ?, ?, ?)",
                 arguments: [key, slipID, email, message])
+            if db.changesCount > 0 { try Self.journal(db, slipID, "notify") }
             return .done(id: key)
         }
     }
 
+    /// Every request a system received, applied or not: shows whether a step's handler ran more than once.
+    private static func call(_ db: Database, _ slipID: String, _ action: String) throws {
+        try db.execute(sql: "INSERT INTO call (slip_id, action) VALUES (?, ?)", arguments: [slipID, action])
+    }
+
+    /// The requests the external systems received for one order, in order (retries and re-executions included).
+    public func calls(slipID: String) async throws -> [String] {
+        try await pool.read { db in
+            try String.fetchAll(db, sql: "SELECT action FROM call WHERE slip_id = ? ORDER BY id", arguments: [slipID])
+        }
+    }
+
+    private static func journal(_ db: Database, _ slipID: String, _ action: String) throws {
+        try db.execute(sql: "INSERT INTO journal (slip_id, action) VALUES (?, ?)", arguments: [slipID, action])
+    }
+
     // MARK: Checks
+
+    /// The effects and undos applied for one order, in the order they were applied.
+    public func journal(slipID: String) async throws -> [String] {
+        try await pool.read { db in
+            try String.fetchAll(db, sql: "SELECT action FROM journal WHERE slip_id = ? ORDER BY id", arguments: [slipID])
+        }
+    }
 
     /// What the external systems hold for one order.
     public struct Effects: Sendable, Equatable, CustomStringConvertible {

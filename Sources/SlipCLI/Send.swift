@@ -66,10 +66,11 @@ struct Send: AsyncParsableCommand {
         }
 
         let transport = try broker.makeTransport()
-        let sender = SlipSender(transport: transport)
+        let sender = SlipSender(transport: transport, topology: broker.topology)
         do {
             let follower =
-                wait ? try await SlipEventFollower.terminalEvents(of: slips.map(\.id), transport: transport) : nil
+                wait ? try await SlipEventFollower.terminalEvents(
+                    of: slips.map(\.id), transport: transport, topology: broker.topology) : nil
             for slip in slips {
                 try await sender.send(slip)
                 if !wait { report(slipID: slip.id, event: nil) }

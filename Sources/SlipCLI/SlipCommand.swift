@@ -17,6 +17,19 @@ struct BrokerOptions: ParsableArguments {
     @Option(name: .customLong("amqp-url"), help: "RabbitMQ URL (default: $SLIPWAY_AMQP_URL, else amqp://guest:guest@127.0.0.1:5672/)")
     var amqpURL: String?
 
+    @Option(name: .customLong("queue-prefix"), help: "Prefix of queue and exchange names (default: $SLIPWAY_QUEUE_PREFIX, else slipway)")
+    var queuePrefix: String?
+
+    var topology: Topology {
+        Topology(prefix: queuePrefix ?? ProcessInfo.processInfo.environment["SLIPWAY_QUEUE_PREFIX"] ?? "slipway")
+    }
+
+    func validate() throws {
+        guard Slip.isValidName(topology.prefix) else {
+            throw ValidationError("the queue prefix must be 1 to 64 characters of A-Z a-z 0-9 _ -")
+        }
+    }
+
     func makeTransport() throws -> AMQPTransport {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

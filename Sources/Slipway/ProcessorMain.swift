@@ -13,6 +13,7 @@ import SlipwayStores
 /// - `--state-dir DIR` (`SLIPWAY_STATE_DIR`, default `.slipway/state`): where the hop record lives
 /// - `--prefetch N` (`SLIPWAY_PREFETCH`), `--concurrency N` (`SLIPWAY_CONCURRENCY`), `--max-attempts N`
 /// - `--log-level LEVEL` (`SLIPWAY_LOG_LEVEL`, default `info`)
+/// - `--queue-prefix P` (`SLIPWAY_QUEUE_PREFIX`, default `slipway`): lets deployments share a virtual host
 public func runProcessor(
     _ processor: some StepProcessor, configuration: ProcessorConfiguration = ProcessorConfiguration(),
     arguments: [String] = Array(CommandLine.arguments.dropFirst())
@@ -68,6 +69,7 @@ struct ProcessorOptions {
     var concurrency: Int?
     var maxAttempts: Int?
     var logLevel = Logger.Level.info
+    var queuePrefix: String?
     var help = false
 
     init(arguments: [String], environment: [String: String]) throws {
@@ -76,6 +78,7 @@ struct ProcessorOptions {
         prefetch = try environment["SLIPWAY_PREFETCH"].map { try Self.positive($0, "SLIPWAY_PREFETCH") }
         concurrency = try environment["SLIPWAY_CONCURRENCY"].map { try Self.positive($0, "SLIPWAY_CONCURRENCY") }
         if let level = environment["SLIPWAY_LOG_LEVEL"] { logLevel = try Self.level(level) }
+        queuePrefix = try environment["SLIPWAY_QUEUE_PREFIX"].map { try Self.prefix($0) }
         var remaining = arguments[...]
         while let flag = remaining.popFirst() {
             if flag == "--help" || flag == "-h" {
@@ -90,6 +93,7 @@ struct ProcessorOptions {
             case "--concurrency": concurrency = try Self.positive(value, flag)
             case "--max-attempts": maxAttempts = try Self.positive(value, flag)
             case "--log-level": logLevel = try Self.level(value)
+            case "--queue-prefix": queuePrefix = try Self.prefix(value)
             default: throw ProcessorError("unknown option '\(flag)'")
             }
         }
@@ -99,6 +103,14 @@ struct ProcessorOptions {
         if let prefetch { configuration.prefetch = prefetch }
         if let concurrency { configuration.concurrency = concurrency }
         if let maxAttempts { configuration.maxAttempts = maxAttempts }
+        if let queuePrefix { configuration.topology = Topology(prefix: queuePrefix) }
+    }
+
+    static func prefix(_ text: String) throws -> String {
+        guard Slip.isValidName(text) else {
+            throw ProcessorError("the queue prefix must be 1 to 64 characters of A-Z a-z 0-9 _ -, got '\(text)'")
+        }
+        return text
     }
 
     static func positive(_ text: String, _ name: String) throws -> Int {
@@ -115,10 +127,12 @@ struct ProcessorOptions {
 
     static func usage(_ step: String) -> String {
         """
-        usage: \(step) [--amqp-url URL] [--state-dir DIR] [--prefetch N] [--concurrency N] [--max-attempts N] [--log-level LEVEL]
+        usage: \(step) [--amqp-url URL] [--queue-prefix P] [--state-dir DIR] [--prefetch N] [--concurrency N]
+                [--max-attempts N] [--log-level LEVEL]
 
         Serves the '\(step)' step: consumes slipway.\(step).execute and slipway.\(step).compensate until SIGTERM.
           --amqp-url URL     RabbitMQ to use (env SLIPWAY_AMQP_URL; default \(AMQPConfiguration.defaultURL))
+          --queue-prefix P   prefix of queue and exchange names (env SLIPWAY_QUEUE_PREFIX; default slipway)
           --state-dir DIR    where the hop record (SQLite) lives (env SLIPWAY_STATE_DIR; default .slipway/state)
           --prefetch N       unacknowledged deliveries per queue (env SLIPWAY_PREFETCH; default 32)
           --concurrency N    hops run at once per queue (env SLIPWAY_CONCURRENCY; default 8)

@@ -254,14 +254,12 @@ public final class ProcessorRuntime: Service, Sendable {
         try await transport.publish(outgoing)
     }
 
+    /// The name is remembered only once the broker has declared the queue: a hop that saw it merely "being declared"
+    /// by another hop would publish before the queue exists, and the broker would drop its message.
     private func declare(_ queue: String) async throws {
-        guard await declaredQueues.insert(queue) else { return }
-        do {
-            try await transport.declareQueue(queue)
-        } catch {
-            await declaredQueues.remove(queue)
-            throw error
-        }
+        guard await !declaredQueues.contains(queue) else { return }
+        try await transport.declareQueue(queue)
+        await declaredQueues.insert(queue)
     }
 }
 
@@ -289,6 +287,6 @@ actor InFlightHops {
 
 actor DeclaredQueues {
     private var names: Set<String> = []
-    func insert(_ name: String) -> Bool { names.insert(name).inserted }
-    func remove(_ name: String) { names.remove(name) }
+    func contains(_ name: String) -> Bool { names.contains(name) }
+    func insert(_ name: String) { names.insert(name) }
 }

@@ -18,24 +18,20 @@ extension Slip: Codable {
                 "format version \(version) is not supported (this build reads version \(Slip.currentFormatVersion))"
             )
         }
-        // Unknown fields are refused rather than dropped: a processor re-encodes the slip, and would lose them.
-        let allKeys = try decoder.container(keyedBy: AnyCodingKey.self).allKeys.map(\.stringValue)
-        if let unknown = allKeys.first(where: { CodingKeys(rawValue: $0) == nil }) {
-            throw SlipRejection(.malformed, "unknown field '\(unknown)' in a version \(version) slip")
-        }
+        try rejectUnknownKeys(decoder, CodingKeys.self, in: "a version \(version) slip")
         formatVersion = version
-        id = try container.decode(String.self, forKey: .id)
-        template = try container.decode(String.self, forKey: .template)
-        createdAt = try container.decode(Date.self, forKey: .createdAt)
-        sequence = try container.decode(Int.self, forKey: .sequence)
-        attempt = try container.decode(Int.self, forKey: .attempt)
-        state = try container.decode(SlipState.self, forKey: .state)
-        itinerary = try container.decode([ItineraryStep].self, forKey: .itinerary)
-        log = try container.decodeIfPresent([LogEntry].self, forKey: .log) ?? []
-        compensations = try container.decodeIfPresent([CompensationRecord].self, forKey: .compensations) ?? []
-        variables = try container.decodeIfPresent([String: JSONValue].self, forKey: .variables) ?? [:]
-        fault = try container.decodeIfPresent(Fault.self, forKey: .fault)
-        deadline = try container.decodeIfPresent(Date.self, forKey: .deadline)
+        id = try container.field(String.self, .id)
+        template = try container.field(String.self, .template)
+        createdAt = try container.field(Date.self, .createdAt)
+        sequence = try container.field(Int.self, .sequence)
+        attempt = try container.field(Int.self, .attempt)
+        state = try container.field(SlipState.self, .state)
+        itinerary = try container.field([ItineraryStep].self, .itinerary)
+        log = try container.optionalField([LogEntry].self, .log) ?? []
+        compensations = try container.optionalField([CompensationRecord].self, .compensations) ?? []
+        variables = try container.optionalField([String: JSONValue].self, .variables) ?? [:]
+        fault = try container.optionalField(Fault.self, .fault)
+        deadline = try container.optionalField(Date.self, .deadline)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -102,7 +98,7 @@ public struct SlipCodec: Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
-            try container.encode(date.formatted(timestampStyle))
+            try container.encode(formatTimestamp(date))
         }
         return encoder
     }
@@ -112,8 +108,8 @@ public struct SlipCodec: Sendable {
         decoder.dateDecodingStrategy = .custom { decoder in
             let container = try decoder.singleValueContainer()
             let text = try container.decode(String.self)
-            if let date = try? timestampStyle.parse(text) { return date }
-            if let date = try? Date.ISO8601FormatStyle().parse(text) { return date }
+            if let date = try? timestampStyle.parse(text) { return canonical(date) }
+            if let date = try? Date.ISO8601FormatStyle().parse(text) { return canonical(date) }
             throw DecodingError.dataCorruptedError(
                 in: container, debugDescription: "'\(text)' is not an RFC 3339 timestamp such as 2026-11-22T05:34:20.123Z")
         }
@@ -122,14 +118,41 @@ public struct SlipCodec: Sendable {
 
     static let timestampStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 
+    /// `2026-11-22T05:34:20.123Z`, rounded to the nearest millisecond. Rounding (not truncating, as the format style
+    /// does) matters: the instant parsed from `.005` is a hair below it, and truncating would write it back as `.004`,
+    /// losing a millisecond at every hop.
+    public static func formatTimestamp(_ date: Date) -> String {
+        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
+        let seconds = milliseconds.quotientAndRemainder(dividingBy: 1000)
+        let (wholeSeconds, fraction) = seconds.remainder < 0
+            ? (seconds.quotient - 1, seconds.remainder + 1000) : (seconds.quotient, seconds.remainder)
+        let whole = Date(timeIntervalSince1970: TimeInterval(wholeSeconds)).formatted(wholeSecondsStyle)
+        // "2026-11-22T05:34:20Z" -> "2026-11-22T05:34:20.123Z"
+        let fractionText = String(fraction)
+        return whole.dropLast() + "." + String(repeating: "0", count: 3 - fractionText.count) + fractionText + "Z"
+    }
+
+    static let wholeSecondsStyle = Date.ISO8601FormatStyle()
+
+    /// The instant a timestamp names, to the millisecond, built as whole seconds plus milliseconds so that a date
+    /// made the same way compares equal after a round trip.
+    static func canonical(_ date: Date) -> Date {
+        let milliseconds = (date.timeIntervalSince1970 * 1000).rounded()
+        let seconds = (milliseconds / 1000).rounded(.down)
+        return Date(timeIntervalSince1970: seconds + (milliseconds - seconds * 1000) / 1000)
+    }
+
+    /// `'log[2].attempt'` for a coding path.
+    static func pathText(_ codingPath: [any CodingKey]) -> String {
+        let names = codingPath.map { key in key.intValue.map { "[\($0)]" } ?? ".\(key.stringValue)" }
+        return names.isEmpty ? "the body" : "'" + names.joined().dropFirst() + "'"
+    }
+
     public static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            let names = context.codingPath.map { key in key.intValue.map { "[\($0)]" } ?? ".\(key.stringValue)" }
-            return names.isEmpty ? "the body" : "'" + names.joined().dropFirst() + "'"
-        }
+        func path(_ context: DecodingError.Context) -> String { pathText(context.codingPath) }
         switch error {
         case .dataCorrupted(let context):
-            if context.codingPath.isEmpty { return "the body is not valid JSON" }
+            if context.codingPath.isEmpty { return "the body is not valid JSON: \(context.debugDescription)" }
             return "\(path(context)): \(context.debugDescription)"
         case .keyNotFound(let key, let context):
             let parent = context.codingPath.isEmpty ? "the slip" : path(context)
@@ -155,9 +178,110 @@ public struct SlipLimits: Sendable, Hashable {
     }
 }
 
+/// Refuses keys a type does not know: a processor re-encodes the slip, and would silently drop them.
+func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_ decoder: any Decoder, _ keys: Keys.Type, in what: String) throws {
+    let container = try decoder.container(keyedBy: AnyCodingKey.self)
+    let known = Set(Keys.allCases.map(\.stringValue))
+    if let unknown = container.allKeys.first(where: { !known.contains($0.stringValue) }) {
+        let place = decoder.codingPath.isEmpty ? what : "\(SlipCodec.pathText(decoder.codingPath)) (\(what))"
+        throw SlipRejection(.malformed, "unknown field '\(unknown.stringValue)' in \(place)")
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// Decodes a field; a value that does not fit (1.5 for an integer, 1e400) is reported with the field's path,
+    /// which Foundation's decoder leaves out.
+    func field<T: Decodable>(_ type: T.Type, _ key: Key) throws -> T {
+        try naming(key) { try decode(type, forKey: key) }
+    }
+
+    func optionalField<T: Decodable>(_ type: T.Type, _ key: Key) throws -> T? {
+        try naming(key) { try decodeIfPresent(type, forKey: key) }
+    }
+
+    private func naming<T>(_ key: Key, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let rejection as SlipRejection {
+            throw rejection
+        } catch DecodingError.dataCorrupted(let context) where context.codingPath.count <= codingPath.count {
+            throw SlipRejection(.malformed, "\(SlipCodec.pathText(codingPath + [key])): \(context.debugDescription)")
+        } catch let error as DecodingError {
+            throw error
+        } catch {
+            // Foundation's own parse errors (a 1.5 or 1e400 where an integer goes) carry no field path.
+            throw SlipRejection(.malformed, "\(SlipCodec.pathText(codingPath + [key])): the value does not fit: \(error)")
+        }
+    }
+}
+
 struct AnyCodingKey: CodingKey {
     var stringValue: String
     var intValue: Int? { nil }
     init(stringValue: String) { self.stringValue = stringValue }
     init?(intValue: Int) { return nil }
+}
+
+// The fixed-shape parts of a slip refuse unknown fields too, and name the field of a value that does not fit.
+
+extension ItineraryStep {
+    enum CodingKeys: String, CodingKey, CaseIterable { case step, arguments }
+
+    public init(from decoder: any Decoder) throws {
+        try rejectUnknownKeys(decoder, CodingKeys.self, in: "an itinerary step")
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        step = try container.field(String.self, .step)
+        arguments = try container.field([String: JSONValue].self, .arguments)
+    }
+}
+
+extension LogEntry {
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case sequence, step, kind, outcome, attempt, startedAt, durationMicros, processor, reason
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try rejectUnknownKeys(decoder, CodingKeys.self, in: "a log entry")
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        sequence = try container.field(Int.self, .sequence)
+        step = try container.field(String.self, .step)
+        kind = try container.field(HopKind.self, .kind)
+        outcome = try container.field(HopOutcome.self, .outcome)
+        attempt = try container.field(Int.self, .attempt)
+        startedAt = try container.field(Date.self, .startedAt)
+        durationMicros = try container.field(Int64.self, .durationMicros)
+        processor = try container.field(String.self, .processor)
+        reason = try container.optionalField(String.self, .reason)
+    }
+}
+
+extension CompensationRecord {
+    enum CodingKeys: String, CodingKey, CaseIterable { case step, address, data, sequence }
+
+    public init(from decoder: any Decoder) throws {
+        try rejectUnknownKeys(decoder, CodingKeys.self, in: "a compensation record")
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        step = try container.field(String.self, .step)
+        address = try container.field(String.self, .address)
+        // Required, but may be null: decodeIfPresent would read a null as absent.
+        guard container.contains(.data) else {
+            throw DecodingError.keyNotFound(
+                CodingKeys.data, .init(codingPath: container.codingPath, debugDescription: "no 'data'"))
+        }
+        data = try container.decode(JSONValue.self, forKey: .data)
+        sequence = try container.field(Int.self, .sequence)
+    }
+}
+
+extension Fault {
+    enum CodingKeys: String, CodingKey, CaseIterable { case step, sequence, reason, attempts }
+
+    public init(from decoder: any Decoder) throws {
+        try rejectUnknownKeys(decoder, CodingKeys.self, in: "the fault")
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        step = try container.field(String.self, .step)
+        sequence = try container.field(Int.self, .sequence)
+        reason = try container.field(String.self, .reason)
+        attempts = try container.field(Int.self, .attempts)
+    }
 }

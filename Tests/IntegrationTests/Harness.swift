@@ -1,0 +1,209 @@
+import ExampleLedger
+import Foundation
+import Logging
+import Slipway
+import SlipwayAMQP
+import SlipwayTransport
+import Testing
+
+/// The RabbitMQ the tests use: `SLIPWAY_AMQP_URL`, which `make test` sets to a broker it starts for the run.
+enum Broker {
+    static var url: String {
+        get throws {
+            guard let url = ProcessInfo.processInfo.environment["SLIPWAY_AMQP_URL"] else {
+                throw HarnessError(
+                    "SLIPWAY_AMQP_URL is not set: these tests need a real RabbitMQ; run them with `make test`")
+            }
+            return url
+        }
+    }
+
+    static func transport() throws -> AMQPTransport {
+        var logger = Logger(label: "test.amqp")
+        logger.logLevel = .warning
+        return AMQPTransport(configuration: try AMQPConfiguration(url: try url), logger: logger)
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Where the built executables are: `SLIPWAY_BIN_DIR`, else this package's debug build folder.
+enum Binaries {
+    static var directory: URL {
+        if let dir = ProcessInfo.processInfo.environment["SLIPWAY_BIN_DIR"] { return URL(fileURLWithPath: dir) }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build/debug")
+    }
+
+    static func path(_ name: String) throws -> String {
+        let path = directory.appendingPathComponent(name).path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw HarnessError("no executable at \(path): build the package first (`swift build`), or set SLIPWAY_BIN_DIR")
+        }
+        return path
+    }
+}
+
+/// The example saga's processors, each a separate OS process, on a queue prefix of their own so that tests running
+/// at the same time on one broker never see each other's messages.
+final class SagaFleet: @unchecked Sendable {
+    // Safe: `processes` is only touched under `lock`.
+    static let steps = ["reserve-stock", "charge-card", "ship-order", "notify-customer"]
+
+    let prefix: String
+    let directory: URL
+    let ledger: Ledger
+    let topology: Topology
+    private let lock = NSLock()
+    private var processes: [String: Process] = [:]
+    private let extraEnvironment: [String: [String: String]]
+
+    /// - Parameter environment: extra environment per step (e.g. a delay for one processor).
+    init(name: String, environment: [String: [String: String]] = [:]) throws {
+        prefix = "t\(name.prefix(20))-\(UUID().uuidString.prefix(8).lowercased())"
+        topology = Topology(prefix: prefix)
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-tests/\(prefix)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        ledger = try Ledger(path: directory.appendingPathComponent("ledger.sqlite").path)
+        extraEnvironment = environment
+    }
+
+    func startAll() throws {
+        for step in Self.steps { try start(step) }
+    }
+
+    func start(_ step: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Binaries.path(step))
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLIPWAY_AMQP_URL"] = try Broker.url
+        environment["SLIPWAY_QUEUE_PREFIX"] = prefix
+        environment["SLIPWAY_STATE_DIR"] = directory.appendingPathComponent("state").path
+        environment["SLIPWAY_EXAMPLE_LEDGER"] = ledger.path
+        environment["SLIPWAY_LOG_LEVEL"] = "warning"
+        environment.merge(extraEnvironment[step] ?? [:]) { _, new in new }
+        process.environment = environment
+        let log = directory.appendingPathComponent("\(step).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        lock.withLock { processes[step] = process }
+    }
+
+    /// SIGKILL: no graceful anything, as when a machine or a container dies.
+    func kill(_ step: String) {
+        guard let process = lock.withLock({ processes.removeValue(forKey: step) }) else { return }
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM, then wait for the graceful exit.
+    func stop(_ step: String) -> Int32? {
+        guard let process = lock.withLock({ processes.removeValue(forKey: step) }) else { return nil }
+        process.terminate()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    func stopAll() {
+        for step in Self.steps { _ = stop(step) }
+    }
+
+    func log(_ step: String) -> String {
+        (try? String(contentsOf: directory.appendingPathComponent("\(step).log"), encoding: .utf8)) ?? ""
+    }
+
+    deinit {
+        for process in processes.values where process.isRunning { process.terminate() }
+    }
+}
+
+/// A producer on the fleet's queues, following terminal events.
+struct Producer {
+    let transport: AMQPTransport
+    let sender: SlipSender
+    let topology: Topology
+    static let template = try! SlipTemplate.parse(
+        String(
+            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("Slips/order-fulfillment.yaml"),
+            encoding: .utf8))
+
+    init(fleet: SagaFleet) throws {
+        transport = try Broker.transport()
+        topology = fleet.topology
+        sender = SlipSender(transport: transport, topology: fleet.topology)
+    }
+
+    func order(_ values: [String: JSONValue] = [:]) throws -> Slip {
+        try Self.template.makeSlip(values: ["orderId": "T-1"].merging(values) { _, new in new })
+    }
+
+    func follow(_ slips: [Slip]) async throws -> SlipEventFollower {
+        try await SlipEventFollower.terminalEvents(of: slips.map(\.id), transport: transport, topology: topology)
+    }
+
+    /// Sends and waits for the terminal events of all the slips; fails the test for any that does not end in time.
+    func run(_ slips: [Slip], timeout: Duration = .seconds(60)) async throws -> [String: SlipEvent] {
+        let follower = try await follow(slips)
+        defer { follower.stop() }
+        for slip in slips { try await sender.send(slip) }
+        return try await collect(follower, count: slips.count, timeout: timeout)
+    }
+
+    /// Adds terminal events to `events` until it holds `total` different slips; counts repeated ones in `duplicates`.
+    func collect(
+        _ follower: SlipEventFollower, until total: Int, into events: inout [String: SlipEvent], duplicates: inout Int,
+        timeout: Duration
+    ) async throws {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while events.count < total {
+            let left = ContinuousClock.now.duration(to: deadline)
+            guard left > .zero, let event = await follower.next(timeout: left) else {
+                throw HarnessError("only \(events.count) of \(total) slips ended within \(timeout)")
+            }
+            if events[event.slipID] != nil { duplicates += 1 }
+            events[event.slipID] = event
+        }
+    }
+
+    func collect(_ follower: SlipEventFollower, count: Int, timeout: Duration) async throws -> [String: SlipEvent] {
+        var events: [String: SlipEvent] = [:]
+        var duplicates = 0
+        try await collect(follower, until: count, into: &events, duplicates: &duplicates, timeout: timeout)
+        return events
+    }
+
+    /// Reads `count` parked messages from the dead-letter queue (acking them), waiting up to `timeout` for them.
+    func parked(count: Int, timeout: Duration = .seconds(30)) async throws -> [Delivery] {
+        let stream = try await transport.consume(queue: topology.deadLetterQueue, prefetch: 100)
+        let received = Received()
+        let reader = Task {
+            for try await delivery in stream {
+                await delivery.ack()
+                await received.append(delivery)
+            }
+        }
+        defer {
+            stream.stop()
+            reader.cancel()
+        }
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while await received.count < count && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return await received.all
+    }
+
+    private actor Received {
+        var all: [Delivery] = []
+        var count: Int { all.count }
+        func append(_ delivery: Delivery) { all.append(delivery) }
+    }
+}

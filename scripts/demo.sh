@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The five-minute tour: builds, starts the example saga's four processors as separate processes against the broker at
+# $SLIPWAY_AMQP_URL, sends orders of which some fail and walk back, prints how each ended and what the "external
+# systems" did, then stops the processors. Run it through `make demo`, which starts that broker and stops it after.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+: "${SLIPWAY_AMQP_URL:?needs a broker: run 'make demo' (it starts one)}"
+
+echo "demo: building"
+swift build
+bin=$(swift build --show-bin-path)
+work=.slipway/demo
+rm -rf "$work" && mkdir -p "$work"
+export SLIPWAY_STATE_DIR=$work/state SLIPWAY_EXAMPLE_LEDGER=$work/ledger.sqlite
+
+pids=()
+stop_processors() {
+  ((${#pids[@]})) || return 0
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+  pids=()
+}
+trap stop_processors EXIT
+for step in reserve-stock charge-card ship-order notify-customer; do
+  "$bin/$step" >"$work/$step.log" 2>&1 &
+  pids+=($!)
+  echo "demo: started $step (pid $!, log $work/$step.log)"
+done
+
+template=Slips/order-fulfillment.yaml
+failures=0
+# send LABEL EXPECTED-STATE --var ...: sends one order, waits for its end, and checks it ended as expected.
+send() {
+  local label=$1 expected=$2 line state
+  shift 2
+  line=$("$bin/slip" send "$template" --wait --timeout 60 "$@" || true)
+  state=$(awk '{print $2}' <<<"$line")
+  printf '  %-34s %s\n' "$label" "${line:-no answer}"
+  [[ $state == "$expected" ]] || { echo "demo: expected $expected"; failures=$((failures + 1)); }
+  last_id=$(awk '{print $1}' <<<"$line")
+}
+
+echo
+echo "demo: sending orders (slip send $template --var ... --wait)"
+send "order A-1001 (2 widgets)" completed --var orderId=A-1001 --var quantity=2
+send "order A-1002 (gadget, to France)" completed --var orderId=A-1002 --var sku=gadget --var country=FR
+send "order A-1003, card declined" compensated --var orderId=A-1003 --var card=4000-0000-0000-0002
+declined=$last_id
+send "order A-1004, ship to Antarctica" compensated --var orderId=A-1004 --var country=AQ
+antarctica=$last_id
+send "order A-1005, bad email address" compensated --var orderId=A-1005 --var email=nobody
+bad_email=$last_id
+send "order A-1006, sold out" faulted --var orderId=A-1006 --var sku=sold-out
+
+echo
+echo "demo: what the external systems did, in order (the ledger's journal)"
+for id in "$declined" "$antarctica" "$bad_email"; do
+  printf '  %s: %s\n' "$id" "$(sqlite3 "$SLIPWAY_EXAMPLE_LEDGER" \
+    "SELECT group_concat(action, ' -> ') FROM (SELECT action FROM journal WHERE slip_id = '$id' ORDER BY id)")"
+done
+
+echo
+echo "demo: a burst of 200 orders"
+start=$(date +%s%N)
+"$bin/slip" send "$template" --var orderId=B --count 200 --wait --timeout 120 | awk '{print $2}' | sort | uniq -c \
+  | sed 's/^/  /'
+echo "  took $(( ($(date +%s%N) - start) / 1000000 )) ms (debug build, all on this machine)"
+charged=$(sqlite3 "$SLIPWAY_EXAMPLE_LEDGER" "SELECT COUNT(*) FROM charge WHERE refunded = 0")
+echo "  charges in force: $charged (2 first orders + 200 burst)"
+[[ $charged == 202 ]] || failures=$((failures + 1))
+
+stop_processors
+echo
+if ((failures)); then
+  echo "demo: $failures outcome(s) were not as expected; logs in $work/"
+  exit 1
+fi
+echo "demo: done. Processor logs and the ledger are in $work/"

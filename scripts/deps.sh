@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Slipway needs, if any are missing (idempotent).
+set -euo pipefail
+me=deps.sh
+PACKAGES=(librabbitmq-dev rabbitmq-server libsqlite3-dev sqlite3 pkg-config)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" == "install ok installed" ]] || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "$me: all present (${PACKAGES[*]})"
+  exit 0
+fi
+
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "$me: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  sudo=(sudo)
+fi
+
+# Keep package scripts from starting a system-wide rabbitmq-server (it would fail
+# without systemd, and its postinst turns that into an install error).
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+  "${sudo[@]}" chmod +x "$policy"
+  trap '"${sudo[@]}" rm -f "$policy"' EXIT
+fi
+
+echo "$me: installing ${missing[*]}"
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+for p in "${missing[@]}"; do
+  [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" == "install ok installed" ]] \
+    || { echo "$me: $p is still not installed" >&2; exit 1; }
+done
+echo "$me: installed ${missing[*]}"

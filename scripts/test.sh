@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Every test: unit tests, the wire-format schema check, and the tests against the real RabbitMQ at $SLIPWAY_AMQP_URL
+# with processors as separate processes. Run it through `make test`, which starts that broker and stops it after.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+: "${SLIPWAY_AMQP_URL:?needs a broker: run 'make test' (it starts one)}"
+
+echo "test.sh: building (first build fetches and compiles the dependencies: a few minutes)"
+swift build --build-tests
+SLIPWAY_BIN_DIR=$(swift build --show-bin-path)
+export SLIPWAY_BIN_DIR
+
+python3 -c 'import jsonschema' 2>/dev/null || python3 -m pip install --quiet jsonschema
+echo "test.sh: checking the JSON Schema against the slip fixtures"
+python3 scripts/check-schema.py
+
+echo "test.sh: swift test"
+swift test --skip-build
