@@ -1,4 +1,4 @@
-.PHONY: deps build test demo broker-start broker-stop clean
+.PHONY: deps build test demo baseline broker-start broker-stop clean
 
 deps:
 	scripts/deps.sh
@@ -11,6 +11,9 @@ test:
 
 demo:
 	scripts/with-broker.sh scripts/demo.sh
+
+baseline:
+	scripts/with-broker.sh scripts/baseline.sh
 
 broker-start:
 	scripts/broker.sh start

@@ -115,8 +115,14 @@ struct Send: AsyncParsableCommand {
                 var state: String?
                 var fault: Fault?
                 var timedOut: Bool?
+                var createdAt: Date?
+                var endedAt: Date?
+                var hops: [LogEntry]?
             }
-            printJSON(Line(slipId: slipID, state: event?.state.rawValue, fault: event?.fault, timedOut: timedOut ? true : nil))
+            printJSON(
+                Line(
+                    slipId: slipID, state: event?.state.rawValue, fault: event?.fault, timedOut: timedOut ? true : nil,
+                    createdAt: event?.createdAt, endedAt: event?.at, hops: event?.log))
         } else if let event {
             var line = "\(slipID) \(event.state.rawValue)"
             if let fault = event.fault { line += " (fault at \(fault.step): \(fault.reason))" }

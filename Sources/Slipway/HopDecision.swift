@@ -46,7 +46,8 @@ struct MessageFactory: Sendable {
         let event = SlipEvent(
             slipID: slip.id, template: slip.template, kind: .terminal, step: lastStep,
             sequence: max(slip.sequence - 1, 0), attempt: last?.attempt ?? 1, outcome: slip.state.rawValue,
-            state: slip.state, processor: instance, reason: slip.fault?.reason, fault: slip.fault)
+            state: slip.state, processor: instance, reason: slip.fault?.reason, fault: slip.fault,
+            createdAt: slip.createdAt, log: slip.log)
         return try eventMessage(event, routingKey: topology.terminalRoutingKey(state: slip.state, slipID: slip.id))
     }
 

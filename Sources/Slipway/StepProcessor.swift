@@ -1,5 +1,5 @@
 import Logging
-@_exported import SlipwayCore
+import SlipwayCore
 
 /// A processor serves one step of a saga: it runs the step (`execute`) and, if the step has an undo, undoes it
 /// (`compensate`). One executable per step; any number of instances share the step's queues.

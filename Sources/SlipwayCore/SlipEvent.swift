@@ -24,10 +24,15 @@ public struct SlipEvent: Sendable, Hashable, Codable {
     public var at: Date
     public var reason: String?
     public var fault: Fault?
+    /// On terminal events: when the slip was created and every hop it took (timings and outcomes, no variables), so a
+    /// waiting producer sees where the time went without querying the audit trail.
+    public var createdAt: Date?
+    public var log: [LogEntry]?
 
     public init(
         slipID: String, template: String, kind: Kind, step: String, sequence: Int, attempt: Int, outcome: String,
-        state: SlipState, processor: String, at: Date = Date(), reason: String? = nil, fault: Fault? = nil
+        state: SlipState, processor: String, at: Date = Date(), reason: String? = nil, fault: Fault? = nil,
+        createdAt: Date? = nil, log: [LogEntry]? = nil
     ) {
         self.formatVersion = 1
         self.slipID = slipID
@@ -42,5 +47,7 @@ public struct SlipEvent: Sendable, Hashable, Codable {
         self.at = at
         self.reason = reason
         self.fault = fault
+        self.createdAt = createdAt
+        self.log = log
     }
 }

@@ -18,10 +18,55 @@ enum Broker {
         }
     }
 
-    static func transport() throws -> AMQPTransport {
+    static func transport(url: String? = nil) throws -> AMQPTransport {
         var logger = Logger(label: "test.amqp")
         logger.logLevel = .warning
-        return AMQPTransport(configuration: try AMQPConfiguration(url: try url), logger: logger)
+        return AMQPTransport(configuration: try AMQPConfiguration(url: try url ?? Broker.url), logger: logger)
+    }
+}
+
+/// A RabbitMQ node of a test's own (scripts/broker.sh), for tests that stop or restart the broker: the shared one
+/// must stay up for the tests running beside them.
+final class PrivateBroker: Sendable {
+    let port: Int
+    let url: String
+    private let script: String
+
+    init(port: Int) throws {
+        self.port = port
+        url = "amqp://guest:guest@127.0.0.1:\(port)/"
+        script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/broker.sh").path
+        try run("start", "--fresh")
+    }
+
+    func restart() throws { try run("restart") }
+
+    func stop() { try? run("stop") }
+
+    /// posix_spawn and waitpid rather than Foundation's Process: the script leaves the broker running as a daemon,
+    /// and `Process.waitUntilExit()` was seen never to return in that case.
+    private func run(_ arguments: String...) throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLIPWAY_BROKER_PORT"] = String(port)
+        environment["SLIPWAY_BROKER_DIR"] = "/tmp/slipway-test-broker-\(port)"
+        let argv = ["/bin/bash", script] + arguments
+        let envp = environment.map { "\($0.key)=\($0.value)" }
+        var cArgv = argv.map { strdup($0) } + [nil]
+        var cEnvp = envp.map { strdup($0) } + [nil]
+        defer {
+            cArgv.forEach { free($0) }
+            cEnvp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, "/bin/bash", nil, nil, &cArgv, &cEnvp) == 0 else {
+            throw HarnessError("cannot run scripts/broker.sh")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        guard status == 0 else {
+            throw HarnessError("scripts/broker.sh \(arguments.joined(separator: " ")) failed on port \(port)")
+        }
     }
 }
 
@@ -61,8 +106,11 @@ final class SagaFleet: @unchecked Sendable {
     private var processes: [String: Process] = [:]
     private let extraEnvironment: [String: [String: String]]
 
+    let amqpURL: String
+
     /// - Parameter environment: extra environment per step (e.g. a delay for one processor).
-    init(name: String, environment: [String: [String: String]] = [:]) throws {
+    init(name: String, amqpURL: String? = nil, environment: [String: [String: String]] = [:]) throws {
+        self.amqpURL = try amqpURL ?? Broker.url
         prefix = "t\(name.prefix(20))-\(UUID().uuidString.prefix(8).lowercased())"
         topology = Topology(prefix: prefix)
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-tests/\(prefix)")
@@ -79,7 +127,7 @@ final class SagaFleet: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Binaries.path(step))
         var environment = ProcessInfo.processInfo.environment
-        environment["SLIPWAY_AMQP_URL"] = try Broker.url
+        environment["SLIPWAY_AMQP_URL"] = amqpURL
         environment["SLIPWAY_QUEUE_PREFIX"] = prefix
         environment["SLIPWAY_STATE_DIR"] = directory.appendingPathComponent("state").path
         environment["SLIPWAY_EXAMPLE_LEDGER"] = ledger.path
@@ -136,7 +184,7 @@ struct Producer {
             encoding: .utf8))
 
     init(fleet: SagaFleet) throws {
-        transport = try Broker.transport()
+        transport = try Broker.transport(url: fleet.amqpURL)
         topology = fleet.topology
         sender = SlipSender(transport: transport, topology: fleet.topology)
     }
