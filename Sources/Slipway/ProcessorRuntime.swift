@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import SlipwayCore
 import SlipwayStores
 import SlipwayTransport
@@ -19,6 +20,8 @@ public final class ProcessorRuntime: Service, Sendable {
     private let codec: SlipCodec
     private let declaredQueues = DeclaredQueues()
     private let inFlight = InFlightHops()
+    /// Set on graceful shutdown: deliveries already received but not started go back to the queue.
+    private let stopping = Mutex(false)
 
     public init(
         processor: any StepProcessor, transport: any MessageTransport, store: any HopRecordStore,
@@ -56,6 +59,7 @@ public final class ProcessorRuntime: Service, Sendable {
                 group.addTask { await self.serve(compensate, kind: .compensate) }
             }
         } onGracefulShutdown: {
+            self.stopping.withLock { $0 = true }
             execute.stop()
             compensate.stop()
         }
@@ -71,6 +75,10 @@ public final class ProcessorRuntime: Service, Sendable {
                     if running >= configuration.concurrency {
                         await group.next()
                         running -= 1
+                    }
+                    if stopping.withLock({ $0 }) {
+                        await delivery.release()  // Not started: another instance (or this one, restarted) takes it.
+                        continue
                     }
                     group.addTask { await self.handle(delivery, kind: kind) }
                     running += 1

@@ -135,7 +135,9 @@ final class SagaFleet: @unchecked Sendable {
         environment.merge(extraEnvironment[step] ?? [:]) { _, new in new }
         process.environment = environment
         let log = directory.appendingPathComponent("\(step).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        if !FileManager.default.fileExists(atPath: log.path) {
+            FileManager.default.createFile(atPath: log.path, contents: nil)
+        }
         let handle = try FileHandle(forWritingTo: log)
         handle.seekToEndOfFile()
         process.standardOutput = handle
