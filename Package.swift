@@ -49,6 +49,14 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // The audit trail: hop events in SQLite, and the queries operators run on it.
+        .target(
+            name: "SlipwayAudit",
+            dependencies: [
+                "SlipwayCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         // Processor runtime and producer API: what applications import.
         .target(
             name: "Slipway",
@@ -64,8 +72,9 @@ let package = Package(
         .executableTarget(
             name: "SlipCLI",
             dependencies: [
-                "Slipway",
+                "Slipway", "SlipwayAudit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
 
@@ -81,10 +90,11 @@ let package = Package(
         .executableTarget(name: "NotifyCustomer", dependencies: ["Slipway", "ExampleLedger"], path: "Processors/notify-customer"),
 
         .testTarget(name: "SlipwayCoreTests", dependencies: ["SlipwayCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SlipwayAuditTests", dependencies: ["SlipwayAudit"]),
         .testTarget(name: "SlipwayRuntimeTests", dependencies: ["Slipway", "SlipwayTesting", "SlipwayStores"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Slipway", "SlipwayAMQP", "ExampleLedger"]
+            dependencies: ["Slipway", "SlipwayAMQP", "SlipwayAudit", "ExampleLedger"]
         ),
     ]
 )

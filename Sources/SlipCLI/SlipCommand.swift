@@ -30,10 +30,10 @@ struct BrokerOptions: ParsableArguments {
         }
     }
 
-    func makeTransport() throws -> AMQPTransport {
+    func makeTransport(logLevel: Logger.Level = .warning) throws -> AMQPTransport {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .warning
+            handler.logLevel = logLevel
             return handler
         }
         let configuration: AMQPConfiguration
@@ -42,7 +42,9 @@ struct BrokerOptions: ParsableArguments {
         } catch {
             throw ValidationError("\(error)")
         }
-        return AMQPTransport(configuration: configuration, logger: Logger(label: "slip"))
+        var logger = Logger(label: "slip")
+        logger.logLevel = logLevel
+        return AMQPTransport(configuration: configuration, logger: logger)
     }
 }
 

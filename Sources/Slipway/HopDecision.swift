@@ -4,8 +4,9 @@ import SlipwayTransport
 
 /// What a hop produces, decided from the slip and the handler's outcome. No I/O here: the runtime carries it out.
 enum HopDecision: Sendable {
-    /// The handler threw and has attempts left: the same hop goes back to the queue with the next attempt number.
-    case retry(Slip, OutgoingMessage)
+    /// The handler threw and has attempts left: the same hop goes back to the queue with the next attempt number
+    /// (the messages: the slip for the next attempt, and the failed attempt's hop event).
+    case retry([OutgoingMessage])
     /// The hop is done (completed, faulted or failed): record it, then publish everything it produces.
     case record(outcome: String, outgoing: [OutgoingMessage])
 }
@@ -16,9 +17,24 @@ struct MessageFactory: Sendable {
     let codec: SlipCodec
     let instance: String
 
-    /// Where a slip goes after a hop: the next step, the next compensation, or (terminal) an event; a
-    /// compensation-failed slip is parked in the dead-letter queue as well.
+    /// What a finished hop publishes: its hop event, then where the slip goes: the next step, the next
+    /// compensation, or (terminal) a terminal event; a compensation-failed slip is parked in the dead-letter queue too.
     func forward(_ slip: Slip, lastStep: String) throws -> [OutgoingMessage] {
+        try [hopEvent(slip)] + destination(slip, lastStep: lastStep)
+    }
+
+    /// A hop that threw and will be tried again: the slip back to the same queue, and the attempt's hop event.
+    func retry(_ slip: Slip, queue: String) throws -> [OutgoingMessage] {
+        [try slipMessage(slip, to: queue), try hopEvent(slip)]
+    }
+
+    /// The event of the hop the slip's log ended with.
+    func hopEvent(_ slip: Slip) throws -> OutgoingMessage {
+        guard let entry = slip.log.last else { throw ProcessorError("a hop event needs a hop in the slip's log") }
+        return try eventMessage(SlipEvent(hop: entry, slip: slip))
+    }
+
+    private func destination(_ slip: Slip, lastStep: String) throws -> [OutgoingMessage] {
         switch slip.state {
         case .running:
             return [try slipMessage(slip, to: topology.executeQueue(step: slip.itinerary[0].step))]
@@ -48,13 +64,13 @@ struct MessageFactory: Sendable {
             sequence: max(slip.sequence - 1, 0), attempt: last?.attempt ?? 1, outcome: slip.state.rawValue,
             state: slip.state, processor: instance, reason: slip.fault?.reason, fault: slip.fault,
             createdAt: slip.createdAt, log: slip.log)
-        return try eventMessage(event, routingKey: topology.terminalRoutingKey(state: slip.state, slipID: slip.id))
+        return try eventMessage(event)
     }
 
-    func eventMessage(_ event: SlipEvent, routingKey: String) throws -> OutgoingMessage {
+    func eventMessage(_ event: SlipEvent) throws -> OutgoingMessage {
         OutgoingMessage(
-            exchange: topology.eventsExchange, routingKey: routingKey,
-            body: [UInt8](try SlipCodec.makeEncoder().encode(event)), messageID: "\(event.slipID).\(event.kind).\(event.sequence)",
+            exchange: topology.eventsExchange, routingKey: event.routingKey,
+            body: [UInt8](try SlipCodec.makeEncoder().encode(event)), messageID: event.id,
             correlationID: event.slipID, contentType: "application/vnd.slipway.event+json; version=1")
     }
 
@@ -76,11 +92,13 @@ struct MessageFactory: Sendable {
 
     /// The event that tells the audit trail a message was parked.
     func parkedEvent(slip: Slip?, step: String, code: String, reason: String) throws -> OutgoingMessage {
+        // A message that is not a slip has no stable identity: its parking gets an id of its own.
         let event = SlipEvent(
+            id: slip == nil ? "unknown.parked.\(UUID().uuidString.lowercased())" : nil,
             slipID: slip?.id ?? "unknown", template: slip?.template ?? "unknown", kind: .parked, step: step,
             sequence: slip?.sequence ?? 0, attempt: slip?.attempt ?? 1, outcome: code, state: slip?.state ?? .running,
             processor: instance, reason: reason)
-        return try eventMessage(event, routingKey: "parked.\(step).\(slip?.id ?? "unknown")")
+        return try eventMessage(event)
     }
 }
 

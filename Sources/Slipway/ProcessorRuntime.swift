@@ -156,10 +156,9 @@ public final class ProcessorRuntime: Service, Sendable {
 
         let decision = try await decide(slip, kind: kind, logger: logger)
         switch decision {
-        case .retry(let retried, let message):
+        case .retry(let outgoing):
             logger.warning("attempt failed; trying again", metadata: ["hop.attempt": "\(slip.attempt)"])
-            _ = retried
-            try await publish([message])
+            try await publish(outgoing)
         case .record(let outcome, let outgoing):
             let record = try await store.save(
                 HopRecord(
@@ -207,7 +206,7 @@ public final class ProcessorRuntime: Service, Sendable {
                 let reason = "\(error)"
                 if slip.attempt < configuration.maxAttempts {
                     next.retryHop(entry: entry(.retried, reason: reason))
-                    return .retry(next, try messages.slipMessage(next, to: topology.executeQueue(step: step)))
+                    return .retry(try messages.retry(next, queue: topology.executeQueue(step: step)))
                 }
                 let gaveUp = "gave up after \(slip.attempt) attempts: \(reason)"
                 logger.warning("step failed on its last attempt", metadata: ["error": "\(reason)"])
@@ -228,7 +227,7 @@ public final class ProcessorRuntime: Service, Sendable {
                 let reason = "\(error)"
                 if slip.attempt < configuration.compensationMaxAttempts {
                     next.retryHop(entry: entry(.retried, reason: reason))
-                    return .retry(next, try messages.slipMessage(next, to: topology.compensateQueue(step: step)))
+                    return .retry(try messages.retry(next, queue: topology.compensateQueue(step: step)))
                 }
                 let gaveUp = "compensation gave up after \(slip.attempt) attempts: \(reason)"
                 logger.error("compensation failed on its last attempt: slip parked", metadata: ["error": "\(reason)"])

@@ -24,6 +24,12 @@ public final class AMQPTransport: MessageTransport {
         try await publisher.withConnection("declaring exchange '\(name)'") { try $0.declareTopicExchange(name) }
     }
 
+    public func bindQueue(_ queue: String, exchange: String, bindingKey: String) async throws {
+        try await publisher.withConnection("binding '\(queue)' to '\(exchange)'") {
+            try $0.bindQueue(queue, exchange: exchange, bindingKey: bindingKey)
+        }
+    }
+
     public func publish(_ messages: [OutgoingMessage]) async throws {
         try await publisher.publish(messages)
     }

@@ -9,6 +9,9 @@ public struct SlipEvent: Sendable, Hashable, Codable {
     }
 
     public var formatVersion: Int
+    /// Unique per event and stable when the same event is published again (after a crash or a broker outage), so the
+    /// audit trail stores each once: `<slip>.<sequence>.<kind>.<attempt>` for hops, `<slip>.terminal` for the end.
+    public var id: String
     public var slipID: String
     public var template: String
     public var kind: Kind
@@ -21,6 +24,10 @@ public struct SlipEvent: Sendable, Hashable, Codable {
     /// The slip's state after the hop.
     public var state: SlipState
     public var processor: String
+    /// When the hop's handler started, and how long it ran (hops only).
+    public var startedAt: Date?
+    public var durationMicros: Int64?
+    /// When the event was made.
     public var at: Date
     public var reason: String?
     public var fault: Fault?
@@ -30,11 +37,14 @@ public struct SlipEvent: Sendable, Hashable, Codable {
     public var log: [LogEntry]?
 
     public init(
-        slipID: String, template: String, kind: Kind, step: String, sequence: Int, attempt: Int, outcome: String,
-        state: SlipState, processor: String, at: Date = Date(), reason: String? = nil, fault: Fault? = nil,
-        createdAt: Date? = nil, log: [LogEntry]? = nil
+        id: String? = nil, slipID: String, template: String, kind: Kind, step: String, sequence: Int, attempt: Int,
+        outcome: String, state: SlipState, processor: String, startedAt: Date? = nil, durationMicros: Int64? = nil,
+        at: Date = Date(), reason: String? = nil, fault: Fault? = nil, createdAt: Date? = nil, log: [LogEntry]? = nil
     ) {
         self.formatVersion = 1
+        self.id = id ?? SlipEvent.defaultID(slipID: slipID, kind: kind, sequence: sequence, attempt: attempt)
+        self.startedAt = startedAt
+        self.durationMicros = durationMicros
         self.slipID = slipID
         self.template = template
         self.kind = kind
@@ -49,5 +59,26 @@ public struct SlipEvent: Sendable, Hashable, Codable {
         self.fault = fault
         self.createdAt = createdAt
         self.log = log
+    }
+
+    public static func defaultID(slipID: String, kind: Kind, sequence: Int, attempt: Int) -> String {
+        kind == .terminal ? "\(slipID).terminal" : "\(slipID).\(sequence).\(kind.rawValue).\(attempt)"
+    }
+
+    /// The event of one hop, from its log entry and the slip after it.
+    public init(hop entry: LogEntry, slip: Slip) {
+        self.init(
+            slipID: slip.id, template: slip.template, kind: entry.kind == .execute ? .execute : .compensate,
+            step: entry.step, sequence: entry.sequence, attempt: entry.attempt, outcome: entry.outcome.rawValue,
+            state: slip.state, processor: entry.processor, startedAt: entry.startedAt,
+            durationMicros: entry.durationMicros, reason: entry.reason)
+    }
+
+    /// Routing key on the events exchange: `<kind>.<step>.<slip id>`; for terminal events `terminal.<state>.<slip id>`.
+    public var routingKey: String {
+        switch kind {
+        case .terminal: "terminal.\(state.rawValue).\(slipID)"
+        case .execute, .compensate, .parked: "\(kind.rawValue).\(step).\(slipID)"
+        }
     }
 }

@@ -30,4 +30,7 @@ public struct Topology: Sendable, Hashable {
     public func terminalRoutingKey(state: SlipState, slipID: String) -> String { "terminal.\(state.rawValue).\(slipID)" }
 
     public func terminalBindingKey(slipID: String) -> String { "terminal.*.\(slipID)" }
+
+    /// The durable queue the audit sink consumes: bound to every event.
+    public var auditQueue: String { "\(prefix).audit" }
 }

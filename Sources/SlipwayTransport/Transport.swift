@@ -94,6 +94,8 @@ public protocol MessageTransport: Sendable {
     func declareQueue(_ name: String) async throws
     /// Declares a durable topic exchange (idempotent).
     func declareTopicExchange(_ name: String) async throws
+    /// Binds a queue to an exchange with a binding pattern (`*` one word, `#` any number), idempotently.
+    func bindQueue(_ queue: String, exchange: String, bindingKey: String) async throws
     /// Publishes the messages and returns once the broker has confirmed every one of them; throws if any was refused.
     func publish(_ messages: [OutgoingMessage]) async throws
     /// Deliveries from a durable queue, at most `prefetch` unacknowledged at once. The sequence ends when `stop`

@@ -34,7 +34,7 @@ struct WireConventionTests {
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         #expect(
             Set(object.keys) == [
-                "formatVersion", "slipID", "template", "kind", "step", "sequence", "attempt", "outcome", "state",
+                "formatVersion", "id", "slipID", "template", "kind", "step", "sequence", "attempt", "outcome", "state",
                 "processor", "at", "reason", "fault",
             ])
         #expect(object["formatVersion"] as? Int == 1)

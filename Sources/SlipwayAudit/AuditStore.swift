@@ -1,0 +1,1 @@
+// The audit store comes here (issue 3, in progress).

@@ -1,0 +1,589 @@
+import Foundation
+import Slipway
+import SlipwayStores
+import SlipwayTransport
+import Synchronization
+
+// MARK: - Broker
+
+/// A message as the broker holds it in a queue: what was published, and whether the broker delivered it before.
+public struct BrokerMessage: Sendable, Hashable {
+    public var exchange: String
+    public var routingKey: String
+    public var body: [UInt8]
+    public var headers: [String: String]
+    public var messageID: String?
+    public var correlationID: String?
+    public var contentType: String?
+    /// Set once the message went back to the queue after a delivery (a release or a dropped connection).
+    public var redelivered: Bool
+
+    init(_ message: OutgoingMessage) {
+        exchange = message.exchange
+        routingKey = message.routingKey
+        body = message.body
+        headers = message.headers
+        messageID = message.messageID
+        correlationID = message.correlationID
+        contentType = message.contentType
+        redelivered = false
+    }
+}
+
+/// A RabbitMQ in one process, for tests: what `InMemoryTransport`s (one per simulated process) share.
+///
+/// It mirrors the semantics the runtime relies on:
+/// - durable named queues; `declareQueue` is idempotent, and a message published through the default exchange (`""`)
+///   to a queue that does not exist is dropped silently (RabbitMQ confirms it and drops it);
+/// - topic exchanges: binding keys are dot-separated words where `*` is exactly one word and `#` zero or more; a
+///   message reaches each matching queue once; an unroutable message is dropped; publishing to an exchange that was
+///   never declared fails (RabbitMQ closes the channel with 404 NOT_FOUND);
+/// - consumers get at most `prefetch` unacknowledged deliveries at a time (0: no limit), several consumers of one queue
+///   take turns (round-robin);
+/// - an ack removes the message; a release puts it back at the front of its queue, marked redelivered;
+/// - stopping a stream takes no new deliveries; what was already delivered stays unacknowledged until settled;
+/// - a dropped connection (`dropConnection(of:)`, `InMemoryTransport.crash()`, `shutdown()`) puts every delivery that
+///   connection had not settled back at the front of its queue, marked redelivered, and ends its streams at once
+///   (deliveries it received but had not yet taken from a stream are not handed out any more), like a killed process;
+/// - `publish` returns once every message is enqueued: the publisher confirm.
+///
+/// Not simulated: broker restarts, message TTL and dead-lettering, the `mandatory` flag, and transparent reconnection
+/// of consumers after a network failure.
+public actor InMemoryBroker {
+    private struct Queue {
+        var ready: [BrokerMessage] = []
+        /// Consumer ids, in the order they subscribed.
+        var consumers: [Int] = []
+        /// Where the next round-robin turn starts.
+        var cursor = 0
+        /// A private subscription queue: deleted with its last consumer.
+        var autoDelete = false
+    }
+
+    private struct Binding {
+        var pattern: [Substring]
+        var queue: String
+    }
+
+    private struct Consumer {
+        let queue: String
+        let prefetch: Int
+        let connection: UUID
+        let handle: ConsumerHandle
+        /// Delivered to the client, not yet taken from its stream.
+        var mailbox: [Delivery] = []
+        /// The stream's iterator, waiting for a delivery.
+        var waiter: CheckedContinuation<Delivery?, Never>?
+        var unacked = 0
+    }
+
+    private struct Unacked {
+        var message: BrokerMessage
+        var queue: String
+        var consumer: Int
+        var connection: UUID
+    }
+
+    private enum Condition {
+        case idle
+        case depth(queue: String, atLeast: Int)
+    }
+
+    private var queues: [String: Queue] = [:]
+    private var exchanges: [String: [Binding]] = [:]
+    private var consumers: [Int: Consumer] = [:]
+    private var unacked: [UInt64: Unacked] = [:]
+    private var closedConnections: Set<UUID> = []
+    /// Deliveries of deleted queues, which their consumers may still settle.
+    private var orphanedTags: Set<UInt64> = []
+    private var nextTag: UInt64 = 1
+    private var nextConsumerID = 1
+    private var nextPrivateQueue = 1
+    private var published: [OutgoingMessage] = []
+    private var violations: [String] = []
+    private var waiters: [Int: (condition: Condition, continuation: CheckedContinuation<Bool, Never>)] = [:]
+    private var nextWaiterID = 1
+
+    public init() {}
+
+    // MARK: Topology
+
+    /// Declares a durable queue; declaring it again changes nothing.
+    public func declareQueue(_ name: String) {
+        if queues[name] == nil { queues[name] = Queue() }
+    }
+
+    /// Declares a topic exchange; declaring it again changes nothing.
+    public func declareTopicExchange(_ name: String) {
+        if exchanges[name] == nil { exchanges[name] = [] }
+    }
+
+    /// Binds a queue to a topic exchange with a binding key such as `terminal.*.slip-1` or `parked.#`.
+    public func bind(queue: String, exchange: String, bindingKey: String) throws {
+        guard exchanges[exchange] != nil else { throw TransportError("NOT_FOUND - no exchange '\(exchange)'") }
+        guard queues[queue] != nil else { throw TransportError("NOT_FOUND - no queue '\(queue)'") }
+        let pattern = Self.words(bindingKey)
+        // Binding the same pattern again changes nothing, as in RabbitMQ.
+        guard !exchanges[exchange]!.contains(where: { $0.queue == queue && $0.pattern == pattern }) else { return }
+        exchanges[exchange]!.append(Binding(pattern: pattern, queue: queue))
+    }
+
+    // MARK: Inspection, for tests
+
+    /// The messages waiting in a queue (not those delivered and unacknowledged), oldest first.
+    public func messages(in queue: String) -> [BrokerMessage] {
+        queues[queue]?.ready ?? []
+    }
+
+    /// How many messages wait in a queue (RabbitMQ's "ready" count); 0 for a queue that does not exist.
+    public func queueDepth(_ queue: String) -> Int {
+        queues[queue]?.ready.count ?? 0
+    }
+
+    /// How many messages of a queue are delivered and not yet acknowledged.
+    public func unackedCount(_ queue: String) -> Int {
+        unacked.values.count { $0.queue == queue }
+    }
+
+    public func queueExists(_ queue: String) -> Bool {
+        queues[queue] != nil
+    }
+
+    /// Consumers of a queue that still take deliveries.
+    public func consumerCount(_ queue: String) -> Int {
+        queues[queue]?.consumers.count { consumers[$0]?.handle.stopRequested == false } ?? 0
+    }
+
+    /// Every message published so far (routed, dropped or not), in order.
+    public var publishedMessages: [OutgoingMessage] { published }
+
+    /// How many messages were published so far.
+    public var publishCount: Int { published.count }
+
+    /// Settlements a real broker would refuse (a tag it does not know, acked on a live connection): a runtime bug.
+    public var protocolViolations: [String] { violations }
+
+    /// A readable summary of every queue (ready, unacked, consumers), for failure messages.
+    public func summary() -> String {
+        queues.keys.sorted().map { name in
+            let queue = queues[name]!
+            let active = queue.consumers.filter { consumers[$0]?.handle.stopRequested == false }.count
+            let mailboxes = queue.consumers.compactMap { consumers[$0]?.mailbox.count }
+            let waiting = queue.consumers.filter { consumers[$0]?.waiter != nil }.count
+            return "\(name): ready \(queue.ready.count), unacked \(unackedCount(name)), consumers \(active)"
+                + " (in mailboxes \(mailboxes), waiting \(waiting))"
+        }.joined(separator: "\n")
+    }
+
+    /// Removes and returns every waiting message of a queue (a purge that hands the messages over), e.g. to replay a
+    /// parked slip.
+    public func takeMessages(from queue: String) -> [BrokerMessage] {
+        guard let ready = queues[queue]?.ready else { return [] }
+        queues[queue]!.ready = []
+        resolveWaiters()
+        return ready
+    }
+
+    /// Waits until nothing is in flight: no delivery is unacknowledged, and no queue that has a consumer has a message
+    /// waiting. Messages in queues nobody consumes, such as the dead-letter queue, do not count, so call it once the
+    /// consumers that should drain a queue are consuming (e.g. after a slip's terminal event). False on timeout.
+    public func waitUntilIdle(timeout: Duration = .seconds(10)) async -> Bool {
+        await wait(for: .idle, timeout: timeout)
+    }
+
+    /// Waits until a queue holds at least `count` waiting messages. False on timeout.
+    public func waitForDepth(_ queue: String, atLeast count: Int, timeout: Duration = .seconds(10)) async -> Bool {
+        await wait(for: .depth(queue: queue, atLeast: count), timeout: timeout)
+    }
+
+    // MARK: Connections
+
+    /// Simulates the process behind `transport` being killed: its unsettled deliveries go back to their queues as
+    /// redelivered, its streams end at once, and everything it does afterwards fails (publishes throw, acks are ignored).
+    public func dropConnection(of transport: InMemoryTransport) {
+        closeConnection(transport.connection)
+    }
+
+    func closeConnection(_ connection: UUID) {
+        guard closedConnections.insert(connection).inserted else { return }
+        // Back to the front of each queue in delivery order, as RabbitMQ requeues a closed channel's deliveries.
+        var requeued: [String: [BrokerMessage]] = [:]
+        for tag in unacked.keys.sorted() where unacked[tag]!.connection == connection {
+            let entry = unacked.removeValue(forKey: tag)!
+            var message = entry.message
+            message.redelivered = true
+            requeued[entry.queue, default: []].append(message)
+        }
+        for (queue, messages) in requeued where queues[queue] != nil {
+            queues[queue]!.ready.insert(contentsOf: messages, at: 0)
+        }
+        for (id, consumer) in consumers where consumer.connection == connection {
+            consumers[id]!.mailbox = []
+            finishConsumer(id)
+        }
+        for queue in requeued.keys { dispatch(queue) }
+        resolveWaiters()
+    }
+
+    func checkOpen(_ connection: UUID) throws {
+        if closedConnections.contains(connection) {
+            throw TransportError("the connection is closed (the process crashed or shut down)")
+        }
+    }
+
+    // MARK: Publishing
+
+    func publish(_ messages: [OutgoingMessage], connection: UUID) throws {
+        try checkOpen(connection)
+        var touched: Set<String> = []
+        for message in messages {
+            if message.exchange.isEmpty {
+                published.append(message)
+                // The default exchange: a queue that does not exist drops the message silently.
+                if queues[message.routingKey] != nil {
+                    queues[message.routingKey]!.ready.append(BrokerMessage(message))
+                    touched.insert(message.routingKey)
+                }
+                continue
+            }
+            guard let bindings = exchanges[message.exchange] else {
+                // RabbitMQ closes the channel; the messages before this one were routed.
+                for queue in touched { dispatch(queue) }
+                resolveWaiters()
+                throw TransportError("NOT_FOUND - no exchange '\(message.exchange)'")
+            }
+            published.append(message)
+            let words = Self.words(message.routingKey)
+            var targets: [String] = []
+            for binding in bindings where Self.matches(binding.pattern[...], words[...]) {
+                if !targets.contains(binding.queue) { targets.append(binding.queue) }
+            }
+            for queue in targets where queues[queue] != nil {
+                queues[queue]!.ready.append(BrokerMessage(message))
+                touched.insert(queue)
+            }
+        }
+        for queue in touched { dispatch(queue) }
+        resolveWaiters()
+    }
+
+    // MARK: Consuming
+
+    func consume(queue: String, prefetch: Int, connection: UUID) throws -> DeliveryStream {
+        try checkOpen(connection)
+        declareQueue(queue)  // The AMQP consumer declares its queue too.
+        return addConsumer(queue: queue, prefetch: prefetch, connection: connection)
+    }
+
+    func subscribe(exchange: String, bindingKeys: [String], connection: UUID) throws -> DeliveryStream {
+        try checkOpen(connection)
+        declareTopicExchange(exchange)
+        let queue = "amq.gen-\(nextPrivateQueue)"
+        nextPrivateQueue += 1
+        queues[queue] = Queue(autoDelete: true)
+        for key in bindingKeys { try bind(queue: queue, exchange: exchange, bindingKey: key) }
+        return addConsumer(queue: queue, prefetch: 100, connection: connection)
+    }
+
+    private func addConsumer(queue: String, prefetch: Int, connection: UUID) -> DeliveryStream {
+        let id = nextConsumerID
+        nextConsumerID += 1
+        let handle = ConsumerHandle()
+        consumers[id] = Consumer(queue: queue, prefetch: prefetch, connection: connection, handle: handle)
+        queues[queue]!.consumers.append(id)
+        dispatch(queue)
+        resolveWaiters()
+        let stream = AsyncThrowingStream<Delivery, any Error>(unfolding: { [self] in await self.next(consumer: id) })
+        return DeliveryStream(
+            stream: stream,
+            onStop: { [self] in
+                // The flag stops dispatching at once; the task wakes a waiting iterator so that the stream can end.
+                handle.requestStop()
+                Task { await self.stopRequested(consumer: id) }
+            })
+    }
+
+    /// The next delivery for a stream's iterator; nil ends the stream.
+    private func next(consumer id: Int) async -> Delivery? {
+        guard consumers[id] != nil else { return nil }
+        if !consumers[id]!.mailbox.isEmpty { return consumers[id]!.mailbox.removeFirst() }
+        if consumers[id]!.handle.stopRequested {
+            finishConsumer(id)
+            return nil
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Delivery?, Never>) in
+                if Task.isCancelled || consumers[id] == nil {
+                    continuation.resume(returning: nil)
+                } else {
+                    consumers[id]!.waiter = continuation
+                }
+            }
+        } onCancel: {
+            Task { await self.iteratorCancelled(consumer: id) }
+        }
+    }
+
+    private func stopRequested(consumer id: Int) {
+        guard let consumer = consumers[id], consumer.mailbox.isEmpty else { return }
+        finishConsumer(id)  // Nothing left to hand out: the stream ends now.
+    }
+
+    /// The task iterating the stream was cancelled. What it had been delivered stays unacknowledged until its
+    /// connection closes, as with RabbitMQ.
+    private func iteratorCancelled(consumer id: Int) {
+        guard consumers[id] != nil else { return }
+        finishConsumer(id)
+    }
+
+    /// Ends a consumer's stream and takes it off its queue; an auto-delete queue goes with its last consumer.
+    private func finishConsumer(_ id: Int) {
+        guard let consumer = consumers.removeValue(forKey: id) else { return }
+        consumer.handle.requestStop()
+        consumer.waiter?.resume(returning: nil)
+        guard var queue = queues[consumer.queue] else { return }
+        if let index = queue.consumers.firstIndex(of: id) {
+            queue.consumers.remove(at: index)
+            if index < queue.cursor { queue.cursor -= 1 }
+        }
+        queues[consumer.queue] = queue
+        if queue.autoDelete && queue.consumers.isEmpty { deleteQueue(consumer.queue) }
+        resolveWaiters()
+    }
+
+    private func deleteQueue(_ name: String) {
+        queues[name] = nil
+        for exchange in exchanges.keys { exchanges[exchange]!.removeAll { $0.queue == name } }
+        for (tag, entry) in unacked where entry.queue == name {
+            unacked[tag] = nil
+            orphanedTags.insert(tag)  // Still the client's to settle; the message is gone with its queue.
+        }
+    }
+
+    /// Hands waiting messages to consumers with room under their prefetch, taking turns.
+    private func dispatch(_ name: String) {
+        while let queue = queues[name], !queue.ready.isEmpty, let id = nextConsumer(of: name) {
+            let message = queues[name]!.ready.removeFirst()
+            let tag = nextTag
+            nextTag += 1
+            let consumer = consumers[id]!
+            unacked[tag] = Unacked(message: message, queue: name, consumer: id, connection: consumer.connection)
+            consumers[id]!.unacked += 1
+            let delivery = Delivery(
+                body: message.body, headers: message.headers, messageID: message.messageID,
+                correlationID: message.correlationID, contentType: message.contentType, exchange: message.exchange,
+                routingKey: message.routingKey, redelivered: message.redelivered,
+                acknowledger: Acknowledger(broker: self, connection: consumer.connection), tag: tag)
+            if let waiter = consumer.waiter {
+                consumers[id]!.waiter = nil
+                waiter.resume(returning: delivery)
+            } else {
+                consumers[id]!.mailbox.append(delivery)
+            }
+        }
+    }
+
+    private func nextConsumer(of name: String) -> Int? {
+        guard let queue = queues[name], !queue.consumers.isEmpty else { return nil }
+        let count = queue.consumers.count
+        for offset in 0..<count {
+            let index = (queue.cursor + offset) % count
+            guard let consumer = consumers[queue.consumers[index]], !consumer.handle.stopRequested else { continue }
+            if consumer.prefetch <= 0 || consumer.unacked < consumer.prefetch {
+                queues[name]!.cursor = (index + 1) % count
+                return queue.consumers[index]
+            }
+        }
+        return nil
+    }
+
+    func settle(tag: UInt64, ack: Bool, connection: UUID) {
+        if closedConnections.contains(connection) { return }  // Its deliveries were requeued when it closed.
+        guard let entry = unacked.removeValue(forKey: tag) else {
+            if orphanedTags.remove(tag) == nil {
+                violations.append("\(ack ? "ack" : "release") of unknown delivery tag \(tag) (settled twice?)")
+            }
+            return
+        }
+        if consumers[entry.consumer] != nil { consumers[entry.consumer]!.unacked -= 1 }
+        if !ack, queues[entry.queue] != nil {
+            var message = entry.message
+            message.redelivered = true
+            queues[entry.queue]!.ready.insert(message, at: 0)
+        }
+        dispatch(entry.queue)
+        resolveWaiters()
+    }
+
+    // MARK: Waiting
+
+    private func holds(_ condition: Condition) -> Bool {
+        switch condition {
+        case .idle:
+            return unacked.isEmpty
+                && queues.values.allSatisfy { queue in
+                    queue.ready.isEmpty
+                        || !queue.consumers.contains { consumers[$0]?.handle.stopRequested == false }
+                }
+        case .depth(let queue, let count):
+            return (queues[queue]?.ready.count ?? 0) >= count
+        }
+    }
+
+    private func wait(for condition: Condition, timeout: Duration) async -> Bool {
+        if holds(condition) { return true }
+        let id = nextWaiterID
+        nextWaiterID += 1
+        return await withCheckedContinuation { continuation in
+            waiters[id] = (condition, continuation)
+            Task {
+                try? await Task.sleep(for: timeout)
+                self.expireWaiter(id)
+            }
+        }
+    }
+
+    private func expireWaiter(_ id: Int) {
+        waiters.removeValue(forKey: id)?.continuation.resume(returning: false)
+    }
+
+    private func resolveWaiters() {
+        for (id, waiter) in waiters where holds(waiter.condition) {
+            waiters[id] = nil
+            waiter.continuation.resume(returning: true)
+        }
+    }
+
+    // MARK: Topic matching
+
+    static func words(_ key: String) -> [Substring] {
+        key.split(separator: ".", omittingEmptySubsequences: false)
+    }
+
+    /// AMQP topic matching: `*` matches exactly one word, `#` zero or more.
+    static func matches(_ pattern: ArraySlice<Substring>, _ words: ArraySlice<Substring>) -> Bool {
+        guard let first = pattern.first else { return words.isEmpty }
+        if first == "#" {
+            let rest = pattern.dropFirst()
+            if rest.isEmpty { return true }
+            var remaining = words
+            while true {
+                if matches(rest, remaining) { return true }
+                if remaining.isEmpty { return false }
+                remaining = remaining.dropFirst()
+            }
+        }
+        guard let word = words.first, first == "*" || first == word else { return false }
+        return matches(pattern.dropFirst(), words.dropFirst())
+    }
+
+    /// Whether a routing key matches a binding key (for tests of the matching itself).
+    public static func topic(_ routingKey: String, matches bindingKey: String) -> Bool {
+        matches(words(bindingKey)[...], words(routingKey)[...])
+    }
+}
+
+/// Shared between a consumer's `DeliveryStream.stop()` (called from anywhere, synchronously) and the broker.
+final class ConsumerHandle: Sendable {
+    private let stop = Atomic<Bool>(false)
+    var stopRequested: Bool { stop.load(ordering: .acquiring) }
+    func requestStop() { stop.store(true, ordering: .releasing) }
+}
+
+private struct Acknowledger: DeliveryAcknowledger {
+    let broker: InMemoryBroker
+    let connection: UUID
+    func ack(_ tag: UInt64) async { await broker.settle(tag: tag, ack: true, connection: connection) }
+    func release(_ tag: UInt64) async { await broker.settle(tag: tag, ack: false, connection: connection) }
+}
+
+// MARK: - Transport
+
+/// One simulated process's connection to an `InMemoryBroker`: a `MessageTransport` for processors and producers in
+/// tests. Several transports may share one broker, as several processes share one RabbitMQ.
+///
+/// `crash()` simulates killing the process (see `InMemoryBroker.dropConnection(of:)`); `shutdown()` closes the
+/// connection the same way, as closing an AMQP connection requeues what it left unacknowledged.
+public final class InMemoryTransport: MessageTransport {
+    public let broker: InMemoryBroker
+    let connection = UUID()
+
+    public init(broker: InMemoryBroker) {
+        self.broker = broker
+    }
+
+    public func declareQueue(_ name: String) async throws {
+        try await broker.checkOpen(connection)
+        await broker.declareQueue(name)
+    }
+
+    public func declareTopicExchange(_ name: String) async throws {
+        try await broker.checkOpen(connection)
+        await broker.declareTopicExchange(name)
+    }
+
+    public func bindQueue(_ queue: String, exchange: String, bindingKey: String) async throws {
+        try await broker.checkOpen(connection)
+        try await broker.bind(queue: queue, exchange: exchange, bindingKey: bindingKey)
+    }
+
+    public func publish(_ messages: [OutgoingMessage]) async throws {
+        try await broker.publish(messages, connection: connection)
+    }
+
+    public func consume(queue: String, prefetch: Int) async throws -> DeliveryStream {
+        try await broker.consume(queue: queue, prefetch: prefetch, connection: connection)
+    }
+
+    public func subscribe(exchange: String, bindingKeys: [String]) async throws -> DeliveryStream {
+        try await broker.subscribe(exchange: exchange, bindingKeys: bindingKeys, connection: connection)
+    }
+
+    public func shutdown() async {
+        await broker.closeConnection(connection)
+    }
+
+    /// Kills this "process"'s connection: its unacknowledged deliveries are redelivered to others, its streams end, and
+    /// it can do nothing more. Handlers already running in this process keep running (a test cannot kill a task), but
+    /// whatever they publish or acknowledge afterwards is refused or ignored.
+    public func crash() async {
+        await broker.dropConnection(of: self)
+    }
+}
+
+// MARK: - Hop record store
+
+/// The idempotency record of hops in memory, with `SQLiteHopRecordStore`'s semantics: `save` keeps the first record of a
+/// hop and returns it. Share one instance between a "crashed" and a "restarted" runtime to model a store that
+/// survives the process.
+public actor InMemoryHopRecordStore: HopRecordStore {
+    private struct Key: Hashable {
+        var slipID: String
+        var sequence: Int
+    }
+
+    private var records: [Key: HopRecord] = [:]
+
+    public init() {}
+
+    public func record(slipID: String, sequence: Int) -> HopRecord? {
+        records[Key(slipID: slipID, sequence: sequence)]
+    }
+
+    @discardableResult
+    public func save(_ record: HopRecord) -> HopRecord {
+        let key = Key(slipID: record.slipID, sequence: record.sequence)
+        if let existing = records[key] { return existing }
+        records[key] = record
+        return record
+    }
+
+    public func markForwarded(slipID: String, sequence: Int) {
+        records[Key(slipID: slipID, sequence: sequence)]?.forwarded = true
+    }
+
+    /// Every record, by slip and sequence.
+    public var allRecords: [HopRecord] {
+        records.values.sorted { ($0.slipID, $0.sequence) < ($1.slipID, $1.sequence) }
+    }
+}
