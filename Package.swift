@@ -91,7 +91,14 @@ let package = Package(
 
         .testTarget(name: "SlipwayCoreTests", dependencies: ["SlipwayCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SlipwayAuditTests", dependencies: ["SlipwayAudit"]),
-        .testTarget(name: "SlipwayRuntimeTests", dependencies: ["Slipway", "SlipwayTesting", "SlipwayStores"]),
+        .testTarget(
+            name: "SlipwayRuntimeTests",
+            dependencies: [
+                "Slipway", "SlipwayTesting", "SlipwayStores",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["Slipway", "SlipwayAMQP", "SlipwayAudit", "ExampleLedger"]

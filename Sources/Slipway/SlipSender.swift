@@ -97,25 +97,25 @@ public final class SlipEventFollower: Sendable {
         deliveries.stop()
     }
 
+    /// Events not yet taken, and the callers waiting for one (first come, first served).
     private actor EventBuffer {
         private var events: [SlipEvent] = []
         private var finished = false
-        private var waiter: (id: Int, continuation: CheckedContinuation<SlipEvent?, Never>)?
+        private var waiters: [(id: Int, continuation: CheckedContinuation<SlipEvent?, Never>)] = []
         private var nextWaiterID = 0
 
         func push(_ event: SlipEvent) {
-            if let waiter {
-                self.waiter = nil
-                waiter.continuation.resume(returning: event)
-            } else {
+            if waiters.isEmpty {
                 events.append(event)
+            } else {
+                waiters.removeFirst().continuation.resume(returning: event)
             }
         }
 
         func finish() {
             finished = true
-            waiter?.continuation.resume(returning: nil)
-            waiter = nil
+            for waiter in waiters { waiter.continuation.resume(returning: nil) }
+            waiters.removeAll()
         }
 
         func next(timeout: Duration) async -> SlipEvent? {
@@ -124,7 +124,7 @@ public final class SlipEventFollower: Sendable {
             nextWaiterID += 1
             let id = nextWaiterID
             return await withCheckedContinuation { continuation in
-                waiter = (id, continuation)
+                waiters.append((id, continuation))
                 Task {
                     try? await Task.sleep(for: timeout)
                     self.expire(id)
@@ -133,9 +133,8 @@ public final class SlipEventFollower: Sendable {
         }
 
         private func expire(_ id: Int) {
-            guard let waiter, waiter.id == id else { return }
-            self.waiter = nil
-            waiter.continuation.resume(returning: nil)
+            guard let index = waiters.firstIndex(where: { $0.id == id }) else { return }
+            waiters.remove(at: index).continuation.resume(returning: nil)
         }
     }
 }
