@@ -111,7 +111,7 @@ struct SagaTests {
         #expect(parked[0].body == Array("{not json at all".utf8), "the parked body is the original, for inspection and replay")
     }
 
-    @Test("a slip of an unknown format version and a misrouted slip are parked with their reasons")
+    @Test("a slip of an unknown format version, a misrouted slip and an oversize message are parked with their reasons")
     func unsupportedAndMisroutedAreParked() async throws {
         let fleet = try SagaFleet(name: "refused")
         try fleet.start("ship-order")
@@ -123,14 +123,19 @@ struct SagaTests {
         newer["formatVersion"] = 2
         let misrouted = try producer.order()  // Its itinerary starts at reserve-stock, not ship-order.
 
+        // Over the default 1 MiB limit: a slip whose variables carry 2 MiB.
+        let oversize = try producer.order(["blob": .string(String(repeating: "x", count: 2 << 20))])
+
         try await producer.transport.publish([
             .toQueue(queue, body: Array(try JSONSerialization.data(withJSONObject: newer))),
             .toQueue(queue, body: try SlipCodec().encode(misrouted)),
+            .toQueue(queue, body: try SlipCodec().encode(oversize)),
         ])
 
-        let parked = try await producer.parked(count: 2)
+        let parked = try await producer.parked(count: 3)
         let codes = Set(parked.compactMap { $0.headers[ParkedHeaders.reasonCode] })
-        #expect(codes == ["unsupported-version", "misrouted"])
+        #expect(codes == ["unsupported-version", "misrouted", "too-large"])
+        #expect(parked.first { $0.headers[ParkedHeaders.reasonCode] == "too-large" }?.body.count ?? 0 > 2 << 20)
         #expect(parked.first { $0.headers[ParkedHeaders.reasonCode] == "misrouted" }?.headers[ParkedHeaders.slipID] == misrouted.id)
     }
 
