@@ -14,25 +14,15 @@ work=.slipway/baseline
 rm -rf "$work" && mkdir -p "$work"
 export SLIPWAY_STATE_DIR=$work/state SLIPWAY_EXAMPLE_LEDGER=$work/ledger.sqlite SLIPWAY_LOG_LEVEL=warning
 
-pids=()
-stop_processors() {
-  ((${#pids[@]})) || return 0
-  kill -TERM "${pids[@]}" 2>/dev/null || true
-  wait "${pids[@]}" 2>/dev/null || true
-  pids=()
-}
-trap stop_processors EXIT
-for step in reserve-stock charge-card ship-order notify-customer; do
-  "$bin/$step" >"$work/$step.log" 2>&1 &
-  pids+=($!)
-done
+source scripts/processors.sh
+start_processors "$bin" "$work" >/dev/null
 # Warm-up: queues declared, connections open.
 "$bin/slip" send Slips/order-fulfillment.yaml --var orderId=warmup --wait >/dev/null
 
 echo "baseline: $count slips through reserve-stock -> charge-card -> ship-order -> notify-customer"
 "$bin/slip" send Slips/order-fulfillment.yaml --var orderId=bench --count "$count" --wait --timeout 600 --json \
   >"$work/results.jsonl"
-for pid in "${pids[@]}"; do
+for pid in "${processor_pids[@]}"; do
   ps -o rss= -p "$pid" | awk -v p="$pid" '{printf "baseline: processor pid %s resident %.1f MB\n", p, $1/1024}'
 done
 stop_processors

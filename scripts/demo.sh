@@ -13,19 +13,8 @@ work=.slipway/demo
 rm -rf "$work" && mkdir -p "$work"
 export SLIPWAY_STATE_DIR=$work/state SLIPWAY_EXAMPLE_LEDGER=$work/ledger.sqlite
 
-pids=()
-stop_processors() {
-  ((${#pids[@]})) || return 0
-  kill -TERM "${pids[@]}" 2>/dev/null || true
-  wait "${pids[@]}" 2>/dev/null || true
-  pids=()
-}
-trap stop_processors EXIT
-for step in reserve-stock charge-card ship-order notify-customer; do
-  "$bin/$step" >"$work/$step.log" 2>&1 &
-  pids+=($!)
-  echo "demo: started $step (pid $!, log $work/$step.log)"
-done
+source scripts/processors.sh
+start_processors "$bin" "$work"
 
 template=Slips/order-fulfillment.yaml
 failures=0
