@@ -1,1 +1,515 @@
-// The audit store comes here (issue 3, in progress).
+import Foundation
+import GRDB
+import SlipwayCore
+
+/// The audit trail in a SQLite file: one row per event (hops, parked messages, terminal events), one row per slip with
+/// its current state, and the aggregates `stats` reads. See `docs/audit.md`.
+///
+/// One process writes (the sink, through `record`); any number of processes query at the same time (WAL mode: a
+/// query reads a consistent snapshot and never waits for the writer).
+public final class AuditStore: Sendable {
+    /// The environment variable that names the database when `--db` is not given.
+    public static let environmentVariable = "SLIPWAY_AUDIT_DB"
+    /// The database when neither `--db` nor `$SLIPWAY_AUDIT_DB` names one, relative to the working directory.
+    public static let defaultRelativePath = ".slipway/audit.sqlite"
+    /// The slip id of a parked message that was not a readable slip: such events get a hop row but no slip row.
+    public static let unknownSlipID = "unknown"
+
+    /// `explicit` if given, else `$SLIPWAY_AUDIT_DB`, else `.slipway/audit.sqlite`.
+    public static func defaultPath(
+        explicit: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> String {
+        if let explicit, !explicit.isEmpty { return explicit }
+        if let path = environment[environmentVariable], !path.isEmpty { return path }
+        return defaultRelativePath
+    }
+
+    public let path: String
+    public let isReadOnly: Bool
+    let pool: DatabasePool
+
+    private init(path: String, pool: DatabasePool, isReadOnly: Bool) {
+        self.path = path
+        self.pool = pool
+        self.isReadOnly = isReadOnly
+    }
+
+    /// Opens the database for writing: creates the file (and its directory) if needed and migrates the schema.
+    /// Refuses a file that is not an audit database (`foreignDatabase`) or was written by a newer Slipway.
+    public convenience init(path: String) throws {
+        do {
+            let url = URL(fileURLWithPath: path)
+            try FileManager.default.createDirectory(
+                at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            // Check a file that is there before touching it: opening a pool would switch a foreign file to WAL.
+            if Self.fileSize(path) ?? 0 > 0 {
+                var configuration = Configuration()
+                configuration.readonly = true
+                configuration.busyMode = .timeout(10)
+                let queue = try DatabaseQueue(path: path, configuration: configuration)
+                try queue.read { db in
+                    let tables = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master WHERE type = 'table'") ?? 0
+                    if tables > 0, try !db.tableExists(AuditSchema.markerTable) {
+                        throw AuditError(.foreignDatabase, "\(path) is not a Slipway audit database")
+                    }
+                }
+                try queue.close()
+            }
+            let pool = try Self.openPool(path: path, configuration: Self.configuration(readonly: false))
+            try Self.migrate(pool, path: path)
+            self.init(path: path, pool: pool, isReadOnly: false)
+        } catch {
+            throw Self.auditError(error, path: path)
+        }
+    }
+
+    /// Opens an existing database for queries, read-only. Refuses a missing file (`missingDatabase`), a file that is
+    /// not an audit database (`foreignDatabase`) and a schema this build does not read (`newerDatabase`,
+    /// `outdatedDatabase`).
+    public static func openForReading(path: String) throws -> AuditStore {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw AuditError(.missingDatabase, "no audit database at \(path): start `slip audit-sink` or pass --db")
+        }
+        guard !isDirectory.boolValue else {
+            throw AuditError(.foreignDatabase, "\(path) is a directory, not a Slipway audit database")
+        }
+        do {
+            let pool = try DatabasePool(path: path, configuration: configuration(readonly: true))
+            try pool.read { db in
+                guard try db.tableExists(AuditSchema.markerTable) else {
+                    throw AuditError(.foreignDatabase, "\(path) is not a Slipway audit database")
+                }
+                let migrator = AuditSchema.migrator
+                if try migrator.hasBeenSuperseded(db) {
+                    throw AuditError(
+                        .newerDatabase, "\(path) was written by a newer Slipway: its audit schema is unknown to this one")
+                }
+                guard try migrator.hasCompletedMigrations(db) else {
+                    throw AuditError(
+                        .outdatedDatabase,
+                        "\(path) has an older audit schema: run `slip audit-sink` once with this version to migrate it")
+                }
+            }
+            return AuditStore(path: path, pool: pool, isReadOnly: true)
+        } catch {
+            throw auditError(error, path: path)
+        }
+    }
+
+    static func configuration(readonly: Bool) -> Configuration {
+        var configuration = Configuration()
+        configuration.readonly = readonly
+        configuration.busyMode = .timeout(10)
+        configuration.maximumReaderCount = readonly ? 2 : 4
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA cache_size = -32768")  // 32 MiB of page cache per connection, at most
+            if !db.configuration.readonly {
+                try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
+            }
+        }
+        return configuration
+    }
+
+    /// Opens a pool, retrying while another process is creating the same file: switching a new file to WAL mode
+    /// answers SQLITE_BUSY at once (without the busy handler) when two processes do it together.
+    static func openPool(path: String, configuration: Configuration, attempts: Int = 50) throws -> DatabasePool {
+        var attempt = 1
+        while true {
+            do {
+                return try DatabasePool(path: path, configuration: configuration)
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && attempt < attempts {
+                attempt += 1
+                Thread.sleep(forTimeInterval: 0.05 * Double(attempt))
+            }
+        }
+    }
+
+    /// Migrates, tolerating another process that migrates the same new file at the same moment.
+    static func migrate(_ pool: DatabasePool, path: String) throws {
+        let migrator = AuditSchema.migrator
+        var attempt = 1
+        while true {
+            do {
+                try pool.read { db in
+                    if try migrator.hasBeenSuperseded(db) {
+                        throw AuditError(
+                            .newerDatabase,
+                            "\(path) was written by a newer Slipway: its audit schema is unknown to this one")
+                    }
+                }
+                try migrator.migrate(pool)
+                return
+            } catch let error as DatabaseError where attempt < 5 {
+                attempt += 1
+                _ = error
+                Thread.sleep(forTimeInterval: 0.05 * Double(attempt))
+            }
+        }
+    }
+
+    static func fileSize(_ path: String) -> Int? {
+        (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue
+    }
+
+    /// Every error the store throws is an `AuditError` with a one-line message.
+    static func auditError(_ error: any Error, path: String) -> AuditError {
+        if let error = error as? AuditError { return error }
+        if let error = error as? DatabaseError {
+            switch error.resultCode {
+            case .SQLITE_NOTADB:
+                return AuditError(.foreignDatabase, "\(path) is not a Slipway audit database")
+            case .SQLITE_CANTOPEN:
+                return AuditError(.databaseError, "cannot open \(path): \(error.message ?? "unable to open database file")")
+            default:
+                let message = (error.message ?? "\(error.resultCode)").replacingOccurrences(of: "\n", with: " ")
+                return AuditError(.databaseError, "\(path): \(message)")
+            }
+        }
+        return AuditError(.databaseError, "\(path): \(String(describing: error).replacingOccurrences(of: "\n", with: " "))")
+    }
+
+    /// Runs `PRAGMA optimize` (refreshes the query planner's statistics where they are stale). Cheap; a long-running
+    /// writer may call it now and then.
+    public func optimize() throws {
+        do { try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA optimize") } } catch {
+            throw Self.auditError(error, path: path)
+        }
+    }
+
+    // MARK: - Recording
+
+    /// Records a batch of events in one transaction and returns how many were new. An event whose `id` is already
+    /// stored (a redelivery, or a duplicate within the batch) adds nothing. Events may come in any order.
+    @discardableResult
+    public func record(_ events: [SlipEvent]) throws -> Int {
+        guard !isReadOnly else { throw AuditError(.readOnly, "\(path) is open for reading only") }
+        guard !events.isEmpty else { return 0 }
+        do {
+            return try pool.write { db in try AuditWriter.write(events, to: db) }
+        } catch {
+            throw Self.auditError(error, path: path)
+        }
+    }
+
+    /// Records a batch of events in one transaction and returns how many were new (see the synchronous variant).
+    @discardableResult
+    public func record(_ events: [SlipEvent]) async throws -> Int {
+        guard !isReadOnly else { throw AuditError(.readOnly, "\(path) is open for reading only") }
+        guard !events.isEmpty else { return 0 }
+        do {
+            return try await pool.write { db in try AuditWriter.write(events, to: db) }
+        } catch {
+            throw Self.auditError(error, path: path)
+        }
+    }
+}
+
+/// Hop order within a slip: sequence, then attempt, then the kind's rank. A parked event carries the sequence of the
+/// hop it refused, so it ranks before that hop's execute or compensate; a terminal event carries the last hop's
+/// sequence and attempt, so it ranks after it.
+public enum KindRank {
+    public static func of(_ kind: SlipEvent.Kind) -> Int {
+        switch kind {
+        case .parked: 0
+        case .execute: 1
+        case .compensate: 2
+        case .terminal: 3
+        }
+    }
+}
+
+/// The write path: one transaction per batch.
+enum AuditWriter {
+    static let insertSQL = """
+        INSERT INTO hop (event_id, slip_id, template, kind, kind_rank, step, sequence, attempt, outcome, state,
+                         processor, started_at, duration_us, at, reason, failure)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (event_id) DO NOTHING
+        """
+
+    static func isFailure(_ event: SlipEvent) -> Bool {
+        switch event.kind {
+        case .parked: true
+        case .execute: event.outcome == HopOutcome.faulted.rawValue
+        case .compensate: event.outcome == HopOutcome.failed.rawValue || event.outcome == HopOutcome.faulted.rawValue
+        case .terminal: false
+        }
+    }
+
+    static func write(_ events: [SlipEvent], to db: Database) throws -> Int {
+        let insert = try db.cachedStatement(sql: insertSQL)
+        var aggregates = BatchAggregates()
+        var bySlip: [String: [Int]] = [:]
+        var inserted = 0
+        for (index, event) in events.enumerated() {
+            try insert.execute(arguments: [
+                event.id, event.slipID, event.template, event.kind.rawValue, KindRank.of(event.kind), event.step,
+                event.sequence, event.attempt, event.outcome, event.state.rawValue, event.processor,
+                event.startedAt.map(AuditTime.milliseconds), event.durationMicros, AuditTime.milliseconds(event.at),
+                event.reason, isFailure(event) ? 1 : 0,
+            ])
+            guard db.changesCount > 0 else { continue }
+            inserted += 1
+            aggregates.add(event)
+            if event.slipID != AuditStore.unknownSlipID { bySlip[event.slipID, default: []].append(index) }
+        }
+        for (slipID, indexes) in bySlip {
+            try updateSlip(slipID, with: indexes.map { events[$0] }, db: db, aggregates: &aggregates)
+        }
+        try aggregates.flush(db)
+        return inserted
+    }
+
+    static func updateSlip(_ slipID: String, with events: [SlipEvent], db: Database, aggregates: inout BatchAggregates)
+        throws
+    {
+        let select = try db.cachedStatement(sql: "SELECT \(SlipRow.columns) FROM slip WHERE slip_id = ?")
+        let existing = try Row.fetchOne(select, arguments: [slipID]).map(SlipRow.init(row:))
+        var row = existing
+        for event in events {
+            if row == nil { row = SlipRow(event) } else { row!.apply(event) }
+        }
+        guard let row else { return }
+        if let existing {
+            if existing.template != row.template || existing.state != row.state {
+                aggregates.templateStates[TemplateState(template: existing.template, state: existing.state), default: 0] -= 1
+                aggregates.templateStates[TemplateState(template: row.template, state: row.state), default: 0] += 1
+            }
+        } else {
+            aggregates.templateStates[TemplateState(template: row.template, state: row.state), default: 0] += 1
+        }
+        let upsert = try db.cachedStatement(sql: """
+            INSERT INTO slip (slip_id, \(SlipRow.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (slip_id) DO UPDATE SET
+                template = excluded.template, state = excluded.state, first_at = excluded.first_at,
+                last_at = excluded.last_at, created_at = excluded.created_at, last_sequence = excluded.last_sequence,
+                last_attempt = excluded.last_attempt, last_rank = excluded.last_rank, last_kind = excluded.last_kind,
+                last_step = excluded.last_step, last_outcome = excluded.last_outcome,
+                last_reason = excluded.last_reason, hops = excluded.hops, events = excluded.events,
+                fault_step = excluded.fault_step, fault_reason = excluded.fault_reason
+            """)
+        try upsert.execute(arguments: [
+            slipID, row.template, row.state, row.firstAt, row.lastAt, row.createdAt, row.lastSequence,
+            row.lastAttempt, row.lastRank, row.lastKind, row.lastStep, row.lastOutcome, row.lastReason, row.hops,
+            row.events, row.faultStep, row.faultReason,
+        ])
+    }
+}
+
+/// The slip table's row, folded from events.
+struct SlipRow: Equatable {
+    static let columns = """
+        template, state, first_at, last_at, created_at, last_sequence, last_attempt, last_rank, last_kind, last_step, \
+        last_outcome, last_reason, hops, events, fault_step, fault_reason
+        """
+
+    var template: String
+    var state: String
+    var firstAt: Int64
+    var lastAt: Int64
+    var createdAt: Int64?
+    var lastSequence: Int
+    var lastAttempt: Int
+    var lastRank: Int
+    var lastKind: String
+    var lastStep: String
+    var lastOutcome: String
+    var lastReason: String?
+    var hops: Int
+    var events: Int
+    var faultStep: String?
+    var faultReason: String?
+
+    init(row: Row) {
+        template = row[0]
+        state = row[1]
+        firstAt = row[2]
+        lastAt = row[3]
+        createdAt = row[4]
+        lastSequence = row[5]
+        lastAttempt = row[6]
+        lastRank = row[7]
+        lastKind = row[8]
+        lastStep = row[9]
+        lastOutcome = row[10]
+        lastReason = row[11]
+        hops = row[12]
+        events = row[13]
+        faultStep = row[14]
+        faultReason = row[15]
+    }
+
+    init(_ event: SlipEvent) {
+        let at = AuditTime.milliseconds(event.at)
+        template = event.template
+        state = event.state.rawValue
+        firstAt = at
+        lastAt = at
+        createdAt = nil
+        lastSequence = event.sequence
+        lastAttempt = event.attempt
+        lastRank = KindRank.of(event.kind)
+        lastKind = event.kind.rawValue
+        lastStep = event.step
+        lastOutcome = event.outcome
+        lastReason = event.reason
+        hops = 0
+        events = 0
+        faultStep = nil
+        faultReason = nil
+        count(event)
+    }
+
+    static func isHop(_ kind: SlipEvent.Kind) -> Bool { kind == .execute || kind == .compensate }
+
+    /// Counts an event that was not recorded before; it becomes the current state if it is at least as new as the
+    /// event the row has it from (sequence, then attempt, then kind rank).
+    mutating func apply(_ event: SlipEvent) {
+        let at = AuditTime.milliseconds(event.at)
+        firstAt = min(firstAt, at)
+        lastAt = max(lastAt, at)
+        if template == AuditStore.unknownSlipID, event.template != AuditStore.unknownSlipID { template = event.template }
+        let rank = KindRank.of(event.kind)
+        if (event.sequence, event.attempt, rank) >= (lastSequence, lastAttempt, lastRank) {
+            state = event.state.rawValue
+            lastSequence = event.sequence
+            lastAttempt = event.attempt
+            lastRank = rank
+            lastKind = event.kind.rawValue
+            lastStep = event.step
+            lastOutcome = event.outcome
+            lastReason = event.reason
+        }
+        count(event)
+    }
+
+    private mutating func count(_ event: SlipEvent) {
+        events += 1
+        if Self.isHop(event.kind) { hops += 1 }
+        if let createdAt = event.createdAt { self.createdAt = AuditTime.milliseconds(createdAt) }
+        if let fault = event.fault {
+            // A terminal event's fault is the slip's own: it wins over what a hop said.
+            faultStep = fault.step
+            faultReason = fault.reason
+        } else if faultStep == nil, event.kind == .execute, event.outcome == HopOutcome.faulted.rawValue {
+            faultStep = event.step
+            faultReason = event.reason
+        }
+    }
+}
+
+struct StepKey: Hashable {
+    var step: String
+    var kind: String
+}
+
+struct StepDelta {
+    var hops = 0
+    var completed = 0
+    var faulted = 0
+    var retried = 0
+    var failed = 0
+    var timed = 0
+    var totalMicros: Int64 = 0
+    var minMicros: Int64?
+    var maxMicros: Int64?
+}
+
+struct BucketKey: Hashable {
+    var step: String
+    var kind: String
+    var bucket: Int
+}
+
+struct TemplateState: Hashable {
+    var template: String
+    var state: String
+}
+
+/// What a batch adds to the aggregate tables, summed in memory and written once at the end of the transaction.
+struct BatchAggregates {
+    var steps: [StepKey: StepDelta] = [:]
+    var buckets: [BucketKey: Int] = [:]
+    var templateStates: [TemplateState: Int] = [:]
+    var events = 0
+    var hops = 0
+    var firstAt: Int64?
+    var lastAt: Int64?
+
+    mutating func add(_ event: SlipEvent) {
+        events += 1
+        let at = AuditTime.milliseconds(event.at)
+        firstAt = min(firstAt ?? at, at)
+        lastAt = max(lastAt ?? at, at)
+        guard event.kind != .terminal else { return }
+        let key = StepKey(step: event.step, kind: event.kind.rawValue)
+        var delta = steps[key] ?? StepDelta()
+        delta.hops += 1
+        if event.kind != .parked {
+            hops += 1
+            switch HopOutcome(rawValue: event.outcome) {
+            case .completed: delta.completed += 1
+            case .faulted: delta.faulted += 1
+            case .retried: delta.retried += 1
+            case .failed: delta.failed += 1
+            case nil: break
+            }
+            if let micros = event.durationMicros {
+                delta.timed += 1
+                delta.totalMicros += micros
+                delta.minMicros = min(delta.minMicros ?? micros, micros)
+                delta.maxMicros = max(delta.maxMicros ?? micros, micros)
+                buckets[BucketKey(step: event.step, kind: key.kind, bucket: DurationBuckets.bucket(micros: micros)), default: 0] += 1
+            }
+        }
+        steps[key] = delta
+    }
+
+    func flush(_ db: Database) throws {
+        let step = try db.cachedStatement(sql: """
+            INSERT INTO step_stats (step, kind, hops, completed, faulted, retried, failed, timed, total_us, min_us, max_us)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (step, kind) DO UPDATE SET
+                hops = hops + excluded.hops, completed = completed + excluded.completed,
+                faulted = faulted + excluded.faulted, retried = retried + excluded.retried,
+                failed = failed + excluded.failed, timed = timed + excluded.timed,
+                total_us = total_us + excluded.total_us,
+                min_us = min(coalesce(min_us, excluded.min_us), coalesce(excluded.min_us, min_us)),
+                max_us = max(coalesce(max_us, excluded.max_us), coalesce(excluded.max_us, max_us))
+            """)
+        for (key, delta) in steps {
+            try step.execute(arguments: [
+                key.step, key.kind, delta.hops, delta.completed, delta.faulted, delta.retried, delta.failed, delta.timed,
+                delta.totalMicros, delta.minMicros, delta.maxMicros,
+            ])
+        }
+        let bucket = try db.cachedStatement(sql: """
+            INSERT INTO step_duration (step, kind, bucket, hops) VALUES (?, ?, ?, ?)
+            ON CONFLICT (step, kind, bucket) DO UPDATE SET hops = hops + excluded.hops
+            """)
+        for (key, count) in buckets {
+            try bucket.execute(arguments: [key.step, key.kind, key.bucket, count])
+        }
+        let templateState = try db.cachedStatement(sql: """
+            INSERT INTO template_state (template, state, slips) VALUES (?, ?, ?)
+            ON CONFLICT (template, state) DO UPDATE SET slips = slips + excluded.slips
+            """)
+        for (key, count) in templateStates where count != 0 {
+            try templateState.execute(arguments: [key.template, key.state, count])
+        }
+        guard events > 0 else { return }
+        let total = try db.cachedStatement(sql: """
+            INSERT INTO audit_total (name, value) VALUES (?, ?)
+            ON CONFLICT (name) DO UPDATE SET value = CASE name
+                WHEN 'first_at' THEN min(value, excluded.value)
+                WHEN 'last_at' THEN max(value, excluded.value)
+                ELSE value + excluded.value END
+            """)
+        try total.execute(arguments: ["events", events])
+        try total.execute(arguments: ["hops", hops])
+        if let firstAt { try total.execute(arguments: ["first_at", firstAt]) }
+        if let lastAt { try total.execute(arguments: ["last_at", lastAt]) }
+    }
+}

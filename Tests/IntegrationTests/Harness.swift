@@ -123,17 +123,53 @@ final class SagaFleet: @unchecked Sendable {
         for step in Self.steps { try start(step) }
     }
 
-    func start(_ step: String) throws {
+    /// The audit database the fleet's sink writes.
+    var auditDB: String { directory.appendingPathComponent("audit.sqlite").path }
+
+    /// `slip audit-sink` for this fleet's events, as a process named "audit-sink".
+    func startSink() throws {
+        try start("audit-sink", executable: "slip", arguments: ["audit-sink", "--db", auditDB, "--log-level", "warning"])
+    }
+
+    /// Runs `slip ARGUMENTS` against this fleet's broker, prefix and audit database; returns its exit status and output.
+    func slip(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Binaries.path(step))
+        process.executableURL = URL(fileURLWithPath: try Binaries.path("slip"))
+        process.arguments = arguments
+        process.environment = try environment(for: "slip")
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    private func environment(for name: String) throws -> [String: String] {
         var environment = ProcessInfo.processInfo.environment
         environment["SLIPWAY_AMQP_URL"] = amqpURL
         environment["SLIPWAY_QUEUE_PREFIX"] = prefix
         environment["SLIPWAY_STATE_DIR"] = directory.appendingPathComponent("state").path
         environment["SLIPWAY_EXAMPLE_LEDGER"] = ledger.path
+        environment["SLIPWAY_AUDIT_DB"] = auditDB
         environment["SLIPWAY_LOG_LEVEL"] = "warning"
-        environment.merge(extraEnvironment[step] ?? [:]) { _, new in new }
-        process.environment = environment
+        environment.merge(extraEnvironment[name] ?? [:]) { _, new in new }
+        return environment
+    }
+
+    func start(_ step: String) throws {
+        try start(step, executable: step, arguments: [])
+    }
+
+    private func start(_ name: String, executable: String, arguments: [String]) throws {
+        let step = name
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Binaries.path(executable))
+        process.arguments = arguments
+        process.environment = try environment(for: step)
         let log = directory.appendingPathComponent("\(step).log")
         if !FileManager.default.fileExists(atPath: log.path) {
             FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -162,7 +198,7 @@ final class SagaFleet: @unchecked Sendable {
     }
 
     func stopAll() {
-        for step in Self.steps { _ = stop(step) }
+        for step in Self.steps + ["audit-sink"] { _ = stop(step) }
     }
 
     func log(_ step: String) -> String {

@@ -1,0 +1,184 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import Slipway
+import SlipwayAudit
+
+struct AuditSinkCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit-sink",
+        abstract: "Record every slip event in the audit database (runs until SIGTERM or SIGINT).",
+        discussion: """
+            Consumes the durable queue <prefix>.audit, bound to every event of the events exchange, and writes the
+            events to SQLite in batches; a message is acknowledged only after its batch is committed. Recording is
+            idempotent: an event delivered twice is stored once.
+            """)
+
+    @Option(help: "The audit database (default: $SLIPWAY_AUDIT_DB, else .slipway/audit.sqlite).")
+    var db: String?
+
+    @Option(help: "Unacknowledged events the broker may hand the sink at once.")
+    var prefetch = 1_000
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    @OptionGroup var broker: BrokerOptions
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        let path = db ?? ProcessInfo.processInfo.environment["SLIPWAY_AUDIT_DB"] ?? ".slipway/audit.sqlite"
+        let transport = try broker.makeTransport(logLevel: level)
+        var logger = Logger(label: "slipway.audit-sink")
+        logger.logLevel = level
+        let store: AuditStore
+        do {
+            store = try AuditStore(path: path)
+        } catch {
+            printError("cannot open the audit database at \(path): \(error)")
+            throw ExitCodes.badInput
+        }
+        let sink = AuditSink(
+            store: store, transport: transport, topology: broker.topology, prefetch: prefetch, logger: logger)
+        logger.info("recording events", metadata: ["audit.db": "\(path)", "amqp.queue": "\(broker.topology.auditQueue)"])
+        do {
+            let group = ServiceGroup(
+                configuration: .init(services: [sink], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        } catch {
+            printError("\(error)")
+            await transport.shutdown()
+            throw ExitCodes.unavailable
+        }
+        await transport.shutdown()
+    }
+}
+
+/// Consumes the audit queue and writes what arrives in batches: the batch is whatever accumulated while the previous
+/// one was being committed, so a busy sink writes big transactions and an idle one writes at once.
+final class AuditSink: Service, Sendable {
+    let store: AuditStore
+    let transport: any MessageTransport
+    let topology: Topology
+    let prefetch: Int
+    let logger: Logger
+
+    init(store: AuditStore, transport: any MessageTransport, topology: Topology, prefetch: Int, logger: Logger) {
+        self.store = store
+        self.transport = transport
+        self.topology = topology
+        self.prefetch = prefetch
+        self.logger = logger
+    }
+
+    func run() async throws {
+        try await transport.declareTopicExchange(topology.eventsExchange)
+        try await transport.declareQueue(topology.auditQueue)
+        try await transport.bindQueue(topology.auditQueue, exchange: topology.eventsExchange, bindingKey: "#")
+        try await transport.declareQueue(topology.deadLetterQueue)
+        let deliveries = try await transport.consume(queue: topology.auditQueue, prefetch: prefetch)
+        let pending = PendingDeliveries()
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask {
+                    do {
+                        for try await delivery in deliveries { await pending.add(delivery) }
+                    } catch {
+                        self.logger.error("audit queue stream failed", metadata: ["error": "\(error)"])
+                    }
+                    await pending.finish()
+                }
+                group.addTask {
+                    while let batch = await pending.takeAll() {
+                        await self.write(batch)
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            deliveries.stop()
+        }
+        logger.info("stopped: every event received was recorded")
+    }
+
+    /// One transaction for the batch, then the acks. Undecodable events are parked, not dropped; a failed write leaves
+    /// the batch unacknowledged, to be delivered again.
+    private func write(_ batch: [Delivery]) async {
+        var events: [SlipEvent] = []
+        var recorded: [Delivery] = []
+        var parked: [(Delivery, String)] = []
+        let decoder = SlipCodec.makeDecoder()
+        for delivery in batch {
+            do {
+                events.append(try decoder.decode(SlipEvent.self, from: Data(delivery.body)))
+                recorded.append(delivery)
+            } catch let error as DecodingError {
+                parked.append((delivery, SlipCodec.describe(error)))
+            } catch {
+                parked.append((delivery, "\(error)"))
+            }
+        }
+        do {
+            if !events.isEmpty {
+                let new = try await store.record(events)
+                logger.debug("batch recorded", metadata: ["audit.events": "\(events.count)", "audit.new": "\(new)"])
+            }
+            for delivery in recorded { await delivery.ack() }
+        } catch {
+            logger.error("cannot write the audit batch; it will be delivered again", metadata: ["error": "\(error)"])
+            try? await Task.sleep(for: .seconds(1))
+            for delivery in recorded { await delivery.release() }
+        }
+        for (delivery, reason) in parked { await park(delivery, reason: reason) }
+    }
+
+    private func park(_ delivery: Delivery, reason: String) async {
+        logger.warning("an event that is not a slip event was parked", metadata: ["park.reason": "\(reason)"])
+        let message = OutgoingMessage.toQueue(
+            topology.deadLetterQueue, body: delivery.body,
+            headers: [
+                ParkedHeaders.reasonCode: "malformed-event", ParkedHeaders.reason: String(reason.prefix(1_000)),
+                ParkedHeaders.originalQueue: topology.auditQueue,
+                ParkedHeaders.processor: ProcessorConfiguration.defaultInstanceName(),
+                ParkedHeaders.parkedAt: Date().formatted(.iso8601),
+            ])
+        do {
+            try await transport.publish([message])
+            await delivery.ack()
+        } catch {
+            logger.error("cannot park the event; it will be delivered again", metadata: ["error": "\(error)"])
+            await delivery.release()
+        }
+    }
+}
+
+/// Deliveries waiting to be written. `takeAll` waits for at least one, then takes everything there is.
+actor PendingDeliveries {
+    private var deliveries: [Delivery] = []
+    private var finished = false
+    private var waiter: CheckedContinuation<Void, Never>?
+
+    func add(_ delivery: Delivery) {
+        deliveries.append(delivery)
+        waiter?.resume()
+        waiter = nil
+    }
+
+    func finish() {
+        finished = true
+        waiter?.resume()
+        waiter = nil
+    }
+
+    /// Nil once the stream has finished and everything was taken.
+    func takeAll() async -> [Delivery]? {
+        while deliveries.isEmpty {
+            if finished { return nil }
+            await withCheckedContinuation { waiter = $0 }
+        }
+        defer { deliveries.removeAll(keepingCapacity: true) }
+        return deliveries
+    }
+}

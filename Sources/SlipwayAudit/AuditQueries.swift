@@ -1,0 +1,388 @@
+import Foundation
+import GRDB
+import SlipwayCore
+
+/// A slip as the audit trail knows it: its current (or final) state and where it is.
+public struct AuditSlip: Sendable, Hashable, Codable {
+    public var slipID: String
+    public var template: String
+    /// The state after the slip's newest event.
+    public var state: SlipState
+    public var terminal: Bool
+    /// The earliest and latest event time recorded for the slip.
+    public var firstAt: Date
+    public var lastAt: Date
+    /// When the slip was created (known once its terminal event is recorded).
+    public var createdAt: Date?
+    /// The newest event: its sequence, attempt, kind, step, outcome and reason.
+    public var lastSequence: Int
+    public var lastAttempt: Int
+    public var lastKind: String
+    public var lastStep: String
+    public var lastOutcome: String
+    public var lastReason: String?
+    /// Execute and compensate hops recorded (every attempt), and all events (hops, parked, terminal).
+    public var hops: Int
+    public var events: Int
+    /// Where and why the slip stopped running forward, once it did.
+    public var faultStep: String?
+    public var faultReason: String?
+}
+
+/// One recorded event of a slip, in hop order.
+public struct AuditHop: Sendable, Hashable, Codable {
+    public var eventID: String
+    public var sequence: Int
+    public var attempt: Int
+    /// `execute`, `compensate`, `parked` or `terminal`.
+    public var kind: String
+    public var step: String
+    /// The hop's outcome; for `parked`, the reason code; for `terminal`, the final state.
+    public var outcome: String
+    /// The slip's state after the event.
+    public var state: SlipState
+    public var processor: String
+    public var startedAt: Date?
+    public var durationMicros: Int64?
+    public var at: Date
+    public var reason: String?
+}
+
+/// `show`: the slip and every event recorded for it, in hop order (sequence, attempt, kind rank).
+public struct AuditTimeline: Sendable, Hashable, Codable {
+    public var slip: AuditSlip
+    public var hops: [AuditHop]
+}
+
+/// `list`'s filters. `step` matches the slip's last step or the step it faulted at; `since` and `until` bound the time
+/// of its newest event (inclusive).
+public struct AuditSlipFilter: Sendable, Hashable, Codable {
+    public static let defaultLimit = 50
+
+    public var state: SlipState?
+    public var template: String?
+    public var step: String?
+    public var since: Date?
+    public var until: Date?
+    public var limit: Int
+
+    public init(
+        state: SlipState? = nil, template: String? = nil, step: String? = nil, since: Date? = nil, until: Date? = nil,
+        limit: Int = AuditSlipFilter.defaultLimit
+    ) {
+        self.state = state
+        self.template = template
+        self.step = step
+        self.since = since
+        self.until = until
+        self.limit = limit
+    }
+}
+
+/// `list`: slips newest first (by their newest event); `more` when the limit cut the list short.
+public struct AuditSlipList: Sendable, Hashable, Codable {
+    public var slips: [AuditSlip]
+    public var more: Bool
+}
+
+/// `stats`, per step and kind (`execute`, `compensate`; `parked`: messages parked by that step's processors).
+public struct AuditStepStats: Sendable, Hashable, Codable {
+    public var step: String
+    public var kind: String
+    /// Attempts recorded (for `parked`: messages parked).
+    public var hops: Int
+    public var completed: Int
+    public var faulted: Int
+    public var retried: Int
+    public var failed: Int
+    /// `faulted + failed` (for `parked`: every parked message).
+    public var failures: Int
+    /// `retried`: attempts that threw and ran again.
+    public var retries: Int
+    /// Durations: exact mean, minimum and maximum; percentiles from log-scale buckets, within
+    /// `AuditStats.percentilePrecision` of the exact nearest-rank value.
+    public var meanMicros: Double?
+    public var minMicros: Int64?
+    public var p50Micros: Double?
+    public var p95Micros: Double?
+    public var p99Micros: Double?
+    public var maxMicros: Int64?
+}
+
+/// `stats`, per template: how many slips are in each state now.
+public struct AuditTemplateStats: Sendable, Hashable, Codable {
+    public var template: String
+    public var slips: Int
+    public var states: [String: Int]
+}
+
+public struct AuditStats: Sendable, Hashable, Codable {
+    public var slips: Int
+    /// Rows in the hop table (hops, parked and terminal events), and the execute and compensate hops among them.
+    public var events: Int
+    public var hops: Int
+    public var firstAt: Date?
+    public var lastAt: Date?
+    /// The largest relative error of a reported percentile (0.0219: 2.19 %).
+    public var percentilePrecision: Double
+    public var steps: [AuditStepStats]
+    public var templates: [AuditTemplateStats]
+}
+
+/// `stuck`: slips not in a terminal state whose newest event is older than the cutoff, oldest first.
+public struct AuditStuckList: Sendable, Hashable, Codable {
+    public var olderThanSeconds: Double
+    public var cutoff: Date
+    public var total: Int
+    public var slips: [AuditSlip]
+}
+
+/// A fault (an execute that faulted, a compensation that failed) or a parked message.
+public struct AuditFailure: Sendable, Hashable, Codable {
+    public var at: Date
+    public var slipID: String
+    public var template: String
+    public var step: String
+    public var kind: String
+    public var sequence: Int
+    public var attempt: Int
+    /// `faulted`, `failed`, or for `parked` the reason code (`malformed`, `misrouted`...).
+    public var outcome: String
+    public var processor: String
+    public var reason: String?
+}
+
+/// `failures`: newest first; `total` counts every failure in the window, `failures` holds at most the limit.
+public struct AuditFailureList: Sendable, Hashable, Codable {
+    public var since: Date
+    public var until: Date?
+    public var total: Int
+    public var failures: [AuditFailure]
+}
+
+extension AuditStore {
+    static let slipColumns = "slip_id, \(SlipRow.columns)"
+
+    func reading<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.read(body)
+        } catch {
+            throw Self.auditError(error, path: path)
+        }
+    }
+
+    static func slip(_ row: Row) -> AuditSlip {
+        let state = SlipState(rawValue: row["state"]) ?? .running
+        return AuditSlip(
+            slipID: row["slip_id"], template: row["template"], state: state, terminal: state.isTerminal,
+            firstAt: AuditTime.date(milliseconds: row["first_at"]), lastAt: AuditTime.date(milliseconds: row["last_at"]),
+            createdAt: (row["created_at"] as Int64?).map(AuditTime.date(milliseconds:)),
+            lastSequence: row["last_sequence"], lastAttempt: row["last_attempt"], lastKind: row["last_kind"],
+            lastStep: row["last_step"], lastOutcome: row["last_outcome"], lastReason: row["last_reason"],
+            hops: row["hops"], events: row["events"], faultStep: row["fault_step"], faultReason: row["fault_reason"])
+    }
+
+    static func validLimit(_ limit: Int) throws -> Int {
+        guard limit >= 1 else { throw AuditError.invalid("the limit must be at least 1, got \(limit)") }
+        return limit
+    }
+
+    /// The slip and its events in hop order. Accepts a unique prefix of the id (at least 4 characters).
+    /// Throws `unknownSlip` for an id with no slip row.
+    public func show(slipID: String) throws -> AuditTimeline {
+        try reading { db in
+            var slipRow = try Row.fetchOne(
+                db, sql: "SELECT \(Self.slipColumns) FROM slip WHERE slip_id = ?", arguments: [slipID])
+            if slipRow == nil, slipID.count >= 4 {
+                let candidates = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT \(Self.slipColumns) FROM slip
+                        WHERE slip_id >= ? AND slip_id < ? ORDER BY slip_id LIMIT 2
+                        """,
+                    arguments: [slipID, slipID + "\u{10FFFF}"])
+                if candidates.count > 1 {
+                    throw AuditError.invalid("'\(slipID)' is the start of several slip ids: give more of it")
+                }
+                slipRow = candidates.first
+            }
+            guard let slipRow else {
+                throw AuditError(.unknownSlip, "no slip '\(slipID)' in the audit trail at \(path)")
+            }
+            let slip = Self.slip(slipRow)
+            let hops = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT event_id, sequence, attempt, kind, step, outcome, state, processor, started_at, duration_us,
+                           at, reason
+                    FROM hop WHERE slip_id = ? ORDER BY sequence, attempt, kind_rank
+                    """,
+                arguments: [slip.slipID]
+            ).map { row in
+                AuditHop(
+                    eventID: row["event_id"], sequence: row["sequence"], attempt: row["attempt"], kind: row["kind"],
+                    step: row["step"], outcome: row["outcome"], state: SlipState(rawValue: row["state"]) ?? .running,
+                    processor: row["processor"],
+                    startedAt: (row["started_at"] as Int64?).map(AuditTime.date(milliseconds:)),
+                    durationMicros: row["duration_us"], at: AuditTime.date(milliseconds: row["at"]),
+                    reason: row["reason"])
+            }
+            return AuditTimeline(slip: slip, hops: hops)
+        }
+    }
+
+    /// Slips matching the filter, newest first.
+    public func list(_ filter: AuditSlipFilter = AuditSlipFilter()) throws -> AuditSlipList {
+        let limit = try Self.validLimit(filter.limit)
+        if let since = filter.since, let until = filter.until, since > until {
+            throw AuditError.invalid("--since is after --until")
+        }
+        var conditions: [String] = []
+        var arguments: [(any DatabaseValueConvertible)?] = []
+        // The index to walk: each holds the other filter columns, so a filter that matches few rows costs a scan of
+        // index entries, never a table read per entry.
+        let index: String
+        if let state = filter.state {
+            index = "slip_state"
+            conditions.append("state = ?")
+            arguments.append(state.rawValue)
+        } else if filter.template != nil {
+            index = "slip_template"
+        } else {
+            index = "slip_recent"
+        }
+        if let template = filter.template {
+            conditions.append("template = ?")
+            arguments.append(template)
+        }
+        if let step = filter.step {
+            conditions.append("(last_step = ? OR fault_step = ?)")
+            arguments += [step, step]
+        }
+        if let since = filter.since {
+            conditions.append("last_at >= ?")
+            arguments.append(AuditTime.milliseconds(since))
+        }
+        if let until = filter.until {
+            conditions.append("last_at <= ?")
+            arguments.append(AuditTime.milliseconds(until))
+        }
+        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        let sql = """
+            SELECT \(Self.slipColumns) FROM slip INDEXED BY \(index) \(whereClause)
+            ORDER BY last_at DESC LIMIT \(limit + 1)
+            """
+        return try reading { db in
+            let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments))
+            return AuditSlipList(slips: rows.prefix(limit).map(Self.slip), more: rows.count > limit)
+        }
+    }
+
+    /// Per step and kind: hops, outcomes and duration percentiles; per template: slips by state. Reads only the
+    /// aggregate tables, whatever the number of hops.
+    public func stats() throws -> AuditStats {
+        try reading { db in
+            var buckets: [StepKey: [(bucket: Int, count: Int64)]] = [:]
+            for row in try Row.fetchAll(
+                db, sql: "SELECT step, kind, bucket, hops FROM step_duration ORDER BY step, kind, bucket")
+            {
+                buckets[StepKey(step: row[0], kind: row[1]), default: []].append((row[2], row[3]))
+            }
+            let kindOrder = ["execute": 0, "compensate": 1, "parked": 2]
+            let steps = try Row.fetchAll(db, sql: "SELECT * FROM step_stats").map { row -> AuditStepStats in
+                let key = StepKey(step: row["step"], kind: row["kind"])
+                let parked = key.kind == SlipEvent.Kind.parked.rawValue
+                let timed: Int = row["timed"]
+                let total: Int64 = row["total_us"]
+                let minimum: Int64? = row["min_us"]
+                let maximum: Int64? = row["max_us"]
+                func percentile(_ p: Double) -> Double? {
+                    DurationBuckets.percentile(
+                        p, buckets: buckets[key] ?? [], minimum: minimum.map(Double.init), maximum: maximum.map(Double.init))
+                }
+                let hops: Int = row["hops"]
+                let faulted: Int = row["faulted"]
+                let failed: Int = row["failed"]
+                let retried: Int = row["retried"]
+                return AuditStepStats(
+                    step: key.step, kind: key.kind, hops: hops, completed: row["completed"], faulted: faulted,
+                    retried: retried, failed: failed, failures: parked ? hops : faulted + failed, retries: retried,
+                    meanMicros: timed > 0 ? Double(total) / Double(timed) : nil, minMicros: minimum,
+                    p50Micros: percentile(50), p95Micros: percentile(95), p99Micros: percentile(99), maxMicros: maximum)
+            }.sorted { ($0.step, kindOrder[$0.kind] ?? 9) < ($1.step, kindOrder[$1.kind] ?? 9) }
+
+            var templates: [String: AuditTemplateStats] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT template, state, slips FROM template_state WHERE slips != 0") {
+                let template: String = row[0]
+                let count: Int = row[2]
+                templates[template, default: AuditTemplateStats(template: template, slips: 0, states: [:])].slips += count
+                templates[template]!.states[row[1]] = count
+            }
+            var totals: [String: Int64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT name, value FROM audit_total") { totals[row[0]] = row[1] }
+            let templateList = templates.values.sorted { $0.template < $1.template }
+            return AuditStats(
+                slips: templateList.reduce(0) { $0 + $1.slips }, events: Int(totals["events"] ?? 0),
+                hops: Int(totals["hops"] ?? 0), firstAt: totals["first_at"].map(AuditTime.date(milliseconds:)),
+                lastAt: totals["last_at"].map(AuditTime.date(milliseconds:)),
+                percentilePrecision: DurationBuckets.relativePrecision, steps: steps, templates: templateList)
+        }
+    }
+
+    /// Slips not in a terminal state (`running`, `compensating`) whose newest event is older than `olderThan`
+    /// seconds before `now`, oldest first.
+    public func stuck(olderThan: TimeInterval, now: Date = Date(), limit: Int = 100) throws -> AuditStuckList {
+        let limit = try Self.validLimit(limit)
+        guard olderThan >= 0 else { throw AuditError.invalid("--older-than must not be negative") }
+        let cutoff = now.addingTimeInterval(-olderThan)
+        let active = SlipState.allCases.filter { !$0.isTerminal }.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+        let condition = "state IN (\(active)) AND last_at < ?"
+        let cutoffMillis = AuditTime.milliseconds(cutoff)
+        return try reading { db in
+            let total = try Int.fetchOne(
+                db, sql: "SELECT count(*) FROM slip INDEXED BY slip_state WHERE \(condition)", arguments: [cutoffMillis]
+            ) ?? 0
+            let slips = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT \(Self.slipColumns) FROM slip INDEXED BY slip_state WHERE \(condition)
+                    ORDER BY last_at LIMIT \(limit)
+                    """,
+                arguments: [cutoffMillis]
+            ).map(Self.slip)
+            return AuditStuckList(olderThanSeconds: olderThan, cutoff: cutoff, total: total, slips: slips)
+        }
+    }
+
+    /// Faults (an execute that faulted, a compensation that failed) and parked messages between `since` and `until`
+    /// (inclusive), newest first.
+    public func failures(since: Date, until: Date? = nil, limit: Int = 100) throws -> AuditFailureList {
+        let limit = try Self.validLimit(limit)
+        if let until, since > until { throw AuditError.invalid("--since is after --until") }
+        var condition = "failure = 1 AND at >= ?"
+        var arguments: [(any DatabaseValueConvertible)?] = [AuditTime.milliseconds(since)]
+        if let until {
+            condition += " AND at <= ?"
+            arguments.append(AuditTime.milliseconds(until))
+        }
+        return try reading { db in
+            let total = try Int.fetchOne(
+                db, sql: "SELECT count(*) FROM hop INDEXED BY hop_failures WHERE \(condition)",
+                arguments: StatementArguments(arguments)) ?? 0
+            let failures = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT at, slip_id, template, step, kind, sequence, attempt, outcome, processor, reason
+                    FROM hop INDEXED BY hop_failures WHERE \(condition) ORDER BY at DESC LIMIT \(limit)
+                    """,
+                arguments: StatementArguments(arguments)
+            ).map { row in
+                AuditFailure(
+                    at: AuditTime.date(milliseconds: row["at"]), slipID: row["slip_id"], template: row["template"],
+                    step: row["step"], kind: row["kind"], sequence: row["sequence"], attempt: row["attempt"],
+                    outcome: row["outcome"], processor: row["processor"], reason: row["reason"])
+            }
+            return AuditFailureList(since: since, until: until, total: total, failures: failures)
+        }
+    }
+}
