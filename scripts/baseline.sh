@@ -16,14 +16,19 @@ export SLIPWAY_STATE_DIR=$work/state SLIPWAY_EXAMPLE_LEDGER=$work/ledger.sqlite 
 
 source scripts/processors.sh
 start_processors "$bin" "$work" >/dev/null
+start_sink "$bin" "$work" "$work/audit.sqlite" >/dev/null
 # Warm-up: queues declared, connections open.
 "$bin/slip" send Slips/order-fulfillment.yaml --var orderId=warmup --wait >/dev/null
 
 echo "baseline: $count slips through reserve-stock -> charge-card -> ship-order -> notify-customer"
 "$bin/slip" send Slips/order-fulfillment.yaml --var orderId=bench --count "$count" --wait --timeout 600 --json \
   >"$work/results.jsonl"
+last=$(tail -n 1 "$work/results.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["slipId"])')
+sink_start=$(date +%s%N)
+wait_recorded "$bin" "$work/audit.sqlite" "$last"
+echo "baseline: the audit sink had recorded the last slip's end $(( ($(date +%s%N) - sink_start) / 1000000 )) ms after it was reported"
 for pid in "${processor_pids[@]}"; do
-  ps -o rss= -p "$pid" | awk -v p="$pid" '{printf "baseline: processor pid %s resident %.1f MB\n", p, $1/1024}'
+  ps -o rss=,comm= -p "$pid" | awk '{printf "baseline: %s resident %.1f MB\n", $2, $1/1024}'
 done
 stop_processors
 

@@ -15,6 +15,8 @@ export SLIPWAY_STATE_DIR=$work/state SLIPWAY_EXAMPLE_LEDGER=$work/ledger.sqlite
 
 source scripts/processors.sh
 start_processors "$bin" "$work"
+export SLIPWAY_AUDIT_DB=$work/audit.sqlite
+start_sink "$bin" "$work" "$SLIPWAY_AUDIT_DB"
 
 template=Slips/order-fulfillment.yaml
 failures=0
@@ -51,12 +53,23 @@ done
 echo
 echo "demo: a burst of 200 orders"
 start=$(date +%s%N)
-"$bin/slip" send "$template" --var orderId=B --count 200 --wait --timeout 120 | awk '{print $2}' | sort | uniq -c \
-  | sed 's/^/  /'
+"$bin/slip" send "$template" --var orderId=B --count 200 --wait --timeout 120 >"$work/burst.txt" || true
+awk '{print $2}' "$work/burst.txt" | sort | uniq -c | sed 's/^/  /'
+last_burst=$(tail -n 1 "$work/burst.txt" | awk '{print $1}')
 echo "  took $(( ($(date +%s%N) - start) / 1000000 )) ms (debug build, all on this machine)"
 charged=$(sqlite3 "$SLIPWAY_EXAMPLE_LEDGER" "SELECT COUNT(*) FROM charge WHERE refunded = 0")
 echo "  charges in force: $charged (2 first orders + 200 burst)"
 [[ $charged == 202 ]] || failures=$((failures + 1))
+
+wait_recorded "$bin" "$SLIPWAY_AUDIT_DB" "$last_burst" || failures=$((failures + 1))
+echo
+echo "demo: the audit trail (slip audit ...; the sink recorded every hop in $SLIPWAY_AUDIT_DB)"
+echo "\$ slip audit show $antarctica"
+"$bin/slip" audit show "$antarctica" | sed 's/^/  /'
+echo "\$ slip audit failures --since 1h"
+"$bin/slip" audit failures --since 1h | sed 's/^/  /'
+echo "\$ slip audit stats"
+"$bin/slip" audit stats | sed 's/^/  /'
 
 stop_processors
 echo
