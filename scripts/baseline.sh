@@ -28,8 +28,11 @@ sink_start=$(date +%s%N)
 wait_recorded "$bin" "$work/audit.sqlite" "$last"
 echo "baseline: the audit sink had recorded the last slip's end $(( ($(date +%s%N) - sink_start) / 1000000 )) ms after it was reported"
 for pid in "${processor_pids[@]}"; do
-  ps -o rss=,comm= -p "$pid" | awk '{printf "baseline: %s resident %.1f MB\n", $2, $1/1024}'
+  ps -o rss=,times=,comm= -p "$pid" | awk '{printf "baseline: %-16s resident %5.1f MB, CPU %4d s\n", $3, $1/1024, $2}'
 done
+if [[ -s ${SLIPWAY_BROKER_DIR:-}/node.pid ]]; then
+  ps -o times= -p "$(cat "$SLIPWAY_BROKER_DIR/node.pid")" | awk '{printf "baseline: %-16s CPU %4d s\n", "rabbitmq", $1}'
+fi
 stop_processors
 
 python3 - "$work/results.jsonl" <<'PY'

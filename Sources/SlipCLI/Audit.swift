@@ -21,7 +21,7 @@ struct Audit: AsyncParsableCommand {
             """,
         subcommands: [
             AuditShowCommand.self, AuditListCommand.self, AuditStatsCommand.self, AuditStuckCommand.self,
-            AuditFailuresCommand.self, AuditGenerateCommand.self,
+            AuditFailuresCommand.self, AuditGenerateCommand.self, AuditBenchCommand.self,
         ])
 }
 

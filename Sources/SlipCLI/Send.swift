@@ -71,9 +71,11 @@ struct Send: AsyncParsableCommand {
             let follower =
                 wait ? try await SlipEventFollower.terminalEvents(
                     of: slips.map(\.id), transport: transport, topology: broker.topology) : nil
-            for slip in slips {
-                try await sender.send(slip)
-                if !wait { report(slipID: slip.id, event: nil) }
+            // In batches: one confirm wait per batch rather than per slip.
+            for start in stride(from: 0, to: slips.count, by: 500) {
+                let batch = Array(slips[start..<min(start + 500, slips.count)])
+                try await sender.send(batch)
+                if !wait { for slip in batch { report(slipID: slip.id, event: nil) } }
             }
             guard let follower else {
                 await transport.shutdown()

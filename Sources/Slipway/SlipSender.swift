@@ -16,21 +16,33 @@ public struct SlipSender: Sendable {
 
     /// Validates the slip and publishes it to its first step's queue; returns once the broker has confirmed it.
     public func send(_ slip: Slip) async throws {
-        try slip.validate(limits: codec.limits)
-        guard slip.state == .running, let first = slip.itinerary.first else {
-            throw SlipRejection(.invalid, "only a running slip with a step to run can be sent")
+        try await send([slip])
+    }
+
+    /// Validates every slip first (none is sent if one is invalid), then publishes them all and waits once for the
+    /// broker's confirms: much faster than one `send` per slip.
+    public func send(_ slips: [Slip]) async throws {
+        var messages: [OutgoingMessage] = []
+        var queues: Set<String> = []
+        for slip in slips {
+            try slip.validate(limits: codec.limits)
+            guard slip.state == .running, let first = slip.itinerary.first else {
+                throw SlipRejection(.invalid, "slip \(slip.id): only a running slip with a step to run can be sent")
+            }
+            let body = try codec.encode(slip)
+            guard body.count <= codec.limits.maxMessageBytes else {
+                throw SlipRejection(
+                    .tooLarge, "slip \(slip.id) has \(body.count) bytes; the limit is \(codec.limits.maxMessageBytes)")
+            }
+            let queue = topology.executeQueue(step: first.step)
+            queues.insert(queue)
+            messages.append(
+                .toQueue(
+                    queue, body: body, messageID: "\(slip.id).\(slip.sequence).\(slip.attempt)", correlationID: slip.id,
+                    contentType: SlipCodec.contentType))
         }
-        let body = try codec.encode(slip)
-        guard body.count <= codec.limits.maxMessageBytes else {
-            throw SlipRejection(.tooLarge, "the slip has \(body.count) bytes; the limit is \(codec.limits.maxMessageBytes)")
-        }
-        let queue = topology.executeQueue(step: first.step)
-        try await transport.declareQueue(queue)
-        try await transport.publish([
-            .toQueue(
-                queue, body: body, messageID: "\(slip.id).\(slip.sequence).\(slip.attempt)", correlationID: slip.id,
-                contentType: SlipCodec.contentType)
-        ])
+        for queue in queues.sorted() { try await transport.declareQueue(queue) }
+        try await transport.publish(messages)
     }
 
     /// Sends the slip and waits for its terminal event (completed, compensated, faulted, compensation-failed,

@@ -232,24 +232,65 @@ extension AuditStore {
     }
 
     /// Slips matching the filter, newest first.
+    ///
+    /// The `slip_facet` counts say how many slips match the filter's values (state, template, step) and how many
+    /// entries each index would walk to find them: no match costs nothing, and the walk goes through the index with
+    /// the fewest entries to read for `limit` rows. Every index holds the filter columns, so entries that do not match
+    /// are skipped without reading the table.
     public func list(_ filter: AuditSlipFilter = AuditSlipFilter()) throws -> AuditSlipList {
         let limit = try Self.validLimit(filter.limit)
         if let since = filter.since, let until = filter.until, since > until {
             throw AuditError.invalid("--since is after --until")
         }
+        var (conditions, arguments) = Self.valueConditions(filter)
+        if let since = filter.since {
+            conditions.append("last_at >= ?")
+            arguments.append(AuditTime.milliseconds(since))
+        }
+        if let until = filter.until {
+            conditions.append("last_at <= ?")
+            arguments.append(AuditTime.milliseconds(until))
+        }
+        func select(index: String, extra: String? = nil, extraArgument: String? = nil) -> (String, StatementArguments) {
+            let all = (extra.map { [$0] } ?? []) + conditions
+            let whereClause = all.isEmpty ? "" : "WHERE " + all.joined(separator: " AND ")
+            let sql = """
+                SELECT \(Self.slipColumns) FROM slip INDEXED BY \(index) \(whereClause)
+                ORDER BY last_at DESC LIMIT \(limit + 1)
+                """
+            return (sql, StatementArguments((extraArgument.map { [$0] } ?? []) + arguments))
+        }
+        return try reading { db in
+            let plan = try Self.plan(filter, limit: limit, db: db)
+            var rows: [Row]
+            switch plan {
+            case .empty:
+                rows = []
+            case .index(let index):
+                let (sql, statementArguments) = select(index: index)
+                rows = try Row.fetchAll(db, sql: sql, arguments: statementArguments)
+            case .steps(let step):
+                // Two ordered walks (slips last at the step, slips faulted at it), merged newest first.
+                let (lastSQL, lastArguments) = select(index: "slip_last_step", extra: "last_step = ?", extraArgument: step)
+                let (faultSQL, faultArguments) = select(
+                    index: "slip_fault_step", extra: "fault_step = ?", extraArgument: step)
+                var seen = Set<String>()
+                rows = (try Row.fetchAll(db, sql: lastSQL, arguments: lastArguments)
+                    + Row.fetchAll(db, sql: faultSQL, arguments: faultArguments))
+                    .sorted { ($0["last_at"] as Int64) > ($1["last_at"] as Int64) }
+                    .filter { seen.insert($0["slip_id"]).inserted }
+            }
+            return AuditSlipList(slips: rows.prefix(limit).map(Self.slip), more: rows.count > limit)
+        }
+    }
+
+    /// The filter's conditions on state, template and step, which the slip table and the facet table share.
+    static func valueConditions(_ filter: AuditSlipFilter) -> ([String], [(any DatabaseValueConvertible)?]) {
         var conditions: [String] = []
         var arguments: [(any DatabaseValueConvertible)?] = []
-        // The index to walk: each holds the other filter columns, so a filter that matches few rows costs a scan of
-        // index entries, never a table read per entry.
-        let index: String
         if let state = filter.state {
-            index = "slip_state"
             conditions.append("state = ?")
             arguments.append(state.rawValue)
-        } else if filter.template != nil {
-            index = "slip_template"
-        } else {
-            index = "slip_recent"
         }
         if let template = filter.template {
             conditions.append("template = ?")
@@ -259,23 +300,42 @@ extension AuditStore {
             conditions.append("(last_step = ? OR fault_step = ?)")
             arguments += [step, step]
         }
-        if let since = filter.since {
-            conditions.append("last_at >= ?")
-            arguments.append(AuditTime.milliseconds(since))
-        }
-        if let until = filter.until {
-            conditions.append("last_at <= ?")
-            arguments.append(AuditTime.milliseconds(until))
-        }
-        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        let sql = """
-            SELECT \(Self.slipColumns) FROM slip INDEXED BY \(index) \(whereClause)
-            ORDER BY last_at DESC LIMIT \(limit + 1)
-            """
-        return try reading { db in
-            let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments))
-            return AuditSlipList(slips: rows.prefix(limit).map(Self.slip), more: rows.count > limit)
-        }
+        return (conditions, arguments)
+    }
+
+    enum ListPlan: Equatable {
+        case empty
+        case index(String)
+        case steps(String)
+    }
+
+    /// Picks the walk with the fewest index entries to read: an index's entries for the filter's value, scaled by the
+    /// share of them that match (a walk stops after `limit + 1` matches).
+    static func plan(_ filter: AuditSlipFilter, limit: Int, db: Database) throws -> ListPlan {
+        guard filter.state != nil || filter.template != nil || filter.step != nil else { return .index("slip_recent") }
+        let (valueConditions, valueArguments) = valueConditions(filter)
+        let matching = valueConditions.joined(separator: " AND ")
+        let row = try Row.fetchOne(
+            db,
+            sql: """
+                SELECT total(slips), total(CASE WHEN \(matching) THEN slips END),
+                       total(CASE WHEN state = ? THEN slips END), total(CASE WHEN template = ? THEN slips END),
+                       total(CASE WHEN last_step = ? THEN slips END) + total(CASE WHEN fault_step = ? THEN slips END)
+                FROM slip_facet
+                """,
+            arguments: StatementArguments(
+                valueArguments + [filter.state?.rawValue, filter.template, filter.step, filter.step]))
+        guard let row else { return .empty }
+        let total: Double = row[0]
+        let matches: Double = row[1]
+        guard matches > 0 else { return .empty }
+        let share = min(1, Double(limit + 1) / matches)
+        var candidates: [(cost: Double, plan: ListPlan)] = []
+        if filter.state != nil { candidates.append((row[2] as Double * share, .index("slip_state"))) }
+        if filter.template != nil { candidates.append((row[3] as Double * share, .index("slip_template"))) }
+        if let step = filter.step { candidates.append((row[4] as Double * share, .steps(step))) }
+        candidates.append((total * share, .index("slip_recent")))
+        return candidates.min { $0.cost < $1.cost }!.plan
     }
 
     /// Per step and kind: hops, outcomes and duration percentiles; per template: slips by state. Reads only the
@@ -312,7 +372,12 @@ extension AuditStore {
             }.sorted { ($0.step, kindOrder[$0.kind] ?? 9) < ($1.step, kindOrder[$1.kind] ?? 9) }
 
             var templates: [String: AuditTemplateStats] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT template, state, slips FROM template_state WHERE slips != 0") {
+            for row in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT template, state, sum(slips) FROM slip_facet GROUP BY template, state HAVING sum(slips) != 0
+                    """)
+            {
                 let template: String = row[0]
                 let count: Int = row[2]
                 templates[template, default: AuditTemplateStats(template: template, slips: 0, states: [:])].slips += count

@@ -67,6 +67,9 @@ enum AuditSchema {
                 CREATE INDEX slip_recent ON slip (last_at, state, template, last_step, fault_step);
                 CREATE INDEX slip_state ON slip (state, last_at, template, last_step, fault_step);
                 CREATE INDEX slip_template ON slip (template, last_at, state, last_step, fault_step);
+                CREATE INDEX slip_last_step ON slip (last_step, last_at, state, template, fault_step);
+                CREATE INDEX slip_fault_step ON slip (fault_step, last_at, state, template, last_step)
+                    WHERE fault_step IS NOT NULL;
 
                 -- Aggregates kept in the transaction that records the events, for stats.
                 CREATE TABLE step_stats (
@@ -90,11 +93,15 @@ enum AuditSchema {
                     hops INTEGER NOT NULL,
                     PRIMARY KEY (step, kind, bucket)
                 ) WITHOUT ROWID;
-                CREATE TABLE template_state (
+                -- How many slips have each combination of the values list filters on ('' for no fault step):
+                -- the counts per template and state for stats, and what list uses to pick the index to walk.
+                CREATE TABLE slip_facet (
                     template TEXT NOT NULL,
                     state TEXT NOT NULL,
+                    last_step TEXT NOT NULL,
+                    fault_step TEXT NOT NULL,
                     slips INTEGER NOT NULL,
-                    PRIMARY KEY (template, state)
+                    PRIMARY KEY (template, state, last_step, fault_step)
                 ) WITHOUT ROWID;
                 CREATE TABLE audit_total (
                     name TEXT PRIMARY KEY NOT NULL,

@@ -273,12 +273,12 @@ enum AuditWriter {
         }
         guard let row else { return }
         if let existing {
-            if existing.template != row.template || existing.state != row.state {
-                aggregates.templateStates[TemplateState(template: existing.template, state: existing.state), default: 0] -= 1
-                aggregates.templateStates[TemplateState(template: row.template, state: row.state), default: 0] += 1
+            if existing.facet != row.facet {
+                aggregates.facets[existing.facet, default: 0] -= 1
+                aggregates.facets[row.facet, default: 0] += 1
             }
         } else {
-            aggregates.templateStates[TemplateState(template: row.template, state: row.state), default: 0] += 1
+            aggregates.facets[row.facet, default: 0] += 1
         }
         let upsert = try db.cachedStatement(sql: """
             INSERT INTO slip (slip_id, \(SlipRow.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -362,6 +362,8 @@ struct SlipRow: Equatable {
         count(event)
     }
 
+    var facet: Facet { Facet(template: template, state: state, lastStep: lastStep, faultStep: faultStep ?? "") }
+
     static func isHop(_ kind: SlipEvent.Kind) -> Bool { kind == .execute || kind == .compensate }
 
     /// Counts an event that was not recorded before; it becomes the current state if it is at least as new as the
@@ -423,16 +425,19 @@ struct BucketKey: Hashable {
     var bucket: Int
 }
 
-struct TemplateState: Hashable {
+/// The values `list` filters on, for the `slip_facet` counts.
+struct Facet: Hashable {
     var template: String
     var state: String
+    var lastStep: String
+    var faultStep: String
 }
 
 /// What a batch adds to the aggregate tables, summed in memory and written once at the end of the transaction.
 struct BatchAggregates {
     var steps: [StepKey: StepDelta] = [:]
     var buckets: [BucketKey: Int] = [:]
-    var templateStates: [TemplateState: Int] = [:]
+    var facets: [Facet: Int] = [:]
     var events = 0
     var hops = 0
     var firstAt: Int64?
@@ -492,12 +497,12 @@ struct BatchAggregates {
         for (key, count) in buckets {
             try bucket.execute(arguments: [key.step, key.kind, key.bucket, count])
         }
-        let templateState = try db.cachedStatement(sql: """
-            INSERT INTO template_state (template, state, slips) VALUES (?, ?, ?)
-            ON CONFLICT (template, state) DO UPDATE SET slips = slips + excluded.slips
+        let facet = try db.cachedStatement(sql: """
+            INSERT INTO slip_facet (template, state, last_step, fault_step, slips) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (template, state, last_step, fault_step) DO UPDATE SET slips = slips + excluded.slips
             """)
-        for (key, count) in templateStates where count != 0 {
-            try templateState.execute(arguments: [key.template, key.state, count])
+        for (key, count) in facets where count != 0 {
+            try facet.execute(arguments: [key.template, key.state, key.lastStep, key.faultStep, count])
         }
         guard events > 0 else { return }
         let total = try db.cachedStatement(sql: """
