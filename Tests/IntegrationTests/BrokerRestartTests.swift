@@ -10,7 +10,7 @@ struct BrokerRestartTests {
         let broker = try PrivateBroker(port: 5690)
         defer { broker.stop() }
         let fleet = try SagaFleet(
-            name: "restart", amqpURL: broker.url, environment: ["charge-card": ["SLIPWAY_EXAMPLE_DELAY_MS": "50"]])
+            name: "restart", amqpURL: broker.url, environment: ["charge-card": ["SLIPWAY_EXAMPLE_DELAY_MS": "500"]])
         try fleet.startAll()
         defer { fleet.stopAll() }
         let producer = try Producer(fleet: fleet)
@@ -28,6 +28,7 @@ struct BrokerRestartTests {
             try await Task.sleep(for: .milliseconds(50))
         }
         try broker.restart()
+        // 500 ms per charge, 8 at a time: the 300 slips need about 19 s, the restart about 8 s.
         let finishedAtRestart = try await finished()
         #expect(finishedAtRestart < slips.count, "the restart must catch slips in flight")
 

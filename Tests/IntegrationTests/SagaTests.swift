@@ -142,7 +142,7 @@ struct SagaTests {
     @Test("200 slips in flight while charge-card is killed with SIGKILL and restarted: none lost, none doubled")
     func killAndRestartLosesNothing() async throws {
         // A slower charge-card keeps slips queued and in flight at the moment of the kill.
-        let fleet = try SagaFleet(name: "kill", environment: ["charge-card": ["SLIPWAY_EXAMPLE_DELAY_MS": "10"]])
+        let fleet = try SagaFleet(name: "kill", environment: ["charge-card": ["SLIPWAY_EXAMPLE_DELAY_MS": "30"]])
         try fleet.startAll()
         defer { fleet.stopAll() }
         let producer = try Producer(fleet: fleet)

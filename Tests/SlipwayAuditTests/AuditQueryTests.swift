@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import SlipwayCore
 import Testing
 
@@ -305,5 +306,88 @@ import Testing
         #expect(stats.steps.contains { $0.retries > 0 })
         #expect(stats.lastAt! <= end)
         #expect(stats.firstAt! >= end.addingTimeInterval(-2 * 86_400))
+    }
+}
+
+@Suite struct ListPlanTests {
+    /// Whatever index `list` walks (or none, when the counts say nothing matches), it returns what a plain scan of the
+    /// table returns.
+    @Test func everyPlanReturnsWhatAPlainScanReturns() throws {
+        let directory = try TemporaryDirectory()
+        let store = try AuditStore(path: directory.path("audit.sqlite"))
+        let end = Date(timeIntervalSince1970: 1_790_000_000)
+        _ = try AuditGenerator.generate(
+            into: store, options: AuditGenerator.Options(hops: 30_000, seed: 11, end: end, days: 1, batchSize: 4_000))
+        let states: [SlipState?] = [nil, .completed, .compensated, .running, .faulted, .terminated]
+        let templates: [String?] = [nil, "order-fulfillment", "account-signup", "no-such-template"]
+        let steps: [String?] = [nil, "charge-card", "notify-customer", "reserve-stock", "send-welcome", "no-such-step"]
+        let windows: [(Date?, Date?)] = [(nil, nil), (end.addingTimeInterval(-6 * 3_600), nil),
+                                         (end.addingTimeInterval(-20 * 3_600), end.addingTimeInterval(-10 * 3_600))]
+        let all = try ListedSlip.all(store)
+        var plans = Set<String>()
+        for state in states {
+            for template in templates {
+                for step in steps {
+                    for (since, until) in windows {
+                        for limit in [5, 100_000] {
+                            let filter = AuditSlipFilter(
+                                state: state, template: template, step: step, since: since, until: until, limit: limit)
+                            let listed = try store.list(filter)
+                            let expected = plainScan(all, filter)
+                            let label = "\(filter)"
+                            #expect(listed.slips.map(\.lastAt) == Array(expected.prefix(limit).map(\.lastAt)), "\(label)")
+                            #expect(listed.more == (expected.count > limit), "\(label)")
+                            if limit > expected.count {
+                                #expect(Set(listed.slips.map(\.slipID)) == Set(expected.map(\.slipID)), "\(label)")
+                            }
+                        }
+                        plans.insert(try planName(store, AuditSlipFilter(state: state, template: template, step: step)))
+                    }
+                }
+            }
+        }
+        #expect(plans == ["empty", "slip_recent", "slip_state", "slip_template", "steps"])
+    }
+
+    struct ListedSlip {
+        var id: String
+        var template: String
+        var state: String
+        var lastStep: String
+        var faultStep: String?
+        var lastAt: Int64
+
+        static func all(_ store: AuditStore) throws -> [ListedSlip] {
+            try store.pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT slip_id, template, state, last_step, fault_step, last_at FROM slip")
+                    .map { row in
+                        ListedSlip(
+                            id: row[0], template: row[1], state: row[2], lastStep: row[3], faultStep: row[4],
+                            lastAt: row[5])
+                    }
+            }
+        }
+    }
+
+    /// The filter applied to every slip, without SQL.
+    func plainScan(_ slips: [ListedSlip], _ filter: AuditSlipFilter) -> [(slipID: String, lastAt: Date)] {
+        func matches(_ slip: ListedSlip) -> Bool {
+            if let state = filter.state, slip.state != state.rawValue { return false }
+            if let template = filter.template, slip.template != template { return false }
+            if let step = filter.step, slip.lastStep != step, slip.faultStep != step { return false }
+            if let since = filter.since, slip.lastAt < AuditTime.milliseconds(since) { return false }
+            if let until = filter.until, slip.lastAt > AuditTime.milliseconds(until) { return false }
+            return true
+        }
+        return slips.filter(matches).sorted { $0.lastAt > $1.lastAt }
+            .map { (slipID: $0.id, lastAt: AuditTime.date(milliseconds: $0.lastAt)) }
+    }
+
+    func planName(_ store: AuditStore, _ filter: AuditSlipFilter) throws -> String {
+        switch try store.pool.read({ db in try AuditStore.plan(filter, limit: 50, db: db) }) {
+        case .empty: "empty"
+        case .index(let index): index
+        case .steps: "steps"
+        }
     }
 }

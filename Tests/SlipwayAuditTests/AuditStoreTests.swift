@@ -213,6 +213,10 @@ import Testing
         let path = directory.path("file.sqlite")
         try Data(content.utf8).write(to: URL(fileURLWithPath: path))
         #expect(auditError { _ = try AuditStore.openForReading(path: path) }?.code == .foreignDatabase)
+        if !content.isEmpty {
+            #expect(auditError { _ = try AuditStore(path: path) }?.code == .foreignDatabase)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(content.utf8))
+        }
     }
 
     @Test func aDirectoryIsRefused() throws {
