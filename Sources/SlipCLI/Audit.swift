@@ -8,9 +8,10 @@ struct Audit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Query the audit trail: where a slip is, what failed, which step is slow, which slips are stuck.",
         discussion: """
-            The commands read the SQLite database that `slip audit-sink` writes, read-only, while it writes.
-            Durations: 90s, 10m, 1h, 2d (also ms, w, and sums like 1h30m). Instants (--since, --until): a duration
-            ago, or an RFC 3339 timestamp such as 2026-11-22T05:34:20Z. Errors: one line, exit code 2.
+            The commands read the SQLite database that `slip audit-sink` writes, read-only, while it writes. \
+            Durations: 90s, 10m, 1h, 2d (also ms, w, and sums like 1h30m). Instants (--since, --until): a duration \
+            ago, or an RFC 3339 timestamp such as 2026-11-22T05:34:20Z. Errors: one line, exit code 2. \
+            See docs/audit.md.
 
             Examples:
               slip audit show 9f42cf22-5c1e-4a7e-9b1f-0d3c2e1f4a5b
@@ -313,9 +314,9 @@ struct AuditGenerateCommand: AsyncParsableCommand {
         commandName: "generate",
         abstract: "Write a synthetic audit database, to try and measure the queries at scale.",
         discussion: """
-            Three templates of 4 and 5 steps, mostly completed slips, some compensated, faulted, in flight or stuck,
-            retries, parked messages, spread over --days up to now. Written through the same path as the sink, in
-            batches of 20,000 events. Refuses a file that exists.
+            Three templates of 4 and 5 steps, mostly completed slips, some compensated, faulted, in flight or \
+            stuck, retries, parked messages, spread over --days up to now. Written through the same path as the \
+            sink, in batches of 20,000 events. Refuses a file that exists.
             """)
 
     @Option(help: "Execute and compensate hops to write (default 1000000).")

@@ -30,7 +30,7 @@ struct AuditSinkCommand: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
-        let path = db ?? ProcessInfo.processInfo.environment["SLIPWAY_AUDIT_DB"] ?? ".slipway/audit.sqlite"
+        let path = AuditStore.defaultPath(explicit: db)
         let transport = try broker.makeTransport(logLevel: level)
         var logger = Logger(label: "slipway.audit-sink")
         logger.logLevel = level
@@ -38,7 +38,7 @@ struct AuditSinkCommand: AsyncParsableCommand {
         do {
             store = try AuditStore(path: path)
         } catch {
-            printError("cannot open the audit database at \(path): \(error)")
+            printError("\(error)")
             throw ExitCodes.badInput
         }
         let sink = AuditSink(

@@ -400,22 +400,26 @@ extension AuditStore {
         let limit = try Self.validLimit(limit)
         guard olderThan >= 0 else { throw AuditError.invalid("--older-than must not be negative") }
         let cutoff = now.addingTimeInterval(-olderThan)
-        let active = SlipState.allCases.filter { !$0.isTerminal }.map { "'\($0.rawValue)'" }.joined(separator: ", ")
-        let condition = "state IN (\(active)) AND last_at < ?"
         let cutoffMillis = AuditTime.milliseconds(cutoff)
+        let active = SlipState.allCases.filter { !$0.isTerminal }.map(\.rawValue)
         return try reading { db in
-            let total = try Int.fetchOne(
-                db, sql: "SELECT count(*) FROM slip INDEXED BY slip_state WHERE \(condition)", arguments: [cutoffMillis]
-            ) ?? 0
-            let slips = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT \(Self.slipColumns) FROM slip INDEXED BY slip_state WHERE \(condition)
-                    ORDER BY last_at LIMIT \(limit)
-                    """,
-                arguments: [cutoffMillis]
-            ).map(Self.slip)
-            return AuditStuckList(olderThanSeconds: olderThan, cutoff: cutoff, total: total, slips: slips)
+            // One ordered walk per state, merged: `state IN (...)` would sort every match before the limit applies.
+            var total = 0
+            var rows: [Row] = []
+            for state in active {
+                total += try Int.fetchOne(
+                    db, sql: "SELECT count(*) FROM slip INDEXED BY slip_state WHERE state = ? AND last_at < ?",
+                    arguments: [state, cutoffMillis]) ?? 0
+                rows += try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT \(Self.slipColumns) FROM slip INDEXED BY slip_state WHERE state = ? AND last_at < ?
+                        ORDER BY last_at LIMIT \(limit)
+                        """,
+                    arguments: [state, cutoffMillis])
+            }
+            let slips = rows.sorted { ($0["last_at"] as Int64) < ($1["last_at"] as Int64) }.prefix(limit).map(Self.slip)
+            return AuditStuckList(olderThanSeconds: olderThan, cutoff: cutoff, total: total, slips: Array(slips))
         }
     }
 

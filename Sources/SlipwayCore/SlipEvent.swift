@@ -10,7 +10,8 @@ public struct SlipEvent: Sendable, Hashable, Codable {
 
     public var formatVersion: Int
     /// Unique per event and stable when the same event is published again (after a crash or a broker outage), so the
-    /// audit trail stores each once: `<slip>.<sequence>.<kind>.<attempt>` for hops, `<slip>.terminal` for the end.
+    /// audit trail stores each once: `<slip>.<sequence>.<kind>.<attempt>` for hops, `<slip>.<sequence>.terminal` for
+    /// an end (a compensation-failed slip replayed later ends again, at a later sequence).
     public var id: String
     public var slipID: String
     public var template: String
@@ -62,7 +63,7 @@ public struct SlipEvent: Sendable, Hashable, Codable {
     }
 
     public static func defaultID(slipID: String, kind: Kind, sequence: Int, attempt: Int) -> String {
-        kind == .terminal ? "\(slipID).terminal" : "\(slipID).\(sequence).\(kind.rawValue).\(attempt)"
+        kind == .terminal ? "\(slipID).\(sequence).terminal" : "\(slipID).\(sequence).\(kind.rawValue).\(attempt)"
     }
 
     /// The event of one hop, from its log entry and the slip after it.
