@@ -139,6 +139,7 @@ final class AuditSink: Service, Sendable {
         let message = OutgoingMessage.toQueue(
             topology.deadLetterQueue, body: delivery.body,
             headers: [
+                ParkedHeaders.parkedID: UUID().uuidString.lowercased(),
                 ParkedHeaders.reasonCode: "malformed-event", ParkedHeaders.reason: String(reason.prefix(1_000)),
                 ParkedHeaders.originalQueue: topology.auditQueue,
                 ParkedHeaders.processor: ProcessorConfiguration.defaultInstanceName(),

@@ -78,6 +78,7 @@ struct MessageFactory: Sendable {
     /// why it was parked in headers.
     func park(body: [UInt8], code: String, reason: String, queue: String, slipID: String?) throws -> OutgoingMessage {
         var headers = [
+            ParkedHeaders.parkedID: UUID().uuidString.lowercased(),
             ParkedHeaders.reasonCode: code,
             ParkedHeaders.reason: String(reason.prefix(1_000)),
             ParkedHeaders.originalQueue: queue,
@@ -104,6 +105,8 @@ struct MessageFactory: Sendable {
 
 /// Headers of a parked message in the dead-letter queue.
 public enum ParkedHeaders {
+    /// Names one parked message, for `slip dlq show|replay|drop`.
+    public static let parkedID = "x-slipway-parked-id"
     public static let reasonCode = "x-slipway-reason-code"
     public static let reason = "x-slipway-reason"
     public static let originalQueue = "x-slipway-original-queue"
