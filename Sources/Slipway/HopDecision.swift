@@ -5,8 +5,9 @@ import SlipwayTransport
 /// What a hop produces, decided from the slip and the handler's outcome. No I/O here: the runtime carries it out.
 enum HopDecision: Sendable {
     /// The handler threw and has attempts left: the same hop goes back to the queue with the next attempt number
-    /// (the messages: the slip for the next attempt, and the failed attempt's hop event).
-    case retry([OutgoingMessage])
+    /// (the messages: the slip for the next attempt, through a delay queue when the policy waits, and the failed
+    /// attempt's hop event).
+    case retry([OutgoingMessage], delayQueue: (name: String, arguments: QueueArguments)?)
     /// The hop is done (completed, faulted or failed): record it, then publish everything it produces.
     case record(outcome: String, outgoing: [OutgoingMessage])
 }
@@ -23,9 +24,15 @@ struct MessageFactory: Sendable {
         try [hopEvent(slip)] + destination(slip, lastStep: lastStep)
     }
 
-    /// A hop that threw and will be tried again: the slip back to the same queue, and the attempt's hop event.
-    func retry(_ slip: Slip, queue: String) throws -> [OutgoingMessage] {
-        [try slipMessage(slip, to: queue), try hopEvent(slip)]
+    /// A hop that threw and will be tried again: the slip back to the same queue (after `delayMs`, through a delay
+    /// queue that dead-letters into it), and the attempt's hop event.
+    func retry(_ slip: Slip, queue: String, delayMs: Int) throws -> HopDecision {
+        let level = DelayGrid.level(forMs: delayMs)
+        guard level > 0 else { return .retry([try slipMessage(slip, to: queue), try hopEvent(slip)], delayQueue: nil) }
+        let delayQueue = "\(queue).delay-\(level)ms"
+        return .retry(
+            [try slipMessage(slip, to: delayQueue), try hopEvent(slip)],
+            delayQueue: (delayQueue, .delay(level, thenTo: queue)))
     }
 
     /// The event of the hop the slip's log ended with.

@@ -8,15 +8,35 @@ public struct ProcessorConfiguration: Sendable {
     public var prefetch = 32
     /// Hops this instance runs at the same time, per queue.
     public var concurrency = 8
-    /// Tries of an execute hop whose handler throws before the step counts as faulted.
-    public var maxAttempts = 3
-    /// Tries of a compensation whose handler throws before the slip is parked as compensation-failed.
-    public var compensationMaxAttempts = 5
+    /// How an execute whose handler throws is retried, unless the slip's itinerary gives the step a policy of its own.
+    /// After the last attempt the step faults and the slip compensates.
+    public var retry = RetryPolicy(maxAttempts: 3, initialDelayMs: 200, multiplier: 2, maxDelayMs: 30_000, jitter: 0.2)
+    /// How a compensation that throws is retried. After the last attempt the slip is parked as compensation-failed.
+    public var compensationRetry = RetryPolicy(
+        maxAttempts: 5, initialDelayMs: 500, multiplier: 2, maxDelayMs: 60_000, jitter: 0.2)
+    /// How long an execute may run before it is cancelled and counts as a failed attempt, unless the itinerary gives
+    /// the step a timeout of its own. Nil: no limit.
+    public var timeout: Duration?
+    /// A hop whose message came back this many times without the hop ever finishing (the processor died running it,
+    /// again and again) is parked as `poison` instead of being run once more.
+    public var poisonRedeliveries = 5
     public var limits = SlipLimits()
     /// Names this instance in logs, slip logs and events.
     public var instance = ProcessorConfiguration.defaultInstanceName()
 
     public init() {}
+
+    /// Tries of an execute, from `retry`.
+    public var maxAttempts: Int {
+        get { retry.maxAttempts }
+        set { retry.maxAttempts = newValue }
+    }
+
+    /// Tries of a compensation, from `compensationRetry`.
+    public var compensationMaxAttempts: Int {
+        get { compensationRetry.maxAttempts }
+        set { compensationRetry.maxAttempts = newValue }
+    }
 
     /// `host:pid`.
     public static func defaultInstanceName() -> String {

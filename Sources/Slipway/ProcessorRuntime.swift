@@ -154,10 +154,23 @@ public final class ProcessorRuntime: Service, Sendable {
             return
         }
 
+        // A hop whose message keeps coming back unfinished is killing its processor: park it rather than loop.
+        if delivery.redelivered {
+            let count = try await store.noteRedelivery(slipID: slip.id, sequence: slip.sequence, attempt: slip.attempt)
+            if count >= configuration.poisonRedeliveries {
+                return try await park(
+                    delivery, slip: slip, queue: topology.queue(for: kind, step: step), code: "poison",
+                    reason: "delivered \(count + 1) times without the hop ever finishing (the processor died running it?)")
+            }
+        }
+
         let decision = try await decide(slip, kind: kind, logger: logger)
         switch decision {
-        case .retry(let outgoing):
-            logger.warning("attempt failed; trying again", metadata: ["hop.attempt": "\(slip.attempt)"])
+        case .retry(let outgoing, let delayQueue):
+            logger.warning(
+                "attempt failed; trying again",
+                metadata: ["hop.attempt": "\(slip.attempt)", "hop.retry_queue": "\(delayQueue?.name ?? "-")"])
+            if let delayQueue { try await declare(delayQueue.name, arguments: delayQueue.arguments) }
             try await publish(outgoing)
         case .record(let outcome, let outgoing):
             let record = try await store.save(
@@ -186,34 +199,52 @@ public final class ProcessorRuntime: Service, Sendable {
         var next = slip
         switch kind {
         case .execute:
+            let step = slip.itinerary[0]
+            let policy = step.retry ?? configuration.retry
+            if let deadline = slip.deadline, deadline < Date() {
+                let reason = "the slip's deadline \(SlipCodec.formatTimestamp(deadline)) passed before '\(self.step)' started"
+                logger.info("deadline passed: the slip compensates", metadata: ["slip.deadline": "\(deadline)"])
+                next.faultStep(reason: reason, entry: entry(.faulted, reason: reason))
+                return .record(outcome: "faulted", outgoing: try messages.forward(next, lastStep: self.step))
+            }
             let hop = ExecuteHop(
-                slipID: slip.id, template: slip.template, step: step, arguments: slip.itinerary[0].arguments,
+                slipID: slip.id, template: slip.template, step: self.step, arguments: step.arguments,
                 variables: slip.variables, sequence: slip.sequence, attempt: slip.attempt,
-                idempotencyKey: "\(slip.id)/\(step)/\(slip.sequence)", logger: logger)
+                idempotencyKey: "\(slip.id)/\(self.step)/\(slip.sequence)", logger: logger)
+            let timeout = step.timeoutMs.map { Duration.milliseconds($0) } ?? configuration.timeout
             do {
-                switch try await processor.execute(hop) {
-                case .completed(let variables, let compensation):
+                let processor = self.processor
+                switch try await withTimeout(timeout, { try await processor.execute(hop) }) {
+                case .completed(let variables, let compensation, let revision):
+                    if let revision { next.revise(revision) }  // Changes what follows the head, which completes now.
                     next.completeStep(
-                        compensationData: compensation, compensateAddress: topology.compensateQueue(step: step),
-                        variableUpdates: variables, entry: entry(.completed))
-                    return .record(outcome: "completed", outgoing: try messages.forward(next, lastStep: step))
+                        compensationData: compensation, compensateAddress: topology.compensateQueue(step: self.step),
+                        variableUpdates: variables, entry: entry(.completed, reason: revision?.summary))
+                    return .record(outcome: "completed", outgoing: try messages.forward(next, lastStep: self.step))
                 case .faulted(let reason):
                     logger.info("step faulted", metadata: ["fault.reason": "\(reason)"])
                     next.faultStep(reason: reason, entry: entry(.faulted, reason: reason))
-                    return .record(outcome: "faulted", outgoing: try messages.forward(next, lastStep: step))
+                    return .record(outcome: "faulted", outgoing: try messages.forward(next, lastStep: self.step))
+                case .terminated(let reason):
+                    logger.info("the step ended the slip", metadata: ["slip.reason": "\(reason)"])
+                    next.terminateStep(entry: entry(.terminated, reason: reason))
+                    return .record(outcome: "terminated", outgoing: try messages.forward(next, lastStep: self.step))
                 }
             } catch {
                 let reason = "\(error)"
-                if slip.attempt < configuration.maxAttempts {
+                if slip.attempt < policy.maxAttempts {
                     next.retryHop(entry: entry(.retried, reason: reason))
-                    return .retry(try messages.retry(next, queue: topology.executeQueue(step: step)))
+                    return try messages.retry(
+                        next, queue: topology.executeQueue(step: self.step),
+                        delayMs: policy.delayMs(afterAttempt: slip.attempt, random: Double.random(in: 0..<1)))
                 }
                 let gaveUp = "gave up after \(slip.attempt) attempts: \(reason)"
                 logger.warning("step failed on its last attempt", metadata: ["error": "\(reason)"])
                 next.faultStep(reason: gaveUp, entry: entry(.faulted, reason: gaveUp))
-                return .record(outcome: "faulted", outgoing: try messages.forward(next, lastStep: step))
+                return .record(outcome: "faulted", outgoing: try messages.forward(next, lastStep: self.step))
             }
         case .compensate:
+            let policy = configuration.compensationRetry
             let record = slip.compensations[slip.compensations.count - 1]
             let hop = CompensateHop(
                 slipID: slip.id, template: slip.template, step: step, data: record.data, variables: slip.variables,
@@ -225,9 +256,11 @@ public final class ProcessorRuntime: Service, Sendable {
                 return .record(outcome: "compensated", outgoing: try messages.forward(next, lastStep: step))
             } catch {
                 let reason = "\(error)"
-                if slip.attempt < configuration.compensationMaxAttempts {
+                if slip.attempt < policy.maxAttempts {
                     next.retryHop(entry: entry(.retried, reason: reason))
-                    return .retry(try messages.retry(next, queue: topology.compensateQueue(step: step)))
+                    return try messages.retry(
+                        next, queue: topology.compensateQueue(step: step),
+                        delayMs: policy.delayMs(afterAttempt: slip.attempt, random: Double.random(in: 0..<1)))
                 }
                 let gaveUp = "compensation gave up after \(slip.attempt) attempts: \(reason)"
                 logger.error("compensation failed on its last attempt: slip parked", metadata: ["error": "\(reason)"])
@@ -263,11 +296,49 @@ public final class ProcessorRuntime: Service, Sendable {
 
     /// The name is remembered only once the broker has declared the queue: a hop that saw it merely "being declared"
     /// by another hop would publish before the queue exists, and the broker would drop its message.
-    private func declare(_ queue: String) async throws {
+    private func declare(_ queue: String, arguments: QueueArguments? = nil) async throws {
         guard await !declaredQueues.contains(queue) else { return }
-        try await transport.declareQueue(queue)
+        if let arguments {
+            try await transport.declareQueue(queue, arguments: arguments)
+        } else {
+            try await transport.declareQueue(queue)
+        }
         await declaredQueues.insert(queue)
     }
+}
+
+/// The step's handler did not finish within its timeout.
+public struct StepTimeout: Error, Sendable, CustomStringConvertible {
+    public var timeout: Duration
+    public var description: String { "the step did not finish within its timeout of \(timeout)" }
+}
+
+/// Runs `body`, or throws `StepTimeout` once `timeout` passes: the handler's task is cancelled, and its result, should
+/// it still come, is ignored. A handler that ignores cancellation keeps running in the background until it returns.
+func withTimeout<T: Sendable>(_ timeout: Duration?, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    guard let timeout else { return try await body() }
+    return try await withCheckedThrowingContinuation { continuation in
+        let once = ResumeOnce(continuation)
+        let work = Task {
+            let result: Result<T, any Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            once.take()?.resume(with: result)
+        }
+        Task {
+            try? await Task.sleep(for: timeout)
+            if let continuation = once.take() {
+                work.cancel()
+                continuation.resume(throwing: StepTimeout(timeout: timeout))
+            }
+        }
+    }
+}
+
+/// Hands a continuation out once: to whichever of the handler and the timer finishes first.
+private final class ResumeOnce<T: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<T, any Error>?>
+    init(_ continuation: CheckedContinuation<T, any Error>) { self.continuation = Mutex(continuation) }
+    func take() -> CheckedContinuation<T, any Error>? { continuation.withLock { $0.take() } }
 }
 
 struct HopKey: Hashable, Sendable {

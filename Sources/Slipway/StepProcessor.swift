@@ -80,13 +80,16 @@ public struct CompensateHop: Sendable {
 
 public enum ExecuteOutcome: Sendable, Hashable {
     /// The step is done. `compensation` is the data its undo needs (nil: the step has nothing to undo);
-    /// `variables` are merged into the slip's variables.
-    case completed(variables: [String: JSONValue] = [:], compensation: JSONValue? = nil)
+    /// `variables` are merged into the slip's variables; `revise` changes the steps still to come.
+    case completed(variables: [String: JSONValue] = [:], compensation: JSONValue? = nil, revise: ItineraryRevision? = nil)
     /// A business failure (a declined card, no stock): the slip compensates now, without retries.
     case faulted(reason: String)
+    /// Ends the slip here on purpose (nothing more to do), without compensating what was done.
+    case terminated(reason: String)
 
     public static var completed: ExecuteOutcome { .completed() }
 }
+
 
 /// An error of the processor runtime or its configuration, with a message for people.
 public struct ProcessorError: Error, Sendable, CustomStringConvertible {

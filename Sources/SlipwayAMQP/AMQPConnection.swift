@@ -51,16 +51,57 @@ final class AMQPConnection {
     /// Marks the connection unusable after an error; `close()` then only frees it.
     func markBroken() { isOpen = false }
 
-    func declareQueue(_ name: String, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false)
-        throws -> String
-    {
-        let reply = name.withBytes { queue in
-            amqp_queue_declare(
-                state, Self.channel, queue, 0, durable ? 1 : 0, exclusive ? 1 : 0, autoDelete ? 1 : 0, amqp_empty_table)
+    func declareQueue(
+        _ name: String, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false,
+        arguments: QueueArguments = QueueArguments()
+    ) throws -> String {
+        var fields: [(String, FieldValue)] = []
+        if let ttl = arguments.messageTTLMs { fields.append(("x-message-ttl", .int(ttl))) }
+        if let exchange = arguments.deadLetterExchange { fields.append(("x-dead-letter-exchange", .text(exchange))) }
+        if let key = arguments.deadLetterRoutingKey { fields.append(("x-dead-letter-routing-key", .text(key))) }
+        if let expires = arguments.expiresMs { fields.append(("x-expires", .int(expires))) }
+        let reply = withTable(fields) { table in
+            name.withBytes { queue in
+                amqp_queue_declare(
+                    state, Self.channel, queue, 0, durable ? 1 : 0, exclusive ? 1 : 0, autoDelete ? 1 : 0, table)
+            }
         }
         try check(amqp_get_rpc_reply(state), "declaring queue '\(name)'")
         guard let reply else { throw TransportError("declaring queue '\(name)' gave no reply") }
         return String(amqpBytes: reply.pointee.queue)
+    }
+
+    enum FieldValue {
+        case text(String)
+        case int(Int)
+    }
+
+    /// Builds an AMQP field table whose memory lives for the duration of `body`.
+    private func withTable<R>(_ fields: [(String, FieldValue)], _ body: (amqp_table_t) -> R) -> R {
+        guard !fields.isEmpty else { return body(amqp_empty_table) }
+        var allocations: [UnsafeMutablePointer<CChar>] = []
+        defer { allocations.forEach { free($0) } }
+        func bytes(_ text: String) -> amqp_bytes_t {
+            let pointer = strdup(text)!
+            allocations.append(pointer)
+            return amqp_bytes_t(len: strlen(pointer), bytes: pointer)
+        }
+        let entries = UnsafeMutablePointer<amqp_table_entry_t>.allocate(capacity: fields.count)
+        defer { entries.deallocate() }
+        for (index, (key, value)) in fields.enumerated() {
+            var field = amqp_field_value_t()
+            switch value {
+            case .text(let text):
+                field.kind = UInt8(AMQP_FIELD_KIND_UTF8.rawValue)
+                field.value.bytes = bytes(text)
+            case .int(let number):
+                // RabbitMQ takes x-message-ttl and x-expires as a signed 64-bit "long".
+                field.kind = UInt8(AMQP_FIELD_KIND_I64.rawValue)
+                field.value.i64 = Int64(number)
+            }
+            entries[index] = amqp_table_entry_t(key: bytes(key), value: field)
+        }
+        return body(amqp_table_t(num_entries: Int32(fields.count), entries: entries))
     }
 
     func declareTopicExchange(_ name: String) throws {

@@ -20,6 +20,12 @@ public final class AMQPTransport: MessageTransport {
         _ = try await publisher.withConnection("declaring queue '\(name)'") { try $0.declareQueue(name) }
     }
 
+    public func declareQueue(_ name: String, arguments: QueueArguments) async throws {
+        _ = try await publisher.withConnection("declaring queue '\(name)'") {
+            try $0.declareQueue(name, arguments: arguments)
+        }
+    }
+
     public func declareTopicExchange(_ name: String) async throws {
         try await publisher.withConnection("declaring exchange '\(name)'") { try $0.declareTopicExchange(name) }
     }

@@ -458,7 +458,7 @@ struct BatchAggregates {
             case .faulted: delta.faulted += 1
             case .retried: delta.retried += 1
             case .failed: delta.failed += 1
-            case nil: break
+            case .terminated, nil: break  // Ended on purpose: neither a success nor a failure of the step.
             }
             if let micros = event.durationMicros {
                 delta.timed += 1

@@ -86,10 +86,17 @@ public enum SlipState: String, Sendable, Hashable, Codable, CaseIterable {
 public struct ItineraryStep: Sendable, Hashable, Codable {
     public var step: String
     public var arguments: [String: JSONValue]
+    /// How this step's execute is retried when its handler throws (else the processor's default).
+    public var retry: RetryPolicy?
+    /// How long this step's execute may run before it is cancelled and counts as a failed attempt (else the
+    /// processor's default).
+    public var timeoutMs: Int?
 
-    public init(step: String, arguments: [String: JSONValue] = [:]) {
+    public init(step: String, arguments: [String: JSONValue] = [:], retry: RetryPolicy? = nil, timeoutMs: Int? = nil) {
         self.step = step
         self.arguments = arguments
+        self.retry = retry
+        self.timeoutMs = timeoutMs
     }
 }
 
@@ -107,6 +114,8 @@ public enum HopOutcome: String, Sendable, Hashable, Codable {
     case retried
     /// A compensation that failed for good: the slip is parked.
     case failed
+    /// An execute that ended the slip on purpose, without compensation.
+    case terminated
 }
 
 public struct LogEntry: Sendable, Hashable, Codable {

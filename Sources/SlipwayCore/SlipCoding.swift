@@ -225,13 +225,15 @@ struct AnyCodingKey: CodingKey {
 // The fixed-shape parts of a slip refuse unknown fields too, and name the field of a value that does not fit.
 
 extension ItineraryStep {
-    enum CodingKeys: String, CodingKey, CaseIterable { case step, arguments }
+    enum CodingKeys: String, CodingKey, CaseIterable { case step, arguments, retry, timeoutMs }
 
     public init(from decoder: any Decoder) throws {
         try rejectUnknownKeys(decoder, CodingKeys.self, in: "an itinerary step")
         let container = try decoder.container(keyedBy: CodingKeys.self)
         step = try container.field(String.self, .step)
         arguments = try container.field([String: JSONValue].self, .arguments)
+        retry = try container.optionalField(RetryPolicy.self, .retry)
+        timeoutMs = try container.optionalField(Int.self, .timeoutMs)
     }
 }
 

@@ -21,6 +21,28 @@ extension Slip {
         if itinerary.isEmpty { state = .completed }
     }
 
+    /// The execute hop at the itinerary's head ended the slip on purpose: no further steps, no compensation.
+    public mutating func terminateStep(entry: LogEntry) {
+        precondition(state == .running && !itinerary.isEmpty, "terminateStep needs a running slip with a step to run")
+        itinerary.removeFirst()
+        log.append(entry)
+        advance()
+        state = .terminated
+    }
+
+    /// Changes the steps still to come (after the head, which the hop in progress is running).
+    public mutating func revise(_ revision: ItineraryRevision) {
+        let head = itinerary.isEmpty ? [] : [itinerary[0]]
+        var rest = Array(itinerary.dropFirst())
+        switch revision {
+        case .insertNext(let steps): rest.insert(contentsOf: steps, at: 0)
+        case .append(let steps): rest.append(contentsOf: steps)
+        case .remove(let names): rest.removeAll { names.contains($0.step) }
+        case .replaceRemaining(let steps): rest = steps
+        }
+        itinerary = head + rest
+    }
+
     /// The execute hop at the itinerary's head faulted (or ran out of attempts): the slip turns to compensating, or to
     /// faulted when no completed step has an undo.
     public mutating func faultStep(reason: String, entry: LogEntry) {
@@ -67,5 +89,27 @@ extension Slip {
     private mutating func advance() {
         sequence += 1
         attempt = 1
+    }
+}
+
+/// A change to the steps still to come, asked for by a step as it completes.
+public enum ItineraryRevision: Sendable, Hashable {
+    /// Run these steps next, before the rest.
+    case insertNext([ItineraryStep])
+    /// Run these steps after the rest.
+    case append([ItineraryStep])
+    /// Skip the steps of these names.
+    case remove([String])
+    /// Run these steps instead of the rest.
+    case replaceRemaining([ItineraryStep])
+
+    /// For the hop's log and event: what changed.
+    public var summary: String {
+        switch self {
+        case .insertNext(let steps): "itinerary revised: inserted next \(steps.map(\.step))"
+        case .append(let steps): "itinerary revised: appended \(steps.map(\.step))"
+        case .remove(let names): "itinerary revised: removed \(names)"
+        case .replaceRemaining(let steps): "itinerary revised: the rest replaced by \(steps.map(\.step))"
+        }
     }
 }

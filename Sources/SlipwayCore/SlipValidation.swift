@@ -17,8 +17,14 @@ extension Slip {
             throw SlipRejection(
                 .tooLarge, "the itinerary has \(itinerary.count) steps; the limit is \(limits.maxItinerarySteps)")
         }
-        for (index, entry) in itinerary.enumerated() where !Slip.isValidName(entry.step) {
-            throw invalid("'itinerary[\(index)].step' is not a valid step name: '\(entry.step.prefix(80))'")
+        for (index, entry) in itinerary.enumerated() {
+            guard Slip.isValidName(entry.step) else {
+                throw invalid("'itinerary[\(index)].step' is not a valid step name: '\(entry.step.prefix(80))'")
+            }
+            if let problem = entry.retry?.problem() { throw invalid("'itinerary[\(index)]': \(problem)") }
+            if let timeout = entry.timeoutMs, timeout < 1 || timeout > 24 * 3_600_000 {
+                throw invalid("'itinerary[\(index)].timeoutMs' must be 1 ms to 24 h")
+            }
         }
         for (index, record) in compensations.enumerated() {
             guard Slip.isValidName(record.step) else {

@@ -41,4 +41,7 @@ public protocol HopRecordStore: Sendable {
     func save(_ record: HopRecord) async throws -> HopRecord
     /// Notes that the broker confirmed everything the hop published.
     func markForwarded(slipID: String, sequence: Int) async throws
+    /// Counts one more redelivery of a hop attempt that never finished, and returns the count so far. Only
+    /// redelivered messages are counted, so a hop that runs normally costs nothing here.
+    func noteRedelivery(slipID: String, sequence: Int, attempt: Int) async throws -> Int
 }

@@ -43,7 +43,33 @@ public final class SQLiteHopRecordStore: HopRecordStore {
                     ) WITHOUT ROWID
                     """)
         }
+        migrator.registerMigration("v2: redeliveries") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE redelivery (
+                        slip_id TEXT NOT NULL,
+                        sequence INTEGER NOT NULL,
+                        attempt INTEGER NOT NULL,
+                        count INTEGER NOT NULL,
+                        PRIMARY KEY (slip_id, sequence, attempt)
+                    ) WITHOUT ROWID
+                    """)
+        }
         return migrator
+    }
+
+    public func noteRedelivery(slipID: String, sequence: Int, attempt: Int) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO redelivery (slip_id, sequence, attempt, count) VALUES (?, ?, ?, 1)
+                    ON CONFLICT (slip_id, sequence, attempt) DO UPDATE SET count = count + 1
+                    """,
+                arguments: [slipID, sequence, attempt])
+            return try Int.fetchOne(
+                db, sql: "SELECT count FROM redelivery WHERE slip_id = ? AND sequence = ? AND attempt = ?",
+                arguments: [slipID, sequence, attempt]) ?? 1
+        }
     }
 
     public func record(slipID: String, sequence: Int) async throws -> HopRecord? {

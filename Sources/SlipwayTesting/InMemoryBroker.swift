@@ -47,8 +47,11 @@ public struct BrokerMessage: Sendable, Hashable {
 ///   (deliveries it received but had not yet taken from a stream are not handed out any more), like a killed process;
 /// - `publish` returns once every message is enqueued: the publisher confirm.
 ///
-/// Not simulated: broker restarts, message TTL and dead-lettering, the `mandatory` flag, and transparent reconnection
-/// of consumers after a network failure.
+/// - a queue declared with a message TTL and a dead-letter target (a delay queue) holds each message that long, then
+///   routes it to the target, as RabbitMQ does.
+///
+/// Not simulated: broker restarts, dead-lettering of rejected messages, the `mandatory` flag, and transparent
+/// reconnection of consumers after a network failure.
 public actor InMemoryBroker {
     private struct Queue {
         var ready: [BrokerMessage] = []
@@ -58,6 +61,9 @@ public actor InMemoryBroker {
         var cursor = 0
         /// A private subscription queue: deleted with its last consumer.
         var autoDelete = false
+        var arguments = QueueArguments()
+        /// A delay queue's messages and when each expires (to its dead-letter target).
+        var delayed: [(message: OutgoingMessage, expiresAt: ContinuousClock.Instant)] = []
     }
 
     private struct Binding {
@@ -112,6 +118,34 @@ public actor InMemoryBroker {
     public func declareQueue(_ name: String) {
         if queues[name] == nil { queues[name] = Queue() }
     }
+
+    /// Declares a queue with arguments (a message TTL and a dead-letter target make it a delay queue).
+    public func declareQueue(_ name: String, arguments: QueueArguments) {
+        if queues[name] == nil {
+            var queue = Queue()
+            queue.arguments = arguments
+            queues[name] = queue
+        }
+    }
+
+    /// Dead-letters the delay queue's messages whose time has come, to the queue's target.
+    private func expire(_ name: String) {
+        guard var queue = queues[name] else { return }
+        let now = ContinuousClock.now
+        var due: [OutgoingMessage] = []
+        while let first = queue.delayed.first, first.expiresAt <= now {
+            queue.delayed.removeFirst()
+            var message = first.message
+            message.exchange = queue.arguments.deadLetterExchange ?? ""
+            message.routingKey = queue.arguments.deadLetterRoutingKey ?? message.routingKey
+            due.append(message)
+        }
+        queues[name] = queue
+        if !due.isEmpty { try? publish(due, connection: brokerConnection) }
+    }
+
+    /// The broker's own "connection", for dead-lettering; never closed.
+    private let brokerConnection = UUID()
 
     /// Declares a topic exchange; declaring it again changes nothing.
     public func declareTopicExchange(_ name: String) {
@@ -240,6 +274,15 @@ public actor InMemoryBroker {
             if message.exchange.isEmpty {
                 published.append(message)
                 // The default exchange: a queue that does not exist drops the message silently.
+                if let ttl = queues[message.routingKey]?.arguments.messageTTLMs {
+                    let queue = message.routingKey
+                    queues[queue]!.delayed.append((message, ContinuousClock.now.advanced(by: .milliseconds(ttl))))
+                    Task {
+                        try? await Task.sleep(for: .milliseconds(ttl))
+                        self.expire(queue)
+                    }
+                    continue
+                }
                 if queues[message.routingKey] != nil {
                     queues[message.routingKey]!.ready.append(BrokerMessage(message))
                     touched.insert(message.routingKey)
@@ -517,6 +560,11 @@ public final class InMemoryTransport: MessageTransport {
         await broker.declareQueue(name)
     }
 
+    public func declareQueue(_ name: String, arguments: QueueArguments) async throws {
+        try await broker.checkOpen(connection)
+        await broker.declareQueue(name, arguments: arguments)
+    }
+
     public func declareTopicExchange(_ name: String) async throws {
         try await broker.checkOpen(connection)
         await broker.declareTopicExchange(name)
@@ -580,6 +628,14 @@ public actor InMemoryHopRecordStore: HopRecordStore {
 
     public func markForwarded(slipID: String, sequence: Int) {
         records[Key(slipID: slipID, sequence: sequence)]?.forwarded = true
+    }
+
+    private var redeliveries: [String: Int] = [:]
+
+    public func noteRedelivery(slipID: String, sequence: Int, attempt: Int) -> Int {
+        let key = "\(slipID)/\(sequence)/\(attempt)"
+        redeliveries[key, default: 0] += 1
+        return redeliveries[key]!
     }
 
     /// Every record, by slip and sequence.

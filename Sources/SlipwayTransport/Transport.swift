@@ -92,6 +92,8 @@ public protocol DeliveryAcknowledger: Sendable {
 public protocol MessageTransport: Sendable {
     /// Declares a durable queue (idempotent).
     func declareQueue(_ name: String) async throws
+    /// Declares a durable queue with arguments, e.g. a delay queue (idempotent while the arguments are the same).
+    func declareQueue(_ name: String, arguments: QueueArguments) async throws
     /// Declares a durable topic exchange (idempotent).
     func declareTopicExchange(_ name: String) async throws
     /// Binds a queue to an exchange with a binding pattern (`*` one word, `#` any number), idempotently.
@@ -105,6 +107,34 @@ public protocol MessageTransport: Sendable {
     func subscribe(exchange: String, bindingKeys: [String]) async throws -> DeliveryStream
     /// Closes every connection.
     func shutdown() async
+}
+
+/// RabbitMQ queue arguments the framework uses.
+public struct QueueArguments: Sendable, Hashable {
+    /// `x-message-ttl`: a message leaves the queue this long after it entered.
+    public var messageTTLMs: Int?
+    /// `x-dead-letter-exchange` / `x-dead-letter-routing-key`: where an expired message goes ("" is the default
+    /// exchange, where the routing key is a queue's name).
+    public var deadLetterExchange: String?
+    public var deadLetterRoutingKey: String?
+    /// `x-expires`: the queue itself is deleted after this long without use.
+    public var expiresMs: Int?
+
+    public init(
+        messageTTLMs: Int? = nil, deadLetterExchange: String? = nil, deadLetterRoutingKey: String? = nil,
+        expiresMs: Int? = nil
+    ) {
+        self.messageTTLMs = messageTTLMs
+        self.deadLetterExchange = deadLetterExchange
+        self.deadLetterRoutingKey = deadLetterRoutingKey
+        self.expiresMs = expiresMs
+    }
+
+    /// A queue that holds each message for `delayMs`, then hands it to `queue` (through the default exchange).
+    public static func delay(_ delayMs: Int, thenTo queue: String) -> QueueArguments {
+        // The queue outlives its longest wait by an hour, so it never expires with messages still waiting.
+        QueueArguments(messageTTLMs: delayMs, deadLetterExchange: "", deadLetterRoutingKey: queue, expiresMs: delayMs + 3_600_000)
+    }
 }
 
 /// A stream of deliveries that can be stopped from outside: consumption stops, and the stream finishes.

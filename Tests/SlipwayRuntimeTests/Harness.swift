@@ -284,6 +284,10 @@ actor CrashingStore: HopRecordStore {
         if point == .afterMarkForwarded { await crash() }
     }
 
+    func noteRedelivery(slipID: String, sequence: Int, attempt: Int) async throws -> Int {
+        await inner.noteRedelivery(slipID: slipID, sequence: sequence, attempt: attempt)
+    }
+
     private func crash() async {
         guard !crashed, let transport else { return }
         crashed = true
@@ -359,6 +363,10 @@ final class DeclarationGateTransport: MessageTransport {
     func declareQueue(_ name: String) async throws {
         await gate.declaring(name)
         try await inner.declareQueue(name)
+    }
+
+    func declareQueue(_ name: String, arguments: QueueArguments) async throws {
+        try await inner.declareQueue(name, arguments: arguments)
     }
 
     func declareTopicExchange(_ name: String) async throws { try await inner.declareTopicExchange(name) }

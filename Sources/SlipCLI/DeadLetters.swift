@@ -1,0 +1,438 @@
+import ArgumentParser
+import Foundation
+import Slipway
+import SlipwayAMQP
+
+/// `slip dlq`: look into the dead-letter queue (`<prefix>.dead-letters`), replay or drop parked messages.
+///
+/// How the queue is read: the transport offers no way to count a queue's messages, so every command consumes the
+/// dead-letter queue with manual acks and a prefetch large enough (unlimited, or `--limit`), collects deliveries until
+/// none arrives for a short while (`DeadLetterScan.idle`), acts on the ones it was asked to (ack for drop, publish then
+/// ack for replay) and gives every other one back (`release`, which requeues it at its original position when
+/// RabbitMQ can). A message parked while a command runs may or may not be among those it sees.
+struct DeadLetters: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dlq",
+        abstract: "List, show, replay or drop the messages parked in the dead-letter queue.",
+        discussion: """
+            Parked messages are named by their parked id (header x-slipway-parked-id; messages parked by older
+            versions, without it, by their AMQP message id). Examples:
+              slip dlq list
+              slip dlq show 5f0c3a9e-…
+              slip dlq replay 5f0c3a9e-…          # back to the queue it was taken from
+              slip dlq replay --all
+              slip dlq drop 5f0c3a9e-…
+              slip dlq drop --all --yes
+            Exit status: 0 done; 1 some messages could not be replayed; 2 bad usage or an unknown parked id;
+            3 the broker could not be reached.
+            """,
+        subcommands: [List.self, Show.self, Replay.self, Drop.self])
+}
+
+// MARK: - Reading the queue
+
+/// One parked message as the commands show it.
+struct ParkedSummary: Encodable {
+    var parkedId: String
+    var reasonCode: String?
+    var reason: String?
+    var originalQueue: String?
+    var slipId: String?
+    var processor: String?
+    var parkedAt: String?
+    var size: Int
+
+    init(_ delivery: Delivery) {
+        parkedId = DeadLetterScan.parkedID(of: delivery)
+        reasonCode = delivery.headers[ParkedHeaders.reasonCode]
+        reason = delivery.headers[ParkedHeaders.reason]
+        originalQueue = delivery.headers[ParkedHeaders.originalQueue]
+        slipId = delivery.headers[ParkedHeaders.slipID]
+        processor = delivery.headers[ParkedHeaders.processor]
+        parkedAt = delivery.headers[ParkedHeaders.parkedAt]
+        size = delivery.body.count
+    }
+}
+
+/// A consumer of the dead-letter queue that holds what it received until told what to ack and what to give back.
+final class DeadLetterScan: @unchecked Sendable {
+    // Safe: `received` and `lastArrival` are only touched under `lock`.
+    /// How long without a delivery means "that was all" (after the first delivery; the first is waited for longer).
+    static let idle = Duration.milliseconds(300)
+    static let firstDelivery = Duration.milliseconds(1_000)
+
+    let queue: String
+    private let transport: AMQPTransport
+    private let stream: DeliveryStream
+    private var reader: Task<Void, Never>?
+    private let lock = NSLock()
+    private var received: [Delivery] = []
+    private var lastArrival: ContinuousClock.Instant?
+
+    /// Connects and starts consuming; a broker that cannot be reached is reported and exits 3.
+    static func open(_ broker: BrokerOptions, limit: Int?) async throws -> DeadLetterScan {
+        let transport = try broker.makeTransport(logLevel: .error)
+        let queue = broker.topology.deadLetterQueue
+        do {
+            // Prefetch 0 is unlimited in AMQP: every message can be held unacked at once, so none is missed.
+            let stream = try await transport.consume(queue: queue, prefetch: min(limit ?? 0, Int(UInt16.max)))
+            return DeadLetterScan(queue: queue, transport: transport, stream: stream)
+        } catch {
+            await transport.shutdown()
+            printError("cannot read '\(queue)': \(error)")
+            throw ExitCodes.unavailable
+        }
+    }
+
+    private init(queue: String, transport: AMQPTransport, stream: DeliveryStream) {
+        self.queue = queue
+        self.transport = transport
+        self.stream = stream
+        reader = Task { [self] in
+            do {
+                for try await delivery in stream {
+                    lock.withLock {
+                        received.append(delivery)
+                        lastArrival = .now
+                    }
+                }
+            } catch {}
+        }
+    }
+
+    /// The deliveries received until `limit` of them, or until none came for `idle`. They stay unacknowledged.
+    func collect(limit: Int? = nil) async -> [Delivery] {
+        let start = ContinuousClock.now
+        while true {
+            let (count, last) = lock.withLock { (received.count, lastArrival) }
+            if let limit, count >= limit { break }
+            if let last {
+                if last.duration(to: .now) >= Self.idle { break }
+            } else if start.duration(to: .now) >= Self.firstDelivery {
+                break
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let all = lock.withLock { received }
+        return limit.map { Array(all.prefix($0)) } ?? all
+    }
+
+    /// Publishes with confirms on the same connection set (the replay).
+    func publish(_ messages: [OutgoingMessage]) async throws {
+        for queue in Set(messages.map(\.routingKey)) { try await transport.declareQueue(queue) }
+        try await transport.publish(messages)
+    }
+
+    /// Acks `ack`, gives everything else back, and closes: the acks and releases reach the broker before the
+    /// connection closes (anything received but not settled is requeued by the broker when it does).
+    func finish(ack: [Delivery]) async {
+        let acked = Set(ack.map(\.tag))
+        let all = lock.withLock { received }
+        for delivery in all where !acked.contains(delivery.tag) { await delivery.release() }
+        for delivery in ack { await delivery.ack() }
+        await transport.shutdown()
+        // The stream ends once the consumer has settled what it was given and closed its connection.
+        let reader = self.reader
+        let waited = Task {
+            await reader?.value
+        }
+        let timeout = Task {
+            try? await Task.sleep(for: .seconds(10))
+            waited.cancel()
+        }
+        await waited.value
+        timeout.cancel()
+    }
+
+    /// The parked id: the `x-slipway-parked-id` header, else (older versions) the message id, else "-".
+    static func parkedID(of delivery: Delivery) -> String {
+        delivery.headers[ParkedHeaders.parkedID] ?? delivery.messageID ?? "-"
+    }
+
+    /// The one delivery named `id`; otherwise a one-line error and exit 2 (after giving everything back).
+    func single(_ id: String, in deliveries: [Delivery]) async throws -> Delivery {
+        let matches = deliveries.filter { Self.parkedID(of: $0) == id }
+        guard matches.count == 1 else {
+            await finish(ack: [])
+            printError(
+                matches.isEmpty
+                    ? "no parked message with id '\(id)' in '\(queue)'"
+                    : "'\(id)' names \(matches.count) parked messages in '\(queue)' (an old message id); nothing done")
+            throw ExitCodes.badInput
+        }
+        return matches[0]
+    }
+}
+
+/// The parked id, or --all, for replay and drop.
+struct ParkedSelection: ParsableArguments {
+    @Argument(help: "The parked id (see `slip dlq list`).")
+    var parkedID: String?
+
+    @Flag(help: "Every parked message.")
+    var all = false
+
+    func validate() throws {
+        guard (parkedID != nil) != all else { throw ValidationError("give a parked id or --all, not both or neither") }
+    }
+}
+
+// MARK: - Subcommands
+
+extension DeadLetters {
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the parked messages; consumes nothing (each is read and given back).")
+
+        @Option(help: "Show at most N messages (those at the head of the queue).")
+        var limit: Int?
+
+        @Flag(help: "Print a JSON array.")
+        var json = false
+
+        @OptionGroup var broker: BrokerOptions
+
+        func validate() throws {
+            if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        }
+
+        func run() async throws {
+            let scan = try await DeadLetterScan.open(broker, limit: limit)
+            let deliveries = await scan.collect(limit: limit)
+            let summaries = deliveries.map(ParkedSummary.init)
+            await scan.finish(ack: [])
+            if json {
+                printJSON(summaries)
+                return
+            }
+            if summaries.isEmpty {
+                print("no parked messages in '\(scan.queue)'")
+                return
+            }
+            let rows =
+                [["PARKED-ID", "CODE", "ORIGINAL-QUEUE", "SLIP", "PARKED-AT", "SIZE", "REASON"]]
+                + summaries.map {
+                    [
+                        $0.parkedId, $0.reasonCode ?? "-", $0.originalQueue ?? "-", $0.slipId ?? "-",
+                        $0.parkedAt ?? "-", String($0.size), $0.reason.map { String($0.prefix(120)) } ?? "-",
+                    ]
+                }
+            printTable(rows)
+            print("\(summaries.count) parked message(s) in '\(scan.queue)'")
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show one parked message: its headers and its body. Leaves it (and every other) in place.")
+
+        @Argument(help: "The parked id (see `slip dlq list`).")
+        var parkedID: String
+
+        @Flag(help: "Print a JSON object (the body as JSON when it parses, else as text in bodyText).")
+        var json = false
+
+        @OptionGroup var broker: BrokerOptions
+
+        func run() async throws {
+            let scan = try await DeadLetterScan.open(broker, limit: nil)
+            let delivery = try await scan.single(parkedID, in: await scan.collect())
+            await scan.finish(ack: [])
+            let parsed = try? JSONDecoder().decode(JSONValue.self, from: Data(delivery.body))
+            if json {
+                struct Shown: Encodable {
+                    var parkedId: String
+                    var headers: [String: String]
+                    var messageId: String?
+                    var correlationId: String?
+                    var contentType: String?
+                    var size: Int
+                    var body: JSONValue?
+                    var bodyText: String?
+                }
+                printJSON(
+                    Shown(
+                        parkedId: parkedID, headers: delivery.headers, messageId: delivery.messageID,
+                        correlationId: delivery.correlationID, contentType: delivery.contentType,
+                        size: delivery.body.count, body: parsed,
+                        bodyText: parsed == nil ? String(decoding: delivery.body, as: UTF8.self) : nil))
+                return
+            }
+            print("parked id     \(parkedID)")
+            if let messageID = delivery.messageID { print("message id    \(messageID)") }
+            if let correlationID = delivery.correlationID { print("correlation   \(correlationID)") }
+            if let contentType = delivery.contentType { print("content type  \(contentType)") }
+            print("size          \(delivery.body.count) bytes")
+            print("headers")
+            for (name, value) in delivery.headers.sorted(by: { $0.key < $1.key }) { print("  \(name): \(value)") }
+            if parsed != nil, let object = try? JSONSerialization.jsonObject(with: Data(delivery.body), options: [.fragmentsAllowed]),
+                let pretty = try? JSONSerialization.data(
+                    withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
+            {
+                print("body (JSON)")
+                print(String(decoding: pretty, as: UTF8.self))
+            } else {
+                print("body (text, escaped)")
+                print(escaped(delivery.body))
+            }
+        }
+    }
+
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Publish parked messages back to the queue they were taken from, then remove them from the dead-letter queue.",
+            discussion: """
+                The parked body is published, persistent, to its x-slipway-original-queue through the default exchange;
+                only once the broker has confirmed that publish is the parked copy acknowledged. A compensation-failed
+                slip resumes its walk-back at attempt 1; any other message is processed afresh (and parked again if it
+                still cannot be).
+                """)
+
+        @OptionGroup var selection: ParkedSelection
+
+        @Flag(help: "Print a JSON array of what was replayed.")
+        var json = false
+
+        @OptionGroup var broker: BrokerOptions
+
+        func run() async throws {
+            let scan = try await DeadLetterScan.open(broker, limit: nil)
+            let deliveries = await scan.collect()
+            var chosen = deliveries
+            if let id = selection.parkedID { chosen = [try await scan.single(id, in: deliveries)] }
+            var replayable: [(delivery: Delivery, message: OutgoingMessage)] = []
+            var skipped: [Delivery] = []
+            for delivery in chosen {
+                guard let queue = delivery.headers[ParkedHeaders.originalQueue], !queue.isEmpty else {
+                    skipped.append(delivery)
+                    continue
+                }
+                let slipID = delivery.headers[ParkedHeaders.slipID]
+                let message = OutgoingMessage.toQueue(
+                    queue, body: delivery.body,
+                    messageID: slipID.map { "\($0).replayed.\(DeadLetterScan.parkedID(of: delivery))" },
+                    correlationID: slipID ?? delivery.correlationID,
+                    contentType: delivery.contentType ?? (slipID != nil ? SlipCodec.contentType : nil))
+                replayable.append((delivery, message))
+            }
+            do {
+                if !replayable.isEmpty { try await scan.publish(replayable.map(\.message)) }
+            } catch {
+                await scan.finish(ack: [])
+                printError("replaying failed, nothing removed from '\(scan.queue)': \(error)")
+                throw ExitCodes.unavailable
+            }
+            await scan.finish(ack: replayable.map(\.delivery))
+
+            struct Replayed: Encodable {
+                var parkedId: String
+                var reasonCode: String?
+                var slipId: String?
+                var queue: String
+            }
+            let done = replayable.map {
+                Replayed(
+                    parkedId: DeadLetterScan.parkedID(of: $0.delivery),
+                    reasonCode: $0.delivery.headers[ParkedHeaders.reasonCode],
+                    slipId: $0.delivery.headers[ParkedHeaders.slipID], queue: $0.message.routingKey)
+            }
+            if json {
+                printJSON(done)
+            } else {
+                for item in done {
+                    print("replayed \(item.parkedId) (\(item.reasonCode ?? "-"), slip \(item.slipId ?? "-")) -> \(item.queue)")
+                }
+                if done.isEmpty && skipped.isEmpty { print("no parked messages in '\(scan.queue)'") }
+            }
+            for delivery in skipped {
+                printError("\(DeadLetterScan.parkedID(of: delivery)) has no \(ParkedHeaders.originalQueue) header: left in place")
+            }
+            if !skipped.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    struct Drop: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove parked messages for good.")
+
+        @OptionGroup var selection: ParkedSelection
+
+        @Flag(help: "Confirm --all.")
+        var yes = false
+
+        @Flag(help: "Print a JSON array of what was dropped.")
+        var json = false
+
+        @OptionGroup var broker: BrokerOptions
+
+        func validate() throws {
+            if selection.all && !yes { throw ValidationError("--all drops every parked message: add --yes to confirm") }
+        }
+
+        func run() async throws {
+            let scan = try await DeadLetterScan.open(broker, limit: nil)
+            let deliveries = await scan.collect()
+            var chosen = deliveries
+            if let id = selection.parkedID { chosen = [try await scan.single(id, in: deliveries)] }
+            await scan.finish(ack: chosen)
+            let dropped = chosen.map(ParkedSummary.init)
+            if json {
+                printJSON(dropped)
+                return
+            }
+            for item in dropped {
+                print(
+                    "dropped \(item.parkedId) (\(item.reasonCode ?? "-"), slip \(item.slipId ?? "-"), from \(item.originalQueue ?? "-"))")
+            }
+            if dropped.isEmpty { print("no parked messages in '\(scan.queue)'") }
+        }
+    }
+}
+
+// MARK: - Output helpers
+
+private func printTable(_ rows: [[String]]) {
+    guard let header = rows.first else { return }
+    var widths = header.map(\.count)
+    for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+    for row in rows {
+        let cells = row.enumerated().map { index, cell in
+            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }
+        print(cells.joined(separator: "  "))
+    }
+}
+
+/// A body that is not JSON, as text a terminal shows safely: printable ASCII as is, the usual escapes, other bytes
+/// of valid UTF-8 as themselves (unless control characters), and invalid bytes as \xNN.
+private func escaped(_ bytes: [UInt8]) -> String {
+    var out = ""
+    if let text = String(validating: bytes, as: UTF8.self) {
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\\": out += "\\\\"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7f || (0x80..<0xa0).contains(scalar.value) {
+                    out += String(format: "\\u{%02x}", scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out
+    }
+    for byte in bytes {
+        switch byte {
+        case UInt8(ascii: "\n"): out += "\\n"
+        case UInt8(ascii: "\r"): out += "\\r"
+        case UInt8(ascii: "\t"): out += "\\t"
+        case UInt8(ascii: "\\"): out += "\\\\"
+        case 0x20..<0x7f: out.unicodeScalars.append(Unicode.Scalar(byte))
+        default: out += String(format: "\\x%02x", byte)
+        }
+    }
+    return out
+}
