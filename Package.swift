@@ -14,6 +14,8 @@ let package = Package(
         .executable(name: "charge-card", targets: ["ChargeCard"]),
         .executable(name: "ship-order", targets: ["ShipOrder"]),
         .executable(name: "notify-customer", targets: ["NotifyCustomer"]),
+        // A configurable step for tests and benchmarks.
+        .executable(name: "probe-step", targets: ["ProbeStep"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -88,6 +90,7 @@ let package = Package(
         .executableTarget(name: "ChargeCard", dependencies: ["Slipway", "ExampleLedger"], path: "Processors/charge-card"),
         .executableTarget(name: "ShipOrder", dependencies: ["Slipway", "ExampleLedger"], path: "Processors/ship-order"),
         .executableTarget(name: "NotifyCustomer", dependencies: ["Slipway", "ExampleLedger"], path: "Processors/notify-customer"),
+        .executableTarget(name: "ProbeStep", dependencies: ["Slipway"], path: "Processors/probe-step"),
 
         .testTarget(name: "SlipwayCoreTests", dependencies: ["SlipwayCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SlipwayAuditTests", dependencies: ["SlipwayAudit"]),

@@ -218,7 +218,8 @@ extension DeadLetters {
                     ]
                 }
             printTable(rows)
-            print("\(summaries.count) parked message(s) in '\(scan.queue)'")
+            let more = limit == summaries.count ? " (the first \(summaries.count): there may be more)" : ""
+            print("\(summaries.count) parked message(s) in '\(scan.queue)'\(more)")
         }
     }
 
@@ -265,12 +266,9 @@ extension DeadLetters {
             print("size          \(delivery.body.count) bytes")
             print("headers")
             for (name, value) in delivery.headers.sorted(by: { $0.key < $1.key }) { print("  \(name): \(value)") }
-            if parsed != nil, let object = try? JSONSerialization.jsonObject(with: Data(delivery.body), options: [.fragmentsAllowed]),
-                let pretty = try? JSONSerialization.data(
-                    withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
-            {
+            if let parsed {
                 print("body (JSON)")
-                print(String(decoding: pretty, as: UTF8.self))
+                print(pretty(parsed))
             } else {
                 print("body (text, escaped)")
                 print(escaped(delivery.body))
@@ -400,6 +398,26 @@ private func printTable(_ rows: [[String]]) {
             index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
         }
         print(cells.joined(separator: "  "))
+    }
+}
+
+/// JSON indented by two spaces, keys sorted, empty arrays and objects kept on one line.
+private func pretty(_ value: JSONValue, indent: String = "") -> String {
+    let inner = indent + "  "
+    switch value {
+    case .array(let items):
+        if items.isEmpty { return "[]" }
+        return "[\n" + items.map { inner + pretty($0, indent: inner) }.joined(separator: ",\n") + "\n\(indent)]"
+    case .object(let members):
+        if members.isEmpty { return "{}" }
+        let lines = members.sorted { $0.key < $1.key }.map { key, member in
+            "\(inner)\(pretty(.string(key))): \(pretty(member, indent: inner))"
+        }
+        return "{\n" + lines.joined(separator: ",\n") + "\n\(indent)}"
+    default:
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
     }
 }
 

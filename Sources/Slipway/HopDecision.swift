@@ -7,7 +7,7 @@ enum HopDecision: Sendable {
     /// The handler threw and has attempts left: the same hop goes back to the queue with the next attempt number
     /// (the messages: the slip for the next attempt, through a delay queue when the policy waits, and the failed
     /// attempt's hop event).
-    case retry([OutgoingMessage], delayQueue: (name: String, arguments: QueueArguments)?)
+    case retry([OutgoingMessage])
     /// The hop is done (completed, faulted or failed): record it, then publish everything it produces.
     case record(outcome: String, outgoing: [OutgoingMessage])
 }
@@ -20,19 +20,20 @@ struct MessageFactory: Sendable {
 
     /// What a finished hop publishes: its hop event, then where the slip goes: the next step, the next
     /// compensation, or (terminal) a terminal event; a compensation-failed slip is parked in the dead-letter queue too.
-    func forward(_ slip: Slip, lastStep: String) throws -> [OutgoingMessage] {
-        try [hopEvent(slip)] + destination(slip, lastStep: lastStep)
+    /// `delayMs`: the step asked for the slip to wait that long before the next step (a delay step).
+    func forward(_ slip: Slip, lastStep: String, delayMs: Int = 0) throws -> [OutgoingMessage] {
+        try [hopEvent(slip)] + destination(slip, lastStep: lastStep, delayMs: delayMs)
     }
 
     /// A hop that threw and will be tried again: the slip back to the same queue (after `delayMs`, through a delay
     /// queue that dead-letters into it), and the attempt's hop event.
     func retry(_ slip: Slip, queue: String, delayMs: Int) throws -> HopDecision {
-        let level = DelayGrid.level(forMs: delayMs)
-        guard level > 0 else { return .retry([try slipMessage(slip, to: queue), try hopEvent(slip)], delayQueue: nil) }
-        let delayQueue = "\(queue).delay-\(level)ms"
-        return .retry(
-            [try slipMessage(slip, to: delayQueue), try hopEvent(slip)],
-            delayQueue: (delayQueue, .delay(level, thenTo: queue)))
+        .retry([try slipMessage(slip, to: delayed(queue, delayMs)), try hopEvent(slip)])
+    }
+
+    /// The queue itself, or the delay queue in front of it.
+    private func delayed(_ queue: String, _ delayMs: Int) -> String {
+        delayMs > 0 ? topology.delayQueue(for: queue, delayMs: delayMs) : queue
     }
 
     /// The event of the hop the slip's log ended with.
@@ -41,10 +42,10 @@ struct MessageFactory: Sendable {
         return try eventMessage(SlipEvent(hop: entry, slip: slip))
     }
 
-    private func destination(_ slip: Slip, lastStep: String) throws -> [OutgoingMessage] {
+    private func destination(_ slip: Slip, lastStep: String, delayMs: Int) throws -> [OutgoingMessage] {
         switch slip.state {
         case .running:
-            return [try slipMessage(slip, to: topology.executeQueue(step: slip.itinerary[0].step))]
+            return [try slipMessage(slip, to: delayed(topology.executeQueue(step: slip.itinerary[0].step), delayMs))]
         case .compensating:
             return [try slipMessage(slip, to: slip.compensations[slip.compensations.count - 1].address)]
         case .compensationFailed:

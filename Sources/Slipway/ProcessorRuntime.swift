@@ -166,11 +166,10 @@ public final class ProcessorRuntime: Service, Sendable {
 
         let decision = try await decide(slip, kind: kind, logger: logger)
         switch decision {
-        case .retry(let outgoing, let delayQueue):
+        case .retry(let outgoing):
             logger.warning(
                 "attempt failed; trying again",
-                metadata: ["hop.attempt": "\(slip.attempt)", "hop.retry_queue": "\(delayQueue?.name ?? "-")"])
-            if let delayQueue { try await declare(delayQueue.name, arguments: delayQueue.arguments) }
+                metadata: ["hop.attempt": "\(slip.attempt)", "hop.retry_queue": "\(outgoing.first?.routingKey ?? "-")"])
             try await publish(outgoing)
         case .record(let outcome, let outgoing):
             let record = try await store.save(
@@ -215,12 +214,16 @@ public final class ProcessorRuntime: Service, Sendable {
             do {
                 let processor = self.processor
                 switch try await withTimeout(timeout, { try await processor.execute(hop) }) {
-                case .completed(let variables, let compensation, let revision):
+                case .completed(let variables, let compensation, let revision, let continueAfter):
                     if let revision { next.revise(revision) }  // Changes what follows the head, which completes now.
+                    let waitMs = continueAfter.map { Int(($0 / .milliseconds(1)).rounded(.up)) } ?? 0
+                    let note = [revision?.summary, waitMs > 0 ? "the next step waits \(waitMs) ms" : nil]
+                        .compactMap { $0 }.joined(separator: "; ")
                     next.completeStep(
                         compensationData: compensation, compensateAddress: topology.compensateQueue(step: self.step),
-                        variableUpdates: variables, entry: entry(.completed, reason: revision?.summary))
-                    return .record(outcome: "completed", outgoing: try messages.forward(next, lastStep: self.step))
+                        variableUpdates: variables, entry: entry(.completed, reason: note.isEmpty ? nil : note))
+                    return .record(
+                        outcome: "completed", outgoing: try messages.forward(next, lastStep: self.step, delayMs: waitMs))
                 case .faulted(let reason):
                     logger.info("step faulted", metadata: ["fault.reason": "\(reason)"])
                     next.faultStep(reason: reason, entry: entry(.faulted, reason: reason))
@@ -286,10 +289,14 @@ public final class ProcessorRuntime: Service, Sendable {
     }
 
     /// Publishes with confirms, declaring any queue this instance has not yet declared (a message to a queue that does
-    /// not exist would be confirmed and dropped).
+    /// not exist would be confirmed and dropped). A delay queue is declared with the arguments its name says.
     private func publish(_ outgoing: [OutgoingMessage]) async throws {
         for message in outgoing where message.exchange.isEmpty {
-            try await declare(message.routingKey)
+            if let delay = topology.parseDelayQueue(message.routingKey) {
+                try await declare(message.routingKey, arguments: .delay(delay.delayMs, thenTo: delay.queue))
+            } else {
+                try await declare(message.routingKey)
+            }
         }
         try await transport.publish(outgoing)
     }

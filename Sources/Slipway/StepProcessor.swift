@@ -80,8 +80,12 @@ public struct CompensateHop: Sendable {
 
 public enum ExecuteOutcome: Sendable, Hashable {
     /// The step is done. `compensation` is the data its undo needs (nil: the step has nothing to undo);
-    /// `variables` are merged into the slip's variables; `revise` changes the steps still to come.
-    case completed(variables: [String: JSONValue] = [:], compensation: JSONValue? = nil, revise: ItineraryRevision? = nil)
+    /// `variables` are merged into the slip's variables; `revise` changes the steps still to come; `continueAfter`
+    /// makes the slip wait that long before its next step (held by the broker in a durable delay queue, so the wait
+    /// survives processor and broker restarts).
+    case completed(
+        variables: [String: JSONValue] = [:], compensation: JSONValue? = nil, revise: ItineraryRevision? = nil,
+        continueAfter: Duration? = nil)
     /// A business failure (a declined card, no stock): the slip compensates now, without retries.
     case faulted(reason: String)
     /// Ends the slip here on purpose (nothing more to do), without compensating what was done.

@@ -31,6 +31,19 @@ public struct Topology: Sendable, Hashable {
 
     public func terminalBindingKey(slipID: String) -> String { "terminal.*.\(slipID)" }
 
+    /// The queue that holds a message `delayMs` (rounded up on the delay grid), then hands it to `queue`:
+    /// `<queue>.delay-<ms>ms`. Its name says its arguments, so whoever publishes to it can declare it.
+    public func delayQueue(for queue: String, delayMs: Int) -> String {
+        "\(queue).delay-\(DelayGrid.level(forMs: delayMs))ms"
+    }
+
+    /// The target queue and delay of a delay queue's name, or nil for any other queue.
+    public func parseDelayQueue(_ name: String) -> (queue: String, delayMs: Int)? {
+        guard name.hasSuffix("ms"), let marker = name.range(of: ".delay-", options: .backwards) else { return nil }
+        guard let delay = Int(name[marker.upperBound...].dropLast(2)), delay > 0 else { return nil }
+        return (String(name[..<marker.lowerBound]), delay)
+    }
+
     /// The durable queue the audit sink consumes: bound to every event.
     public var auditQueue: String { "\(prefix).audit" }
 }

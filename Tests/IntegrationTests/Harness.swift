@@ -164,6 +164,16 @@ final class SagaFleet: @unchecked Sendable {
         try start(step, executable: step, arguments: [])
     }
 
+    /// A `probe-step` process serving `step` (see Processors/probe-step).
+    func startProbe(_ step: String) throws {
+        try start(step, executable: "probe-step", arguments: ["--step", step])
+    }
+
+    /// Whether the process started as `name` is still running.
+    func isRunning(_ name: String) -> Bool {
+        lock.withLock { processes[name]?.isRunning ?? false }
+    }
+
     private func start(_ name: String, executable: String, arguments: [String]) throws {
         let step = name
         let process = Process()
@@ -198,7 +208,7 @@ final class SagaFleet: @unchecked Sendable {
     }
 
     func stopAll() {
-        for step in Self.steps + ["audit-sink"] { _ = stop(step) }
+        for name in lock.withLock({ Array(processes.keys) }) { _ = stop(name) }
     }
 
     func log(_ step: String) -> String {

@@ -78,7 +78,9 @@ struct InjectedFailure: Error, CustomStringConvertible {
 /// A step of the test saga. Its slip arguments tell it how to misbehave:
 /// - `fault: true`: a business fault (no retry);
 /// - `throwTimes: n`: throws on attempts 1 to n, then succeeds;
-/// - `throwAlways: true`: always throws.
+/// - `throwAlways: true`: always throws;
+/// - `sleepMs: n` (on attempts up to `sleepTimes`, else always): sleeps first, cancellably (for timeouts);
+/// - `terminate: "why"`: ends the slip; `removeSteps: [...]`, `insertNext: [...]`: revises the itinerary.
 ///
 /// On success it appends its name to the `trail` variable and sets `<step>Result`; it returns compensation data when
 /// `hasUndo`. Its undo throws while the switchboard says the undo of this step is broken.
@@ -101,14 +103,27 @@ struct TestStep: StepProcessor {
             await effects.append(.faulted(step), slipID: hop.slipID)
             return .faulted(reason: "\(step) told to fault")
         }
+        if let sleep = hop.arguments["sleepMs"]?.intValue, hop.attempt <= (hop.arguments["sleepTimes"]?.intValue ?? .max) {
+            try await Task.sleep(for: .milliseconds(sleep))  // Cancellable: a timeout ends it.
+        }
+        if let reason = hop.arguments["terminate"]?.stringValue {
+            await effects.append(.executed(step, attempt: hop.attempt), slipID: hop.slipID)
+            return .terminated(reason: reason)
+        }
         await effects.noteVariables(hop.variables, step: step, slipID: hop.slipID)
         await effects.append(.executed(step, attempt: hop.attempt), slipID: hop.slipID)
         var trail: [JSONValue] = []
         if case .array(let items)? = hop.variables["trail"] { trail = items }
         trail.append(.string(step))
+        var revision: ItineraryRevision?
+        if case .array(let names)? = hop.arguments["removeSteps"] { revision = .remove(names.compactMap(\.stringValue)) }
+        if case .array(let names)? = hop.arguments["insertNext"] {
+            revision = .insertNext(names.compactMap(\.stringValue).map { ItineraryStep(step: $0) })
+        }
         return .completed(
             variables: ["trail": .array(trail), "\(step)Result": .string("done-\(step)")],
-            compensation: hasUndo ? ["undo": .string(step), "key": .string(hop.idempotencyKey)] : nil)
+            compensation: hasUndo ? ["undo": .string(step), "key": .string(hop.idempotencyKey)] : nil,
+            revise: revision)
     }
 
     func compensate(_ hop: CompensateHop) async throws {

@@ -1,0 +1,63 @@
+import Foundation
+import Slipway
+
+/// A configurable step for tests, demos of failure handling, and benchmarks: `probe-step --step NAME [processor
+/// options]` serves step NAME (or `$SLIPWAY_STEP`). It does nothing by default, and always has an undo. The slip's
+/// arguments for the step make it misbehave:
+/// - `throwTimes: n` throws on attempts 1 to n (a transient failure);
+/// - `sleepMs: n` sleeps n ms first (cancellably, so a timeout ends it), on attempts up to `sleepTimes` if given;
+/// - `crashTimes: n` kills the process (abort) on its first n deliveries of the hop: a poison message;
+/// - `fault: "why"` faults; `terminate: "why"` ends the slip; `failUndo: true` makes its compensation throw;
+/// - `waitMs: n` completes, and the slip waits n ms (in a durable delay queue) before its next step.
+struct ProbeStep: StepProcessor {
+    let step: String
+
+    func execute(_ hop: ExecuteHop) async throws -> ExecuteOutcome {
+        let arguments = hop.arguments
+        if let times = arguments["crashTimes"]?.intValue, try crashCount(hop) <= times {
+            FileHandle.standardError.write(Data("probe-step \(step): crashing on purpose (crashTimes)\n".utf8))
+            abort()
+        }
+        if let sleep = arguments["sleepMs"]?.intValue, hop.attempt <= (arguments["sleepTimes"]?.intValue ?? .max) {
+            try await Task.sleep(for: .milliseconds(sleep))
+        }
+        if let times = arguments["throwTimes"]?.intValue, hop.attempt <= times {
+            throw ProcessorError("\(step) throws on attempt \(hop.attempt) of \(times) (throwTimes)")
+        }
+        if let reason = arguments["fault"]?.stringValue { return .faulted(reason: reason) }
+        if let reason = arguments["terminate"]?.stringValue { return .terminated(reason: reason) }
+        let wait = arguments["waitMs"]?.intValue.map { Duration.milliseconds($0) }
+        return .completed(
+            variables: ["\(step)At": .string(SlipCodec.formatTimestamp(Date()))],
+            compensation: ["step": .string(step)], continueAfter: wait)
+    }
+
+    func compensate(_ hop: CompensateHop) async throws {
+        if hop.variables["failUndo"]?.boolValue == true || hop.variables["failUndo:\(step)"]?.boolValue == true {
+            throw ProcessorError("the undo of \(step) fails (failUndo)")
+        }
+    }
+
+    /// How many times this process tree has started this hop: a file per hop in the state directory, so the count
+    /// survives the crashes it causes.
+    private func crashCount(_ hop: ExecuteHop) throws -> Int {
+        let directory = ProcessInfo.processInfo.environment["SLIPWAY_STATE_DIR"] ?? ".slipway/state"
+        let path = "\(directory)/probe-crashes-\(hop.slipID)-\(hop.sequence)"
+        let count = (Int((try? String(contentsOfFile: path, encoding: .utf8)) ?? "") ?? 0) + 1
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try String(count).write(toFile: path, atomically: true, encoding: .utf8)
+        return count
+    }
+}
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+var step = ProcessInfo.processInfo.environment["SLIPWAY_STEP"]
+if let index = arguments.firstIndex(of: "--step"), index + 1 < arguments.count {
+    step = arguments[index + 1]
+    arguments.removeSubrange(index...(index + 1))
+}
+guard let step else {
+    FileHandle.standardError.write(Data("probe-step: name the step with --step NAME (or SLIPWAY_STEP)\n".utf8))
+    exit(2)
+}
+await runProcessor(ProbeStep(step: step), arguments: arguments)
