@@ -16,8 +16,8 @@ struct Validate: AsyncParsableCommand {
         let body: Data
         if file == "-" {
             body = FileHandle.standardInput.readDataToEndOfFile()
-        } else if let data = FileManager.default.contents(atPath: file) {
-            body = data
+        } else if let handle = FileHandle(forReadingAtPath: file), let data = try? handle.readToEnd() {
+            body = data  // A FileHandle also reads pipes and process substitution, e.g. <(curl ...).
         } else {
             printError("cannot read '\(file)'")
             throw ExitCodes.badInput
