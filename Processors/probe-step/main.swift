@@ -8,7 +8,8 @@ import Slipway
 /// - `sleepMs: n` sleeps n ms first (cancellably, so a timeout ends it), on attempts up to `sleepTimes` if given;
 /// - `crashTimes: n` kills the process (abort) on its first n deliveries of the hop: a poison message;
 /// - `fault: "why"` faults; `terminate: "why"` ends the slip; `failUndo: true` makes its compensation throw;
-/// - `waitMs: n` completes, and the slip waits n ms (in a durable delay queue) before its next step.
+/// - `waitMs: n` completes, and the slip waits n ms (in a durable delay queue) before its next step;
+/// - `removeSteps: [names]`, `insertNext: [names]` complete and revise the steps still to come.
 struct ProbeStep: StepProcessor {
     let step: String
 
@@ -27,9 +28,14 @@ struct ProbeStep: StepProcessor {
         if let reason = arguments["fault"]?.stringValue { return .faulted(reason: reason) }
         if let reason = arguments["terminate"]?.stringValue { return .terminated(reason: reason) }
         let wait = arguments["waitMs"]?.intValue.map { Duration.milliseconds($0) }
+        var revision: ItineraryRevision?
+        if case .array(let names)? = arguments["removeSteps"] { revision = .remove(names.compactMap(\.stringValue)) }
+        if case .array(let names)? = arguments["insertNext"] {
+            revision = .insertNext(names.compactMap(\.stringValue).map { ItineraryStep(step: $0) })
+        }
         return .completed(
             variables: ["\(step)At": .string(SlipCodec.formatTimestamp(Date()))],
-            compensation: ["step": .string(step)], continueAfter: wait)
+            compensation: ["step": .string(step)], revise: revision, continueAfter: wait)
     }
 
     func compensate(_ hop: CompensateHop) async throws {

@@ -105,6 +105,27 @@ struct FailureSemanticsIntegrationTests {
         #expect(log.filter { $0.step == "b" }.count == 1)
     }
 
+    @Test("a step can end the slip early without compensation, or revise the steps still to come; the audit shows both")
+    func terminateAndRevise() async throws {
+        let (fleet, producer) = try Self.probeFleet("terminate")
+        try fleet.startSink()
+        defer { fleet.stopAll() }
+        let ended = Self.slip(["b": ["terminate": "nothing left to do"]])
+        let revised = Self.slip(["a": ["removeSteps": ["b"]]])
+        let events = try await producer.run([ended, revised])
+
+        #expect(events[ended.id]?.state == .terminated)
+        #expect(events[ended.id]?.log?.map(\.step) == ["a", "b"], "c never ran and a was not compensated")
+        #expect(events[revised.id]?.state == .completed)
+        #expect(events[revised.id]?.log?.map(\.step) == ["a", "c"], "b removed")
+
+        let endedTrail = try await AuditTests.recordedTimeline(fleet, ended.id)
+        #expect(endedTrail.slip.state == .terminated)
+        #expect(endedTrail.hops.contains { $0.step == "b" && $0.outcome == "terminated" && $0.reason == "nothing left to do" })
+        let revisedTrail = try await AuditTests.recordedTimeline(fleet, revised.id)
+        #expect(revisedTrail.hops.first?.reason?.contains("itinerary revised") == true)
+    }
+
     @Test("a message that kills its processor again and again is parked as poison, and the processor carries on")
     func poisonIsParked() async throws {
         let (fleet, producer) = try Self.probeFleet("poison")
