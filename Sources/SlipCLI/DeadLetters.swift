@@ -15,16 +15,17 @@ struct DeadLetters: AsyncParsableCommand {
         commandName: "dlq",
         abstract: "List, show, replay or drop the messages parked in the dead-letter queue.",
         discussion: """
-            Parked messages are named by their parked id (header x-slipway-parked-id; messages parked by older
-            versions, without it, by their AMQP message id). Examples:
+            Parked messages are named by their parked id (header x-slipway-parked-id; messages parked by older versions, without it, by their AMQP message id). See docs/dead-letters.md.
+
+            Examples:
               slip dlq list
               slip dlq show 5f0c3a9e-…
               slip dlq replay 5f0c3a9e-…          # back to the queue it was taken from
               slip dlq replay --all
               slip dlq drop 5f0c3a9e-…
               slip dlq drop --all --yes
-            Exit status: 0 done; 1 some messages could not be replayed; 2 bad usage or an unknown parked id;
-            3 the broker could not be reached.
+
+            Exit status: 0 done; 1 some messages could not be replayed; 2 bad usage or an unknown parked id; 3 the broker could not be reached.
             """,
         subcommands: [List.self, Show.self, Replay.self, Drop.self])
 }
@@ -132,15 +133,13 @@ final class DeadLetterScan: @unchecked Sendable {
         for delivery in ack { await delivery.ack() }
         await transport.shutdown()
         // The stream ends once the consumer has settled what it was given and closed its connection.
-        let reader = self.reader
-        let waited = Task {
-            await reader?.value
-        }
+        // (If that takes unreasonably long, stop waiting: the broker requeues whatever was not settled.)
+        guard let reader else { return }
         let timeout = Task {
             try? await Task.sleep(for: .seconds(10))
-            waited.cancel()
+            reader.cancel()
         }
-        await waited.value
+        await reader.value
         timeout.cancel()
     }
 

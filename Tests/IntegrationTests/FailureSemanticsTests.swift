@@ -71,8 +71,9 @@ struct FailureSemanticsIntegrationTests {
     func slipDeadline() async throws {
         let (fleet, producer) = try Self.probeFleet("deadline")
         defer { fleet.stopAll() }
-        var slip = Self.slip(["b": ["sleepMs": 1_500]])
-        slip.deadline = Date().addingTimeInterval(1)
+        // Margins wide enough for a loaded machine: a starts well within 4 s, b alone takes 8 s.
+        var slip = Self.slip(["b": ["sleepMs": 8_000]])
+        slip.deadline = Date().addingTimeInterval(4)
 
         let event = try #require(try await producer.run([slip])[slip.id])
 

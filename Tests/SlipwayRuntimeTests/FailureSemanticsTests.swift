@@ -70,8 +70,8 @@ struct FailureSemanticsTests {
     func deadlineStopsTheSlip() async throws {
         try await withSaga { saga in
             // b takes longer than the slip has left: c never starts, a and b are undone.
-            var slip = saga.slip(arguments: ["b": ["sleepMs": 400]])
-            slip.deadline = Date().addingTimeInterval(0.2)
+            var slip = saga.slip(arguments: ["b": ["sleepMs": 3_000]])
+            slip.deadline = Date().addingTimeInterval(1.5)
             let event = try await saga.sender().sendAndWait(slip, timeout: patience)
 
             #expect(event.state == .compensated)
