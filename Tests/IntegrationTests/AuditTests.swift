@@ -13,7 +13,7 @@ struct AuditTests {
     {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while ContinuousClock.now < deadline {
-            let result = try fleet.slip(["audit", "show", slipID, "--json"])
+            let result = try await fleet.slip(["audit", "show", slipID, "--json"])
             if result.status == 0 {
                 let timeline = try SlipCodec.makeDecoder().decode(AuditTimeline.self, from: Data(result.output.utf8))
                 if timeline.slip.terminal { return timeline }
@@ -62,10 +62,10 @@ struct AuditTests {
             ])
         #expect(undone.hops.allSatisfy { $0.processor.contains(":") })
 
-        let human = try fleet.slip(["audit", "show", compensated.id])
+        let human = try await fleet.slip(["audit", "show", compensated.id])
         #expect(human.status == 0)
         for step in ["reserve-stock", "charge-card", "ship-order", "compensated"] { #expect(human.output.contains(step)) }
-        let unknown = try fleet.slip(["audit", "show", "no-such-slip"])
+        let unknown = try await fleet.slip(["audit", "show", "no-such-slip"])
         #expect(unknown.status != 0 && unknown.errors.hasPrefix("slip: ") && unknown.output.isEmpty)
     }
 
@@ -83,7 +83,7 @@ struct AuditTests {
         defer { follower.stop() }
         for slip in slips { try await producer.sender.send(slip) }
         _ = try await producer.collect(follower, count: 30, timeout: .seconds(60))
-        fleet.kill("audit-sink")
+        await fleet.kill("audit-sink")
         try fleet.startSink()
         _ = try await producer.collect(follower, count: slips.count - 30, timeout: .seconds(120))
 
@@ -138,14 +138,14 @@ struct AuditTests {
         _ = try await producer.run([completed])
         _ = try await Self.recordedTimeline(fleet, completed.id)
 
-        _ = fleet.stop("ship-order")
+        _ = await fleet.stop("ship-order")
         let waiting = try producer.order(["orderId": "T-stuck"])
         try await producer.sender.send(waiting)
 
         var stuck: AuditStuckList?
         let deadline = ContinuousClock.now.advanced(by: .seconds(60))
         while ContinuousClock.now < deadline {
-            let result = try fleet.slip(["audit", "stuck", "--older-than", "1s", "--json"])
+            let result = try await fleet.slip(["audit", "stuck", "--older-than", "1s", "--json"])
             try #require(result.status == 0, "\(result.errors)")
             let list = try SlipCodec.makeDecoder().decode(AuditStuckList.self, from: Data(result.output.utf8))
             if list.slips.contains(where: { $0.slipID == waiting.id }) {

@@ -7,7 +7,7 @@ import Testing
 struct BrokerRestartTests {
     @Test("RabbitMQ restarted while 300 slips are in flight: processors reconnect and every slip ends once, charged once")
     func brokerRestartLosesNothing() async throws {
-        let broker = try PrivateBroker(port: 5690)
+        let broker = try await PrivateBroker.start(port: 5690)
         defer { broker.stop() }
         let fleet = try SagaFleet(
             name: "restart", amqpURL: broker.url, environment: ["charge-card": ["SLIPWAY_EXAMPLE_DELAY_MS": "500"]])
@@ -27,7 +27,7 @@ struct BrokerRestartTests {
         while try await finished() < 20 && ContinuousClock.now < waitUntil {
             try await Task.sleep(for: .milliseconds(50))
         }
-        try broker.restart()
+        try await broker.restart()
         // 500 ms per charge, 8 at a time: the 300 slips need about 19 s, the restart about 8 s.
         let finishedAtRestart = try await finished()
         #expect(finishedAtRestart < slips.count, "the restart must catch slips in flight")

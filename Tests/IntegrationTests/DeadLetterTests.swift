@@ -28,25 +28,25 @@ struct DeadLetterTests {
         #expect(first.first { $0.reasonCode == "malformed" }?.size == garbage.count)
 
         // Listing read every message and gave it back: a second listing (text this time) and a third see them all.
-        let text = try fleet.slip(["dlq", "list"])
+        let text = try await fleet.slip(["dlq", "list"])
         #expect(text.status == 0, "\(text.errors)")
         for entry in first { #expect(text.output.contains(entry.parkedId)) }
-        let again = try list(fleet)
+        let again = try await list(fleet)
         #expect(Set(again.map(\.parkedId)) == Set(first.map(\.parkedId)), "listing must not consume")
-        #expect(try list(fleet, ["--limit", "1"]).count == 1)
+        #expect(try await list(fleet, ["--limit", "1"]).count == 1)
 
         // show: headers and the body, JSON pretty-printed when it parses, escaped text otherwise.
         let misroutedID = try #require(first.first { $0.reasonCode == "misrouted" }?.parkedId)
-        let shown = try fleet.slip(["dlq", "show", misroutedID, "--json"])
+        let shown = try await fleet.slip(["dlq", "show", misroutedID, "--json"])
         #expect(shown.status == 0, "\(shown.errors)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(shown.output.utf8)) as? [String: Any])
         #expect((object["headers"] as? [String: String])?[ParkedHeaders.reasonCode] == "misrouted")
         #expect((object["body"] as? [String: Any])?["id"] as? String == misrouted.id)
         let garbageID = try #require(first.first { $0.reasonCode == "malformed" }?.parkedId)
-        let shownText = try fleet.slip(["dlq", "show", garbageID])
+        let shownText = try await fleet.slip(["dlq", "show", garbageID])
         #expect(shownText.status == 0)
         #expect(shownText.output.contains("{not json\\u{01}"), "\(shownText.output)")
-        #expect(try list(fleet).count == 2, "show must not consume")
+        #expect(try await list(fleet).count == 2, "show must not consume")
     }
 
     @Test("`slip dlq drop <id>` removes exactly that message, and an unknown id is a one-line error with exit status 2")
@@ -60,20 +60,20 @@ struct DeadLetterTests {
         try await producer.transport.publish((1...3).map { .toQueue(queue, body: Array("garbage \($0)".utf8)) })
         let parked = try await waitForParked(fleet, count: 3)
 
-        let dropped = try fleet.slip(["dlq", "drop", parked[1].parkedId])
+        let dropped = try await fleet.slip(["dlq", "drop", parked[1].parkedId])
 
         #expect(dropped.status == 0, "\(dropped.errors)")
         #expect(dropped.output.contains("dropped \(parked[1].parkedId)"))
-        let left = try list(fleet)
+        let left = try await list(fleet)
         #expect(Set(left.map(\.parkedId)) == [parked[0].parkedId, parked[2].parkedId])
 
-        let unknown = try fleet.slip(["dlq", "drop", "no-such-id"])
+        let unknown = try await fleet.slip(["dlq", "drop", "no-such-id"])
         #expect(unknown.status == 2)
         #expect(unknown.errors.hasPrefix("slip: ") && unknown.errors.split(separator: "\n").count == 1, "\(unknown.errors)")
-        #expect(try fleet.slip(["dlq", "drop", "--all"]).status != 0, "--all without --yes must refuse")
-        #expect(try list(fleet).count == 2)
-        #expect(try fleet.slip(["dlq", "drop", "--all", "--yes"]).status == 0)
-        #expect(try list(fleet).isEmpty)
+        #expect(try await fleet.slip(["dlq", "drop", "--all"]).status != 0, "--all without --yes must refuse")
+        #expect(try await list(fleet).count == 2)
+        #expect(try await fleet.slip(["dlq", "drop", "--all", "--yes"]).status == 0)
+        #expect(try await list(fleet).isEmpty)
     }
 
     /// What this proves: replay really re-runs a parked compensation. The warehouse's table is renamed away, so the
@@ -96,7 +96,7 @@ struct DeadLetterTests {
         try warehouse(fleet, online: true)
         let follower = try await producer.follow([slip])
         defer { follower.stop() }
-        let replay = try fleet.slip(["dlq", "replay", parked[0].parkedId, "--json"])
+        let replay = try await fleet.slip(["dlq", "replay", parked[0].parkedId, "--json"])
 
         #expect(replay.status == 0, "\(replay.errors)")
         let replayed = try JSONDecoder().decode([Replayed].self, from: Data(replay.output.utf8))
@@ -106,7 +106,7 @@ struct DeadLetterTests {
         #expect(end?.state == .compensated)
         #expect(try await fleet.ledger.journal(slipID: slip.id) == ["reserve", "release"])
         #expect(try await fleet.ledger.effects(slipID: slip.id).hasNoNetEffect)
-        #expect(try list(fleet).isEmpty)
+        #expect(try await list(fleet).isEmpty)
     }
 
     /// What this proves: `replay --all` takes every replayed message out of the dead-letter queue. The one whose cause
@@ -135,7 +135,7 @@ struct DeadLetterTests {
         try warehouse(fleet, online: true)
         let follower = try await producer.follow([failed])
         defer { follower.stop() }
-        let replay = try fleet.slip(["dlq", "replay", "--all"])
+        let replay = try await fleet.slip(["dlq", "replay", "--all"])
 
         #expect(replay.status == 0, "\(replay.errors)")
         for entry in before { #expect(replay.output.contains("replayed \(entry.parkedId)"), "\(replay.output)") }
@@ -146,7 +146,7 @@ struct DeadLetterTests {
         #expect(after.first?.originalQueue == shipQueue)
         #expect(after.first?.parkedId != misroutedBefore.parkedId, "parked again, as a new parked message")
         try await Task.sleep(for: .milliseconds(500))
-        #expect(try list(fleet).count == 1, "nothing else comes back")
+        #expect(try await list(fleet).count == 1, "nothing else comes back")
     }
 
     // MARK: Helpers
@@ -168,8 +168,8 @@ struct DeadLetterTests {
         var queue: String
     }
 
-    private func list(_ fleet: SagaFleet, _ extra: [String] = []) throws -> [Entry] {
-        let result = try fleet.slip(["dlq", "list", "--json"] + extra)
+    private func list(_ fleet: SagaFleet, _ extra: [String] = []) async throws -> [Entry] {
+        let result = try await fleet.slip(["dlq", "list", "--json"] + extra)
         guard result.status == 0 else { throw HarnessError("slip dlq list failed (\(result.status)): \(result.errors)") }
         return try JSONDecoder().decode([Entry].self, from: Data(result.output.utf8))
     }
@@ -178,7 +178,7 @@ struct DeadLetterTests {
     private func waitForParked(_ fleet: SagaFleet, count: Int, timeout: Duration = .seconds(30)) async throws -> [Entry] {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while true {
-            let entries = try list(fleet)
+            let entries = try await list(fleet)
             if entries.count >= count || ContinuousClock.now >= deadline {
                 try #require(entries.count == count, "expected \(count) parked messages, found \(entries.count)")
                 return entries

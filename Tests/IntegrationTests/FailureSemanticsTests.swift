@@ -71,7 +71,9 @@ struct FailureSemanticsIntegrationTests {
     func slipDeadline() async throws {
         let (fleet, producer) = try Self.probeFleet("deadline")
         defer { fleet.stopAll() }
-        // Margins wide enough for a loaded machine: a starts well within 4 s, b alone takes 8 s.
+        // The processors are up and serving before the clock starts (on a loaded machine, starting takes seconds).
+        let warmUp = Self.slip()
+        #expect(try await producer.run([warmUp])[warmUp.id]?.state == .completed)
         var slip = Self.slip(["b": ["sleepMs": 8_000]])
         slip.deadline = Date().addingTimeInterval(4)
 
@@ -93,7 +95,7 @@ struct FailureSemanticsIntegrationTests {
 
         // While the slip waits in the delay queue, b's processor dies and comes back.
         try await Task.sleep(for: .milliseconds(800))
-        fleet.kill("b")
+        await fleet.kill("b")
         try fleet.startProbe("b")
 
         let event = try #require(try await producer.collect(follower, count: 1, timeout: .seconds(60))[slip.id])
@@ -143,7 +145,7 @@ struct FailureSemanticsIntegrationTests {
         var restarts = 0
         while restarts < 20 && !done.isSet {
             if !fleet.isRunning("b") {
-                _ = fleet.stop("b")
+                _ = await fleet.stop("b")
                 try fleet.startProbe("b")
                 restarts += 1
             }

@@ -32,15 +32,22 @@ final class PrivateBroker: Sendable {
     let url: String
     private let script: String
 
-    init(port: Int) throws {
+    private init(port: Int) {
         self.port = port
         url = "amqp://guest:guest@127.0.0.1:\(port)/"
         script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("scripts/broker.sh").path
-        try run("start", "--fresh")
     }
 
-    func restart() throws { try run("restart") }
+    /// A fresh node on `port` (takes a few seconds).
+    static func start(port: Int) async throws -> PrivateBroker {
+        let broker = PrivateBroker(port: port)
+        try await offThePool { try broker.run("start", "--fresh") }
+        return broker
+    }
+
+    /// Stops and starts the node, keeping its data (durable queues, persistent messages).
+    func restart() async throws { try await offThePool { try self.run("restart") } }
 
     func stop() { try? run("stop") }
 
@@ -67,6 +74,14 @@ final class PrivateBroker: Sendable {
         guard status == 0 else {
             throw HarnessError("scripts/broker.sh \(arguments.joined(separator: " ")) failed on port \(port)")
         }
+    }
+}
+
+/// Runs blocking work (waiting for a process, reading a pipe to its end) on a thread of its own: on Swift's cooperative
+/// pool it would hold one of its few threads (two on this machine) and starve every other test in the process.
+func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
     }
 }
 
@@ -132,7 +147,11 @@ final class SagaFleet: @unchecked Sendable {
     }
 
     /// Runs `slip ARGUMENTS` against this fleet's broker, prefix and audit database; returns its exit status and output.
-    func slip(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
+    func slip(_ arguments: [String]) async throws -> (status: Int32, output: String, errors: String) {
+        try await offThePool { try self.slipBlocking(arguments) }
+    }
+
+    private func slipBlocking(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Binaries.path("slip"))
         process.arguments = arguments
@@ -193,22 +212,31 @@ final class SagaFleet: @unchecked Sendable {
     }
 
     /// SIGKILL: no graceful anything, as when a machine or a container dies.
-    func kill(_ step: String) {
+    func kill(_ step: String) async {
+        _ = try? await offThePool { self.killBlocking(step) }
+    }
+
+    private func killBlocking(_ step: String) {
         guard let process = lock.withLock({ processes.removeValue(forKey: step) }) else { return }
         Foundation.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
-    /// SIGTERM, then wait for the graceful exit.
-    func stop(_ step: String) -> Int32? {
+    /// SIGTERM, then wait for the graceful exit; the exit status.
+    func stop(_ step: String) async -> Int32? {
+        (try? await offThePool { self.stopBlocking(step) }) ?? nil
+    }
+
+    private func stopBlocking(_ step: String) -> Int32? {
         guard let process = lock.withLock({ processes.removeValue(forKey: step) }) else { return nil }
         process.terminate()
         process.waitUntilExit()
         return process.terminationStatus
     }
 
+    /// For `defer`: blocks, but only once a test is done.
     func stopAll() {
-        for name in lock.withLock({ Array(processes.keys) }) { _ = stop(name) }
+        for name in lock.withLock({ Array(processes.keys) }) { _ = stopBlocking(name) }
     }
 
     func log(_ step: String) -> String {

@@ -161,7 +161,7 @@ struct SagaTests {
         var events: [String: SlipEvent] = [:]
         var duplicates = 0
         try await producer.collect(follower, until: 20, into: &events, duplicates: &duplicates, timeout: .seconds(60))
-        fleet.kill("charge-card")
+        await fleet.kill("charge-card")
         try fleet.start("charge-card")
         try await producer.collect(follower, until: 200, into: &events, duplicates: &duplicates, timeout: .seconds(120))
         // Anything that would end a slip twice has had time to arrive while the last slips finished.

@@ -26,7 +26,7 @@ struct ShutdownTests {
             try await Task.sleep(for: .milliseconds(20))
         }
         try #require(charging > 0)
-        let status = fleet.stop("charge-card")
+        let status = await fleet.stop("charge-card")
         #expect(status == 0, "a graceful stop exits 0")
         try fleet.start("charge-card")
 

@@ -182,8 +182,9 @@ final class Saga: Sendable {
         var configuration = ProcessorConfiguration()
         configuration.prefetch = 8
         configuration.concurrency = 4
-        configuration.maxAttempts = 3
-        configuration.compensationMaxAttempts = 3
+        // Short waits between tries: the tests of backoff itself give their slips policies of their own.
+        configuration.retry = RetryPolicy(maxAttempts: 3, initialDelayMs: 10, multiplier: 2, maxDelayMs: 100, jitter: 0)
+        configuration.compensationRetry = RetryPolicy(maxAttempts: 3, initialDelayMs: 10, multiplier: 2, maxDelayMs: 100, jitter: 0)
         configure(&configuration)
         self.configuration = configuration
     }
