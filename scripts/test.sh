@@ -16,8 +16,14 @@ python3 scripts/check-schema.py
 
 # Two runs: the unit tests, then the tests against RabbitMQ with processors as processes. Apart, a machine saturated
 # by dozens of processor processes cannot starve the unit tests' timeouts (they share one test process otherwise).
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 echo "test.sh: unit tests"
-swift test --skip-build --filter 'SlipwayCoreTests|SlipwayRuntimeTests|SlipwayAuditTests'
+swift test --skip-build --filter 'SlipwayCoreTests|SlipwayRuntimeTests|SlipwayAuditTests' 2>&1 | tee -a "$log"
 echo "test.sh: tests against RabbitMQ, processors as processes"
-swift test --skip-build --filter 'IntegrationTests'
+swift test --skip-build --filter 'IntegrationTests' 2>&1 | tee -a "$log"
+
+# One closing line over both runs (swift test's XCTest half always reports "Executed 0 tests").
+passed=$(grep -oE 'Test run with [0-9]+ tests? in [0-9]+ suites? passed' "$log" | awk '{s += $4} END {print s + 0}')
+echo "$passed passed, 0 failed"
 
