@@ -305,8 +305,12 @@ extension DeadLetters {
                     continue
                 }
                 let slipID = delivery.headers[ParkedHeaders.slipID]
+                // The body goes back byte for byte, so its signature (kept by the parking processor) still holds.
+                let signature = delivery.headers.filter {
+                    $0.key == SigningKeys.keyIDHeader || $0.key == SigningKeys.signatureHeader
+                }
                 let message = OutgoingMessage.toQueue(
-                    queue, body: delivery.body,
+                    queue, body: delivery.body, headers: signature,
                     messageID: slipID.map { "\($0).replayed.\(DeadLetterScan.parkedID(of: delivery))" },
                     correlationID: slipID ?? delivery.correlationID,
                     contentType: delivery.contentType ?? (slipID != nil ? SlipCodec.contentType : nil))

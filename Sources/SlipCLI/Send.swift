@@ -66,7 +66,14 @@ struct Send: AsyncParsableCommand {
         }
 
         let transport = try broker.makeTransport()
-        let sender = SlipSender(transport: transport, topology: broker.topology)
+        let signing: SigningKeys?
+        do {
+            signing = try SigningKeys.fromEnvironment()
+        } catch {
+            printError("\(error)")
+            throw ExitCodes.badInput
+        }
+        let sender = SlipSender(transport: transport, topology: broker.topology, signing: signing)
         do {
             let follower =
                 wait ? try await SlipEventFollower.terminalEvents(

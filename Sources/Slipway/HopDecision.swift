@@ -17,6 +17,7 @@ struct MessageFactory: Sendable {
     let topology: Topology
     let codec: SlipCodec
     let instance: String
+    let signing: SigningKeys?
 
     /// What a finished hop publishes: its hop event, then where the slip goes: the next step, the next
     /// compensation, or (terminal) a terminal event; a compensation-failed slip is parked in the dead-letter queue too.
@@ -50,9 +51,11 @@ struct MessageFactory: Sendable {
             return [try slipMessage(slip, to: slip.compensations[slip.compensations.count - 1].address)]
         case .compensationFailed:
             let reason = slip.log.last?.reason ?? "compensation failed"
+            let body = try codec.encode(slip)
             let parked = try park(
-                body: try codec.encode(slip), code: "compensation-failed", reason: reason,
-                queue: topology.compensateQueue(step: lastStep), slipID: slip.id)
+                body: body, code: "compensation-failed", reason: reason,
+                queue: topology.compensateQueue(step: lastStep), slipID: slip.id,
+                signature: signing?.signatureHeaders(for: body) ?? [:])
             return [parked, try terminalEvent(slip, lastStep: lastStep)]
         case .completed, .compensated, .faulted, .terminated:
             return [try terminalEvent(slip, lastStep: lastStep)]
@@ -60,9 +63,11 @@ struct MessageFactory: Sendable {
     }
 
     func slipMessage(_ slip: Slip, to queue: String) throws -> OutgoingMessage {
-        .toQueue(
-            queue, body: try codec.encode(slip), messageID: "\(slip.id).\(slip.sequence).\(slip.attempt)",
-            correlationID: slip.id, contentType: SlipCodec.contentType)
+        let body = try codec.encode(slip)
+        return .toQueue(
+            queue, body: body, headers: signing?.signatureHeaders(for: body) ?? [:],
+            messageID: "\(slip.id).\(slip.sequence).\(slip.attempt)", correlationID: slip.id,
+            contentType: SlipCodec.contentType)
     }
 
     func terminalEvent(_ slip: Slip, lastStep: String) throws -> OutgoingMessage {
@@ -84,7 +89,10 @@ struct MessageFactory: Sendable {
 
     /// A message for the dead-letter queue: the original body untouched (so a replay sends exactly what came), and
     /// why it was parked in headers.
-    func park(body: [UInt8], code: String, reason: String, queue: String, slipID: String?) throws -> OutgoingMessage {
+    /// `signature`: the original message's signature headers, kept so that a replay of the same bytes verifies.
+    func park(
+        body: [UInt8], code: String, reason: String, queue: String, slipID: String?, signature: [String: String] = [:]
+    ) throws -> OutgoingMessage {
         var headers = [
             ParkedHeaders.parkedID: UUID().uuidString.lowercased(),
             ParkedHeaders.reasonCode: code,
@@ -94,6 +102,7 @@ struct MessageFactory: Sendable {
             ParkedHeaders.parkedAt: Date().formatted(.iso8601),
         ]
         if let slipID { headers[ParkedHeaders.slipID] = slipID }
+        headers.merge(signature) { parked, _ in parked }
         return OutgoingMessage.toQueue(
             topology.deadLetterQueue, body: body, headers: headers, messageID: slipID.map { "\($0).parked" },
             correlationID: slipID)

@@ -21,6 +21,8 @@ public struct ProcessorConfiguration: Sendable {
     /// again and again) is parked as `poison` instead of being run once more.
     public var poisonRedeliveries = 5
     public var limits = SlipLimits()
+    /// Keys to verify incoming slips and sign forwarded ones with. Nil: signing is off (every slip is accepted unsigned).
+    public var signing: SigningKeys?
     /// Names this instance in logs, slip logs and events.
     public var instance = ProcessorConfiguration.defaultInstanceName()
 

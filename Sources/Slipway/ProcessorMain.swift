@@ -39,6 +39,17 @@ public func runProcessor(
     var configuration = configuration
     options.apply(to: &configuration)
     do {
+        configuration.signing = try SigningKeys.fromEnvironment() ?? configuration.signing
+    } catch {
+        FileHandle.standardError.write(Data("\(processor.step): \(error)\n".utf8))
+        exit(2)
+    }
+    if let signing = configuration.signing {
+        logger.info("slips are signed and verified", metadata: ["signing.keys": "\(signing.keys.map(\.id))"])
+    } else {
+        logger.notice("slip signing is off: unsigned slips are accepted (set SLIPWAY_SIGNING_KEYS to sign and verify)")
+    }
+    do {
         let amqp = try AMQPConfiguration(url: options.amqpURL)
         let transport = AMQPTransport(configuration: amqp, logger: logger)
         let storePath = URL(fileURLWithPath: options.stateDirectory)

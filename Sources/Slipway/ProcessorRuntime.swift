@@ -35,7 +35,9 @@ public final class ProcessorRuntime: Service, Sendable {
         logger[metadataKey: "slip.step"] = "\(processor.step)"
         self.logger = logger
         self.codec = SlipCodec(limits: configuration.limits)
-        self.messages = MessageFactory(topology: configuration.topology, codec: codec, instance: configuration.instance)
+        self.messages = MessageFactory(
+            topology: configuration.topology, codec: codec, instance: configuration.instance,
+            signing: configuration.signing)
     }
 
     private var topology: Topology { configuration.topology }
@@ -107,6 +109,8 @@ public final class ProcessorRuntime: Service, Sendable {
         let queue = topology.queue(for: kind, step: step)
         var slip: Slip
         do {
+            // Verified before anything reads the body: an unsigned or modified slip is never executed.
+            try configuration.signing?.verify(delivery.body, headers: delivery.headers)
             slip = try codec.decode(delivery.body)
         } catch {
             return try await park(delivery, slip: nil, queue: queue, code: error.code.rawValue, reason: error.reason)
@@ -281,8 +285,12 @@ public final class ProcessorRuntime: Service, Sendable {
                 "park.code": "\(code)", "park.reason": "\(reason)", "slip.id": "\(slip?.id ?? "-")",
                 "amqp.message_id": "\(delivery.messageID ?? "-")",
             ])
+        let signature = delivery.headers.filter {
+            $0.key == SigningKeys.keyIDHeader || $0.key == SigningKeys.signatureHeader
+        }
         try await publish([
-            try messages.park(body: delivery.body, code: code, reason: reason, queue: queue, slipID: slip?.id),
+            try messages.park(
+                body: delivery.body, code: code, reason: reason, queue: queue, slipID: slip?.id, signature: signature),
             try messages.parkedEvent(slip: slip, step: step, code: code, reason: reason),
         ])
         await delivery.ack()

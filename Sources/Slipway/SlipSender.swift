@@ -7,11 +7,17 @@ public struct SlipSender: Sendable {
     public let transport: any MessageTransport
     public let topology: Topology
     public let codec: SlipCodec
+    /// Signs every slip sent, when signing is on.
+    public let signing: SigningKeys?
 
-    public init(transport: any MessageTransport, topology: Topology = Topology(), limits: SlipLimits = SlipLimits()) {
+    public init(
+        transport: any MessageTransport, topology: Topology = Topology(), limits: SlipLimits = SlipLimits(),
+        signing: SigningKeys? = nil
+    ) {
         self.transport = transport
         self.topology = topology
         self.codec = SlipCodec(limits: limits)
+        self.signing = signing
     }
 
     /// Validates the slip and publishes it to its first step's queue; returns once the broker has confirmed it.
@@ -38,7 +44,7 @@ public struct SlipSender: Sendable {
             queues.insert(queue)
             messages.append(
                 .toQueue(
-                    queue, body: body, messageID: "\(slip.id).\(slip.sequence).\(slip.attempt)", correlationID: slip.id,
+                    queue, body: body, headers: signing?.signatureHeaders(for: body) ?? [:], messageID: "\(slip.id).\(slip.sequence).\(slip.attempt)", correlationID: slip.id,
                     contentType: SlipCodec.contentType))
         }
         for queue in queues.sorted() { try await transport.declareQueue(queue) }

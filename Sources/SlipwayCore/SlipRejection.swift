@@ -14,6 +14,8 @@ public struct SlipRejection: Error, Sendable, Hashable, CustomStringConvertible 
         public static let invalid = Code(rawValue: "invalid")
         /// The message is larger than the configured limit.
         public static let tooLarge = Code(rawValue: "too-large")
+        /// Signing is on and the message is unsigned, signed with an unknown key, or not what was signed.
+        public static let signature = Code(rawValue: "signature")
         /// The slip is not for this processor: the head of its itinerary (or of its compensations) is another step.
         public static let misrouted = Code(rawValue: "misrouted")
     }

@@ -253,6 +253,8 @@ struct Producer {
     let transport: AMQPTransport
     let sender: SlipSender
     let topology: Topology
+    static let templatePath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Slips/order-fulfillment.yaml").path
     static let template = try! SlipTemplate.parse(
         String(
             contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
