@@ -73,7 +73,14 @@ struct Send: AsyncParsableCommand {
             printError("\(error)")
             throw ExitCodes.badInput
         }
-        let sender = SlipSender(transport: transport, topology: broker.topology, signing: signing)
+        let limits: SlipLimits
+        do {
+            limits = try SlipLimits.fromEnvironment(ProcessInfo.processInfo.environment)
+        } catch {
+            printError("\(error)")
+            throw ExitCodes.badInput
+        }
+        let sender = SlipSender(transport: transport, topology: broker.topology, limits: limits, signing: signing)
         do {
             let follower =
                 wait ? try await SlipEventFollower.terminalEvents(

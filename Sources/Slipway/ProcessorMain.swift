@@ -40,6 +40,7 @@ public func runProcessor(
     options.apply(to: &configuration)
     do {
         configuration.signing = try SigningKeys.fromEnvironment() ?? configuration.signing
+        configuration.limits = try SlipLimits.fromEnvironment(ProcessInfo.processInfo.environment)
     } catch {
         FileHandle.standardError.write(Data("\(processor.step): \(error)\n".utf8))
         exit(2)

@@ -105,3 +105,16 @@ extension JSONValue {
         }
     }
 }
+
+extension JSONValue {
+    /// About as many bytes as the value's JSON text: cheap to count (no encoding), close enough for a limit.
+    public var approximateJSONBytes: Int {
+        switch self {
+        case .null, .bool: 5
+        case .int, .double: 12
+        case .string(let text): text.utf8.count + 2
+        case .array(let items): items.reduce(2) { $0 + $1.approximateJSONBytes + 1 }
+        case .object(let fields): fields.reduce(2) { $0 + $1.key.utf8.count + 4 + $1.value.approximateJSONBytes }
+        }
+    }
+}

@@ -167,14 +167,34 @@ public struct SlipCodec: Sendable {
     }
 }
 
-/// Size limits enforced on receive (and, from a later issue, on send).
+/// Size limits, enforced on send (refused with the reason) and on receive (parked as `too-large`).
 public struct SlipLimits: Sendable, Hashable {
     public var maxMessageBytes: Int
     public var maxItinerarySteps: Int
+    /// The shared variables' size, counted as their JSON text would be (about).
+    public var maxVariablesBytes: Int
 
-    public init(maxMessageBytes: Int = 1 << 20, maxItinerarySteps: Int = 1_000) {
+    public init(maxMessageBytes: Int = 1 << 20, maxItinerarySteps: Int = 1_000, maxVariablesBytes: Int = 256 << 10) {
         self.maxMessageBytes = maxMessageBytes
         self.maxItinerarySteps = maxItinerarySteps
+        self.maxVariablesBytes = maxVariablesBytes
+    }
+
+    /// The defaults, overridden by `SLIPWAY_MAX_MESSAGE_BYTES`, `SLIPWAY_MAX_ITINERARY_STEPS` and
+    /// `SLIPWAY_MAX_VARIABLES_BYTES`.
+    public static func fromEnvironment(_ environment: [String: String]) throws -> SlipLimits {
+        var limits = SlipLimits()
+        func read(_ name: String) throws -> Int? {
+            guard let text = environment[name] else { return nil }
+            guard let value = Int(text), value > 0 else {
+                throw SlipRejection(.invalid, "\(name) must be a positive whole number, got '\(text.prefix(40))'")
+            }
+            return value
+        }
+        limits.maxMessageBytes = try read("SLIPWAY_MAX_MESSAGE_BYTES") ?? limits.maxMessageBytes
+        limits.maxItinerarySteps = try read("SLIPWAY_MAX_ITINERARY_STEPS") ?? limits.maxItinerarySteps
+        limits.maxVariablesBytes = try read("SLIPWAY_MAX_VARIABLES_BYTES") ?? limits.maxVariablesBytes
+        return limits
     }
 }
 

@@ -17,6 +17,11 @@ extension Slip {
             throw SlipRejection(
                 .tooLarge, "the itinerary has \(itinerary.count) steps; the limit is \(limits.maxItinerarySteps)")
         }
+        let variablesSize = JSONValue.object(variables).approximateJSONBytes
+        guard variablesSize <= limits.maxVariablesBytes else {
+            throw SlipRejection(
+                .tooLarge, "the variables take about \(variablesSize) bytes; the limit is \(limits.maxVariablesBytes)")
+        }
         for (index, entry) in itinerary.enumerated() {
             guard Slip.isValidName(entry.step) else {
                 throw invalid("'itinerary[\(index)].step' is not a valid step name: '\(entry.step.prefix(80))'")

@@ -48,4 +48,34 @@ struct SlipLimitsTests {
         #expect(SlipLimits().maxMessageBytes == 1_048_576)
         #expect(SlipLimits().maxItinerarySteps == 1_000)
     }
+
+    @Test("variables over maxVariablesBytes are refused as too-large; the size counts about as JSON text would")
+    func variablesLimit() throws {
+        var slip = orderSlip()
+        slip.variables = ["note": .string(String(repeating: "x", count: 2_000))]
+        #expect(JSONValue.object(slip.variables).approximateJSONBytes >= 2_000)
+        do {
+            try slip.validate(limits: SlipLimits(maxVariablesBytes: 1_000))
+            Issue.record("2 kB of variables passed a 1 kB limit")
+        } catch {
+            #expect(error.code == .tooLarge && error.reason.contains("variables"))
+        }
+        #expect(throws: Never.self) { try slip.validate(limits: SlipLimits(maxVariablesBytes: 4_000)) }
+        #expect(SlipLimits().maxVariablesBytes == 256 * 1_024)
+    }
+
+    @Test("limits come from the environment, and a malformed one is refused with its name")
+    func limitsFromEnvironment() throws {
+        let limits = try SlipLimits.fromEnvironment([
+            "SLIPWAY_MAX_MESSAGE_BYTES": "2048", "SLIPWAY_MAX_ITINERARY_STEPS": "5", "SLIPWAY_MAX_VARIABLES_BYTES": "512",
+        ])
+        #expect(limits == SlipLimits(maxMessageBytes: 2_048, maxItinerarySteps: 5, maxVariablesBytes: 512))
+        #expect(try SlipLimits.fromEnvironment([:]) == SlipLimits())
+        do {
+            _ = try SlipLimits.fromEnvironment(["SLIPWAY_MAX_MESSAGE_BYTES": "lots"])
+            Issue.record("'lots' was accepted")
+        } catch {
+            #expect("\(error)".contains("SLIPWAY_MAX_MESSAGE_BYTES"))
+        }
+    }
 }

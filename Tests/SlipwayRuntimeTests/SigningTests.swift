@@ -76,3 +76,26 @@ struct SigningTests {
         }
     }
 }
+
+@Suite("Limits")
+struct LimitTests {
+    @Test("a slip over a limit is refused on send with the reason, and parked as too-large on receive")
+    func limitsOnSendAndReceive() async throws {
+        try await withSaga(configure: { $0.limits = SlipLimits(maxVariablesBytes: 1_000) }) { saga in
+            var big = saga.slip()
+            big.variables["note"] = .string(String(repeating: "x", count: 5_000))
+            let strict = SlipSender(transport: saga.producer(), topology: saga.topology, limits: SlipLimits(maxVariablesBytes: 1_000))
+            do {
+                try await strict.send(big)
+                Issue.record("the sender sent a slip over its limit")
+            } catch let rejection as SlipRejection {
+                #expect(rejection.code == .tooLarge && rejection.reason.contains("variables"))
+            }
+            // A producer with looser limits sends it anyway: the processor parks it and runs nothing.
+            try await saga.sender().send(big)
+            #expect(await saga.broker.waitForDepth(saga.topology.deadLetterQueue, atLeast: 1, timeout: patience))
+            #expect(await saga.broker.messages(in: saga.topology.deadLetterQueue).first?.headers[ParkedHeaders.reasonCode] == "too-large")
+            #expect(await saga.effects.effects(of: big.id).isEmpty)
+        }
+    }
+}
