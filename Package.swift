@@ -56,7 +56,7 @@ let package = Package(
         .target(
             name: "SlipwayAudit",
             dependencies: [
-                "SlipwayCore",
+                "SlipwayCore", "SlipwayStores",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
@@ -106,7 +106,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Slipway", "SlipwayAMQP", "SlipwayAudit", "ExampleLedger"]
+            dependencies: ["Slipway", "SlipwayAMQP", "SlipwayAudit", "SlipwayStores", "ExampleLedger"]
         ),
     ]
 )

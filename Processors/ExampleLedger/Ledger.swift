@@ -29,7 +29,7 @@ public final class Ledger: Sendable {
         configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
         pool = try openDatabasePool(path: path, configuration: configuration)
-        try Self.migrator.migrate(pool)
+        try migrateSharedFile(Self.migrator, pool)
     }
 
     /// The ledger at `SLIPWAY_EXAMPLE_LEDGER`, or `.slipway/example-ledger.sqlite`.

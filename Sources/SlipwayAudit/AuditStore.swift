@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SlipwayStores
 import SlipwayCore
 
 /// The audit trail in a SQLite file: one row per event (hops, parked messages, terminal events), one row per slip with
@@ -55,7 +56,7 @@ public final class AuditStore: Sendable {
                 }
                 try queue.close()
             }
-            let pool = try Self.openPool(path: path, configuration: Self.configuration(readonly: false))
+            let pool = try openDatabasePool(path: path, configuration: Self.configuration(readonly: false))
             try Self.migrate(pool, path: path)
             self.init(path: path, pool: pool, isReadOnly: false)
         } catch {
@@ -112,40 +113,16 @@ public final class AuditStore: Sendable {
         return configuration
     }
 
-    /// Opens a pool, retrying while another process is creating the same file: switching a new file to WAL mode
-    /// answers SQLITE_BUSY at once (without the busy handler) when two processes do it together.
-    static func openPool(path: String, configuration: Configuration, attempts: Int = 50) throws -> DatabasePool {
-        var attempt = 1
-        while true {
-            do {
-                return try DatabasePool(path: path, configuration: configuration)
-            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && attempt < attempts {
-                attempt += 1
-                Thread.sleep(forTimeInterval: 0.05 * Double(attempt))
-            }
-        }
-    }
-
     /// Migrates, tolerating another process that migrates the same new file at the same moment.
     static func migrate(_ pool: DatabasePool, path: String) throws {
         let migrator = AuditSchema.migrator
-        var attempt = 1
-        while true {
-            do {
-                try pool.read { db in
-                    if try migrator.hasBeenSuperseded(db) {
-                        throw AuditError(
-                            .newerDatabase,
-                            "\(path) was written by a newer Slipway: its audit schema is unknown to this one")
-                    }
-                }
-                try migrator.migrate(pool)
-                return
-            } catch is DatabaseError where attempt < 5 {
-                attempt += 1
-                Thread.sleep(forTimeInterval: 0.05 * Double(attempt))
+        try pool.read { db in
+            if try migrator.hasBeenSuperseded(db) {
+                throw AuditError(
+                    .newerDatabase, "\(path) was written by a newer Slipway: its audit schema is unknown to this one")
             }
         }
+        try migrateSharedFile(migrator, pool)
     }
 
     static func fileSize(_ path: String) -> Int? {

@@ -22,7 +22,7 @@ public final class SQLiteHopRecordStore: HopRecordStore {
         }
         configuration.busyMode = .timeout(10)
         pool = try openDatabasePool(path: path, configuration: configuration)
-        try Self.migrator.migrate(pool)
+        try migrateSharedFile(Self.migrator, pool)
     }
 
     static var migrator: DatabaseMigrator {
@@ -127,6 +127,22 @@ public func openDatabasePool(path: String, configuration: Configuration, attempt
         do {
             return try DatabasePool(path: path, configuration: configuration)
         } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && attempt < attempts {
+            attempt += 1
+            Thread.sleep(forTimeInterval: 0.05 * Double(attempt))
+        }
+    }
+}
+
+/// Migrates a file that other processes may be migrating at the same moment (instances sharing a state directory, the
+/// example's shared ledger): the loser of that race fails (its tables exist already, or the file is busy) and is
+/// retried, by which time the winner's commit shows the migration as applied.
+public func migrateSharedFile(_ migrator: DatabaseMigrator, _ pool: DatabasePool, attempts: Int = 10) throws {
+    var attempt = 1
+    while true {
+        do {
+            try migrator.migrate(pool)
+            return
+        } catch is DatabaseError where attempt < attempts {
             attempt += 1
             Thread.sleep(forTimeInterval: 0.05 * Double(attempt))
         }
