@@ -123,8 +123,9 @@ struct SagaTests {
         newer["formatVersion"] = 2
         let misrouted = try producer.order()  // Its itinerary starts at reserve-stock, not ship-order.
 
-        // Over the default 1 MiB limit: a slip whose variables carry 2 MiB.
-        let oversize = try producer.order(["blob": .string(String(repeating: "x", count: 2 << 20))])
+        // Over the default 1 MiB limit: a slip whose variables carry 2 MiB, published raw (a sender refuses it).
+        var oversize = try producer.order()
+        oversize.variables["blob"] = .string(String(repeating: "x", count: 2 << 20))
 
         try await producer.transport.publish([
             .toQueue(queue, body: Array(try JSONSerialization.data(withJSONObject: newer))),
