@@ -112,10 +112,13 @@ final class AuditSink: Service, Sendable {
         let decoder = SlipCodec.makeDecoder()
         for delivery in batch {
             do {
+                try SlipCodec.checkNesting(Data(delivery.body))  // Before the parser: deep nesting crashes it.
                 events.append(try decoder.decode(SlipEvent.self, from: Data(delivery.body)))
                 recorded.append(delivery)
             } catch let error as DecodingError {
                 parked.append((delivery, SlipCodec.describe(error)))
+            } catch let rejection as SlipRejection {
+                parked.append((delivery, rejection.reason))
             } catch {
                 parked.append((delivery, "\(error)"))
             }

@@ -238,7 +238,9 @@ extension DeadLetters {
             let scan = try await DeadLetterScan.open(broker, limit: nil)
             let delivery = try await scan.single(parkedID, in: await scan.collect())
             await scan.finish(ack: [])
-            let parsed = try? JSONDecoder().decode(JSONValue.self, from: Data(delivery.body))
+            let body = Data(delivery.body)
+            // A parked body may be hostile: too deep a nesting would crash Foundation's parser.
+            let parsed = (try? SlipCodec.checkNesting(body)) == nil ? nil : try? JSONDecoder().decode(JSONValue.self, from: body)
             if json {
                 struct Shown: Encodable {
                     var parkedId: String

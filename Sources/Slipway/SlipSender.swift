@@ -89,7 +89,10 @@ public final class SlipEventFollower: Sendable {
             do {
                 for try await delivery in deliveries {
                     await delivery.ack()
-                    if let event = try? SlipCodec.makeDecoder().decode(SlipEvent.self, from: Data(delivery.body)) {
+                    let body = Data(delivery.body)
+                    if (try? SlipCodec.checkNesting(body)) != nil,
+                        let event = try? SlipCodec.makeDecoder().decode(SlipEvent.self, from: body)
+                    {
                         await buffer.push(event)
                     }
                 }

@@ -78,6 +78,7 @@ public struct SlipCodec: Sendable {
         guard body.count <= limits.maxMessageBytes else {
             throw SlipRejection(.tooLarge, "the message has \(body.count) bytes; the limit is \(limits.maxMessageBytes)")
         }
+        try Self.checkNesting(body)
         let slip: Slip
         do {
             slip = try Self.makeDecoder().decode(Slip.self, from: body)
@@ -90,6 +91,41 @@ public struct SlipCodec: Sendable {
         }
         try slip.validate(limits: limits)
         return slip
+    }
+
+    /// JSON nested deeper than this is refused before any parser sees it. Foundation's parser allows 512 levels but
+    /// traps (crashes the process) on a body whose last byte opens the 513th, and its encoder writes only 511; a slip
+    /// needs a handful, so 64 leaves room for deeply structured variables.
+    public static let maxNestingDepth = 64
+
+    /// Refuses JSON nested deeper than `maxNestingDepth`: one pass over the bytes, brackets inside strings ignored.
+    /// Call it before decoding any untrusted JSON (slips, events, parked bodies).
+    public static func checkNesting(_ body: Data) throws(SlipRejection) {
+        var depth = 0
+        var inString = false
+        var escaped = false
+        for byte in body {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                if depth > maxNestingDepth {
+                    throw SlipRejection(.malformed, "the JSON nests deeper than \(maxNestingDepth) levels")
+                }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            default: break
+            }
+        }
     }
 
     /// Timestamps are RFC 3339 / ISO 8601 in UTC with milliseconds, e.g. `2026-11-22T05:34:20.123Z`.

@@ -23,9 +23,10 @@ public struct SlipRejection: Error, Sendable, Hashable, CustomStringConvertible 
     public var code: Code
     public var reason: String
 
+    /// Reasons are cut at 1,000 characters: a parser's message can quote the whole (hostile) input.
     public init(_ code: Code, _ reason: String) {
         self.code = code
-        self.reason = reason
+        self.reason = reason.count > 1_000 ? String(reason.prefix(1_000)) + "…" : reason
     }
 
     public var description: String { "\(code): \(reason)" }
