@@ -214,7 +214,9 @@ final class AMQPConsumer: @unchecked Sendable {
         case AMQP_RESPONSE_NORMAL:
             defer { amqp_destroy_envelope(&envelope) }
             if rejectingDeliveries {
-                _ = connection.reject(envelope.delivery_tag, requeue: true)
+                // Stopping: leave it unacknowledged. Rejecting with requeue would have the broker hand it straight
+                // back (the consumer is still registered), round and round; unacked, it fills the prefetch window,
+                // which stops the flow, and closing the connection gives it back to the queue for another consumer.
                 return
             }
             continuation.yield(makeDelivery(envelope))

@@ -202,8 +202,7 @@ struct DeadLetterTests {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["sqlite3", "-cmd", ".timeout 10000", fleet.ledger.path, sql]
         try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw HarnessError("sqlite3 could not run '\(sql)'") }
+        guard waitForExit(process) == 0 else { throw HarnessError("sqlite3 could not run '\(sql)'") }
     }
 
     /// A slip that reserved stock (in the ledger, for real) and then faulted at charge-card, published to

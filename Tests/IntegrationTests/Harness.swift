@@ -77,6 +77,29 @@ final class PrivateBroker: Sendable {
     }
 }
 
+/// Waits for a child to end and returns its exit status, without `Process.waitUntilExit()`: that was seen to spin
+/// forever on a child that Foundation never reaped (a zombie), hanging the test run. Polls `isRunning` and reaps with
+/// `waitpid` itself; after `timeout`, SIGKILL.
+@discardableResult
+func waitForExit(_ process: Process, timeout: Duration = .seconds(30)) -> Int32 {
+    let pid = process.processIdentifier
+    let deadline = ContinuousClock.now.advanced(by: timeout)
+    var killed = false
+    while true {
+        if !process.isRunning { return process.terminationStatus }
+        var status: Int32 = 0
+        let reaped = waitpid(pid, &status, WNOHANG)
+        if reaped == pid { return (status >> 8) & 0xFF }
+        if reaped == -1 && errno == ECHILD && !process.isRunning { return process.terminationStatus }
+        if reaped == -1 && errno == ECHILD { return -1 }  // Reaped elsewhere: gone.
+        if !killed && ContinuousClock.now >= deadline {
+            Foundation.kill(pid, SIGKILL)
+            killed = true
+        }
+        usleep(20_000)
+    }
+}
+
 /// Runs blocking work (waiting for a process, reading a pipe to its end) on a thread of its own: on Swift's cooperative
 /// pool it would hold one of its few threads (two on this machine) and starve every other test in the process.
 func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
@@ -163,8 +186,8 @@ final class SagaFleet: @unchecked Sendable {
         try process.run()
         let out = output.fileHandleForReading.readDataToEndOfFile()
         let err = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+        let status = waitForExit(process)
+        return (status, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
     }
 
     private func environment(for name: String) throws -> [String: String] {
@@ -219,7 +242,7 @@ final class SagaFleet: @unchecked Sendable {
     private func killBlocking(_ step: String) {
         guard let process = lock.withLock({ processes.removeValue(forKey: step) }) else { return }
         Foundation.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        waitForExit(process)
     }
 
     /// SIGTERM, then wait for the graceful exit; the exit status.
@@ -230,8 +253,7 @@ final class SagaFleet: @unchecked Sendable {
     private func stopBlocking(_ step: String) -> Int32? {
         guard let process = lock.withLock({ processes.removeValue(forKey: step) }) else { return nil }
         process.terminate()
-        process.waitUntilExit()
-        return process.terminationStatus
+        return waitForExit(process)
     }
 
     /// For `defer`: blocks, but only once a test is done.
