@@ -90,12 +90,12 @@ func waitForExit(_ process: Process, timeout: Duration = .seconds(30)) -> Int32 
         var status: Int32 = 0
         let reaped = waitpid(pid, &status, WNOHANG)
         if reaped == pid { return (status >> 8) & 0xFF }
-        if reaped == -1 && errno == ECHILD && !process.isRunning { return process.terminationStatus }
-        if reaped == -1 && errno == ECHILD { return -1 }  // Reaped elsewhere: gone.
+        // ECHILD: Foundation reaped it first; its status arrives when `isRunning` turns false, checked above.
         if !killed && ContinuousClock.now >= deadline {
             Foundation.kill(pid, SIGKILL)
             killed = true
         }
+        if ContinuousClock.now >= deadline.advanced(by: .seconds(10)) { return -1 }
         usleep(20_000)
     }
 }
