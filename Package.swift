@@ -16,6 +16,10 @@ let package = Package(
         .executable(name: "notify-customer", targets: ["NotifyCustomer"]),
         // A configurable step for tests and benchmarks.
         .executable(name: "probe-step", targets: ["ProbeStep"]),
+        // The benchmark's baseline: a bare forwarder over the same AMQP layer, none of the slip logic.
+        .executable(name: "bench-forwarder", targets: ["BenchForwarder"]),
+        // The chaos run: the example saga under SIGKILLs and broker restarts, then checks of what it kept.
+        .executable(name: "slipway-chaos", targets: ["SlipwayChaos"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -24,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // librabbitmq, the AMQP 0-9-1 C client (Debian: librabbitmq-dev).
@@ -79,6 +84,15 @@ let package = Package(
                 "Slipway", "SlipwayAudit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "SlipwayChaos",
+            dependencies: [
+                "Slipway", "SlipwayAudit", "ExampleLedger",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
 
@@ -93,6 +107,11 @@ let package = Package(
         .executableTarget(name: "ShipOrder", dependencies: ["Slipway", "ExampleLedger"], path: "Processors/ship-order"),
         .executableTarget(name: "NotifyCustomer", dependencies: ["Slipway", "ExampleLedger"], path: "Processors/notify-customer"),
         .executableTarget(name: "ProbeStep", dependencies: ["Slipway"], path: "Processors/probe-step"),
+        .executableTarget(
+            name: "BenchForwarder",
+            dependencies: ["SlipwayAMQP", "SlipwayStores", .product(name: "Logging", package: "swift-log")],
+            path: "Processors/bench-forwarder"
+        ),
 
         .testTarget(name: "SlipwayCoreTests", dependencies: ["SlipwayCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SlipwayAuditTests", dependencies: ["SlipwayAudit"]),

@@ -7,7 +7,7 @@ import Testing
 struct BrokerRestartTests {
     @Test("RabbitMQ restarted while 300 slips are in flight: processors reconnect and every slip ends once, charged once")
     func brokerRestartLosesNothing() async throws {
-        let broker = try await PrivateBroker.start(port: 5690)
+        let broker = try await PrivateBroker.start()
         defer { broker.stop() }
         let fleet = try SagaFleet(
             name: "restart", amqpURL: broker.url, environment: ["charge-card": ["SLIPWAY_EXAMPLE_DELAY_MS": "500"]])

@@ -39,6 +39,15 @@ final class PrivateBroker: Sendable {
             .deletingLastPathComponent().appendingPathComponent("scripts/broker.sh").path
     }
 
+    /// The first of the ports tests give their private nodes: `SLIPWAY_TEST_BROKER_PORT`, or 5690. Offset it to run two
+    /// test runs side by side on one machine.
+    static let basePort = Int(ProcessInfo.processInfo.environment["SLIPWAY_TEST_BROKER_PORT"] ?? "") ?? 5690
+
+    /// A fresh node on `basePort + offset` (takes a few seconds).
+    static func start(portOffset: Int = 0) async throws -> PrivateBroker {
+        try await start(port: basePort + portOffset)
+    }
+
     /// A fresh node on `port` (takes a few seconds).
     static func start(port: Int) async throws -> PrivateBroker {
         let broker = PrivateBroker(port: port)
