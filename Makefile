@@ -1,4 +1,4 @@
-.PHONY: deps build test demo baseline broker-start broker-stop clean
+.PHONY: deps build test demo baseline bench broker-start broker-stop clean
 
 deps:
 	scripts/deps.sh
@@ -14,6 +14,10 @@ demo:
 
 baseline:
 	scripts/with-broker.sh scripts/baseline.sh
+
+# The chain-K benchmark; pass options to `slip bench` with ARGS="--mode scaling --slips 2000".
+bench:
+	scripts/with-broker.sh scripts/bench.sh $(ARGS)
 
 broker-start:
 	scripts/broker.sh start

@@ -1,0 +1,178 @@
+import Foundation
+import Slipway
+import SlipwayAMQP
+
+/// What the benchmark needs to run a chain of K hops: where its executables are, and how processes are tuned.
+struct BenchSetup: Sendable {
+    var amqpURL: String
+    var binDirectory: String
+    var stateDirectory: String
+    var prefetch: Int
+    var concurrency: Int
+    var auditSink: Bool
+}
+
+/// One chain of K hops under test, the framework's or the bare forwarders'. Messages go in with `inject`; what comes
+/// out of the last hop goes to the book `arrivals` holds at that moment.
+protocol BenchChain: Sendable {
+    var label: String { get }
+    var hops: Int { get }
+    var arrivals: ArrivalRouter { get }
+    /// The processes that do the chain's hops (not the audit sink), for their CPU and memory.
+    var workers: [BenchChild] { get }
+    /// The audit sink, when one runs.
+    var sink: BenchChild? { get }
+    func inject(_ ids: [String]) async throws
+    func stop() async
+}
+
+/// K probe-step processors (`s1` ... `sK`), each its own process with its own hop record, and the audit sink: the
+/// framework as a real deployment runs it. Ends are the slips' terminal events.
+final class SlipChain: BenchChain {
+    let label: String
+    let hops: Int
+    let arrivals = ArrivalRouter()
+    let workers: [BenchChild]
+    let sink: BenchChild?
+    private let sender: SlipSender
+    private let follower: SlipEventFollower
+    private let transport: AMQPTransport
+    private let steps: [String]
+    private let listener: Task<Void, Never>
+
+    init(hops: Int, setup: BenchSetup) async throws {
+        self.hops = hops
+        label = "slipway chain-\(hops)"
+        let prefix = "bench\(hops)-\(UUID().uuidString.prefix(8).lowercased())"
+        let topology = Topology(prefix: prefix)
+        transport = AMQPTransport(configuration: try AMQPConfiguration(url: setup.amqpURL))
+        steps = (1...hops).map { "s\($0)" }
+        // Declared before any process starts, so nothing sent early is dropped: the steps' queues, and the audit
+        // queue with its binding (what the sink declares too).
+        try await transport.declareTopicExchange(topology.eventsExchange)
+        for step in steps { try await transport.declareQueue(topology.executeQueue(step: step)) }
+        if setup.auditSink {
+            try await transport.declareQueue(topology.auditQueue)
+            try await transport.bindQueue(topology.auditQueue, exchange: topology.eventsExchange, bindingKey: "#")
+        }
+        follower = try await SlipEventFollower.terminalEvents(of: [], transport: transport, topology: topology)
+        sender = SlipSender(transport: transport, topology: topology)
+
+        let directory = "\(setup.stateDirectory)/\(prefix)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let environment = [
+            "SLIPWAY_AMQP_URL": setup.amqpURL, "SLIPWAY_QUEUE_PREFIX": prefix, "SLIPWAY_LOG_LEVEL": "warning",
+            "SLIPWAY_PREFETCH": String(setup.prefetch), "SLIPWAY_CONCURRENCY": String(setup.concurrency),
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+        ]
+        var workers: [BenchChild] = []
+        for step in steps {
+            var stepEnvironment = environment
+            stepEnvironment["SLIPWAY_STATE_DIR"] = "\(directory)/\(step)"
+            workers.append(
+                try BenchChild(
+                    name: step, executable: "\(setup.binDirectory)/probe-step", arguments: ["--step", step],
+                    environment: stepEnvironment, log: "\(directory)/\(step).log"))
+        }
+        self.workers = workers
+        sink =
+            setup.auditSink
+            ? try BenchChild(
+                name: "audit-sink", executable: "\(setup.binDirectory)/slip",
+                arguments: ["audit-sink", "--db", "\(directory)/audit.sqlite", "--log-level", "warning"],
+                environment: environment, log: "\(directory)/audit-sink.log")
+            : nil
+
+        let follower = self.follower
+        let arrivals = self.arrivals
+        listener = Task {
+            while !Task.isCancelled {
+                guard let event = await follower.next(timeout: .seconds(1)) else { continue }
+                arrivals.arrive(event.slipID, ok: event.state == .completed)
+            }
+        }
+    }
+
+    func slip(_ id: String) -> Slip {
+        Slip(id: id, template: "bench-chain-\(hops)", itinerary: steps.map { ItineraryStep(step: $0) })
+    }
+
+    func inject(_ ids: [String]) async throws {
+        try await sender.send(ids.map(slip))
+    }
+
+    func stop() async {
+        listener.cancel()
+        follower.stop()
+        let processes = workers + [sink].compactMap { $0 }
+        _ = try? await onOwnThread { for process in processes { process.stop() } }
+        await transport.shutdown()
+    }
+}
+
+/// K bare forwarders over the same AMQP layer: queue 1 to queue 2 ... to a done queue the benchmark consumes. The
+/// message is the bytes of the slip the framework would send, so both chains move the same sizes.
+final class ForwarderChain: BenchChain {
+    let label: String
+    let hops: Int
+    let arrivals = ArrivalRouter()
+    let workers: [BenchChild]
+    let sink: BenchChild? = nil
+    private let transport: AMQPTransport
+    private let firstQueue: String
+    private let body: [UInt8]
+    private let done: DeliveryStream
+    private let listener: Task<Void, Never>
+
+    init(hops: Int, setup: BenchSetup) async throws {
+        self.hops = hops
+        label = "bare forwarder chain-\(hops)"
+        let prefix = "benchfwd\(hops)-\(UUID().uuidString.prefix(8).lowercased())"
+        let queues = (1...hops).map { "\(prefix).\($0)" } + ["\(prefix).done"]
+        transport = AMQPTransport(configuration: try AMQPConfiguration(url: setup.amqpURL))
+        for queue in queues { try await transport.declareQueue(queue) }
+        firstQueue = queues[0]
+        body = try SlipCodec().encode(
+            Slip(template: "bench-chain-\(hops)", itinerary: (1...hops).map { ItineraryStep(step: "s\($0)") }))
+
+        let directory = "\(setup.stateDirectory)/\(prefix)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let environment = [
+            "SLIPWAY_AMQP_URL": setup.amqpURL,
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+        ]
+        workers = try (0..<hops).map { index in
+            try BenchChild(
+                name: "forwarder-\(index + 1)", executable: "\(setup.binDirectory)/bench-forwarder",
+                arguments: [
+                    "--in", queues[index], "--out", queues[index + 1], "--prefetch", String(setup.prefetch),
+                    "--concurrency", String(setup.concurrency),
+                ],
+                environment: environment, log: "\(directory)/forwarder-\(index + 1).log")
+        }
+
+        done = try await transport.consume(queue: queues[hops], prefetch: 1_000)
+        let done = self.done
+        let arrivals = self.arrivals
+        listener = Task {
+            do {
+                for try await delivery in done {
+                    arrivals.arrive(delivery.messageID ?? "", ok: true)
+                    await delivery.ack()
+                }
+            } catch {}
+        }
+    }
+
+    func inject(_ ids: [String]) async throws {
+        try await transport.publish(ids.map { .toQueue(firstQueue, body: body, messageID: $0) })
+    }
+
+    func stop() async {
+        done.stop()
+        listener.cancel()
+        let processes = workers
+        _ = try? await onOwnThread { for process in processes { process.stop() } }
+        await transport.shutdown()
+    }
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The chain-K benchmark (`slip bench`) on a release build, against the broker at $SLIPWAY_AMQP_URL. Run it through
+# `make bench`, which starts a private broker and stops it after. Arguments go to `slip bench` (see `slip bench --help`);
+# results are also written to .slipway/bench/results.json.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+: "${SLIPWAY_AMQP_URL:?needs a broker: run 'make bench' (it starts one)}"
+
+echo "bench: release build (.build-release; the first one takes a few minutes)"
+swift build -c release --scratch-path .build-release
+bin=$(swift build -c release --scratch-path .build-release --show-bin-path)
+work=.slipway/bench
+rm -rf "$work" && mkdir -p "$work"
+pid_file=${SLIPWAY_BROKER_DIR:+$SLIPWAY_BROKER_DIR/node.pid}
+exec "$bin/slip" bench --state-dir "$work" --json "$work/results.json" \
+  ${pid_file:+--broker-pid-file "$pid_file"} "$@"
