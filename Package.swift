@@ -119,6 +119,7 @@ let package = Package(
             name: "SlipwayRuntimeTests",
             dependencies: [
                 "Slipway", "SlipwayTesting", "SlipwayStores",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

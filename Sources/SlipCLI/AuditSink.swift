@@ -112,8 +112,8 @@ final class AuditSink: Service, Sendable {
         let decoder = SlipCodec.makeDecoder()
         for delivery in batch {
             do {
-                try SlipCodec.checkNesting(Data(delivery.body))  // Before the parser: deep nesting crashes it.
-                events.append(try decoder.decode(SlipEvent.self, from: Data(delivery.body)))
+                // One event or a processor's batch of hop events; nesting is checked before the parser.
+                events.append(contentsOf: try SlipEventWire.decode(delivery.body, decoder: decoder))
                 recorded.append(delivery)
             } catch let error as DecodingError {
                 parked.append((delivery, SlipCodec.describe(error)))

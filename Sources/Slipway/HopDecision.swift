@@ -84,7 +84,7 @@ struct MessageFactory: Sendable {
         OutgoingMessage(
             exchange: topology.eventsExchange, routingKey: event.routingKey,
             body: [UInt8](try SlipCodec.makeEncoder().encode(event)), messageID: event.id,
-            correlationID: event.slipID, contentType: "application/vnd.slipway.event+json; version=1")
+            correlationID: event.slipID, contentType: SlipEventWire.contentType)
     }
 
     /// A message for the dead-letter queue: the original body untouched (so a replay sends exactly what came), and

@@ -23,6 +23,9 @@ public struct ProcessorConfiguration: Sendable {
     public var limits = SlipLimits()
     /// Keys to verify incoming slips and sign forwarded ones with. Nil: signing is off (every slip is accepted unsigned).
     public var signing: SigningKeys?
+    /// Hop events from concurrent hops travel together, several to a broker message (`SlipEventWire`); off, each hop
+    /// event is a message of its own, routed by its slip (`execute.<step>.<slip id>`), at twice the broker's work.
+    public var batchHopEvents = true
     /// Names this instance in logs, slip logs and events.
     public var instance = ProcessorConfiguration.defaultInstanceName()
 

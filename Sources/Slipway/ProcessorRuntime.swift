@@ -19,6 +19,7 @@ public final class ProcessorRuntime: Service, Sendable {
     private let messages: MessageFactory
     private let codec: SlipCodec
     private let declaredQueues = DeclaredQueues()
+    private let hopEvents: HopEventBatcher?
     private let inFlight = InFlightHops()
     /// Set on graceful shutdown: deliveries already received but not started go back to the queue.
     private let stopping = Mutex(false)
@@ -38,6 +39,9 @@ public final class ProcessorRuntime: Service, Sendable {
         self.messages = MessageFactory(
             topology: configuration.topology, codec: codec, instance: configuration.instance,
             signing: configuration.signing)
+        self.hopEvents =
+            configuration.batchHopEvents
+            ? HopEventBatcher(transport: transport, topology: configuration.topology, step: processor.step) : nil
     }
 
     private var topology: Topology { configuration.topology }
@@ -298,6 +302,7 @@ public final class ProcessorRuntime: Service, Sendable {
 
     /// Publishes with confirms, declaring any queue this instance has not yet declared (a message to a queue that does
     /// not exist would be confirmed and dropped). A delay queue is declared with the arguments its name says.
+    /// Hop events go through the batcher, alongside the rest; returns once both are confirmed.
     private func publish(_ outgoing: [OutgoingMessage]) async throws {
         for message in outgoing where message.exchange.isEmpty {
             if let delay = topology.parseDelayQueue(message.routingKey) {
@@ -306,7 +311,18 @@ public final class ProcessorRuntime: Service, Sendable {
                 try await declare(message.routingKey)
             }
         }
-        try await transport.publish(outgoing)
+        guard let hopEvents else { return try await transport.publish(outgoing) }
+        let events = outgoing.filter(isHopEvent).map(\.body)
+        let others = outgoing.filter { !isHopEvent($0) }
+        async let eventsConfirmed: Void = hopEvents.publish(events)
+        if !others.isEmpty { try await transport.publish(others) }
+        try await eventsConfirmed
+    }
+
+    /// An execute or compensate event (not a terminal or parked one, which are routed by their slip).
+    private func isHopEvent(_ message: OutgoingMessage) -> Bool {
+        message.exchange == topology.eventsExchange
+            && (message.routingKey.hasPrefix("execute.") || message.routingKey.hasPrefix("compensate."))
     }
 
     /// The name is remembered only once the broker has declared the queue: a hop that saw it merely "being declared"

@@ -89,10 +89,7 @@ public final class SlipEventFollower: Sendable {
             do {
                 for try await delivery in deliveries {
                     await delivery.ack()
-                    let body = Data(delivery.body)
-                    if (try? SlipCodec.checkNesting(body)) != nil,
-                        let event = try? SlipCodec.makeDecoder().decode(SlipEvent.self, from: body)
-                    {
+                    for event in (try? SlipEventWire.decode(delivery.body)) ?? [] {
                         await buffer.push(event)
                     }
                 }

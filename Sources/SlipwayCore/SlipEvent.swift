@@ -83,3 +83,34 @@ public struct SlipEvent: Sendable, Hashable, Codable {
         }
     }
 }
+
+/// How events travel: one event per message, or hop events in batches (a JSON array of events in one message), which
+/// halves what the broker does per hop. Consumers of the events exchange read both.
+public enum SlipEventWire {
+    public static let contentType = "application/vnd.slipway.event+json; version=1"
+    public static let batchContentType = "application/vnd.slipway.event-batch+json; version=1"
+
+    /// Routing key of a batch of one step's hop events: `batch.<step>.hops`, so that `#` and `*.<step>.*` match it.
+    public static func batchRoutingKey(step: String) -> String { "batch.\(step).hops" }
+
+    /// A batch body from events already encoded one by one: their bytes between brackets, nothing encoded again.
+    public static func batchBody(_ events: [[UInt8]]) -> [UInt8] {
+        var body: [UInt8] = [UInt8(ascii: "[")]
+        body.reserveCapacity(events.reduce(2) { $0 + $1.count + 1 })
+        for (index, event) in events.enumerated() {
+            if index > 0 { body.append(UInt8(ascii: ",")) }
+            body.append(contentsOf: event)
+        }
+        body.append(UInt8(ascii: "]"))
+        return body
+    }
+
+    /// The events of a message body: a batch (a JSON array) or a single event. Nesting is checked before parsing.
+    public static func decode(_ body: [UInt8], decoder: JSONDecoder = SlipCodec.makeDecoder()) throws -> [SlipEvent] {
+        let data = Data(body)
+        try SlipCodec.checkNesting(data)
+        let first = body.first { ![UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t")].contains($0) }
+        if first == UInt8(ascii: "[") { return try decoder.decode([SlipEvent].self, from: data) }
+        return [try decoder.decode(SlipEvent.self, from: data)]
+    }
+}

@@ -10,6 +10,7 @@ import SlipwayTransport
 /// idempotency key passed to handlers cover).
 public final class SQLiteHopRecordStore: HopRecordStore {
     private let pool: DatabasePool
+    private let writer: HopRecordWriter
     public let path: String
 
     public init(path: String) throws {
@@ -23,6 +24,7 @@ public final class SQLiteHopRecordStore: HopRecordStore {
         configuration.busyMode = .timeout(10)
         pool = try openDatabasePool(path: path, configuration: configuration)
         try migrateSharedFile(Self.migrator, pool)
+        writer = HopRecordWriter(pool: pool)
     }
 
     static var migrator: DatabaseMigrator {
@@ -82,39 +84,20 @@ public final class SQLiteHopRecordStore: HopRecordStore {
 
     @discardableResult
     public func save(_ record: HopRecord) async throws -> HopRecord {
-        let outgoing = try JSONEncoder().encode(record.outgoing)
-        return try await pool.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO hop_record (slip_id, sequence, step, kind, outcome, outgoing, forwarded, recorded_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (slip_id, sequence) DO NOTHING
-                    """,
-                arguments: [
-                    record.slipID, record.sequence, record.step, record.kind.rawValue, record.outcome, outgoing,
-                    record.forwarded, record.recordedAt.timeIntervalSince1970,
-                ])
-            if db.changesCount == 1 { return record }
-            let existing = try Row.fetchOne(
-                db, sql: "SELECT * FROM hop_record WHERE slip_id = ? AND sequence = ?",
-                arguments: [record.slipID, record.sequence])
-            return try existing.map(Self.decode) ?? record
-        }
+        try await writer.save(record)
     }
 
+    /// Not awaited to disk: the mark goes with the next batch of writes. Lost in a crash, it costs only a harmless
+    /// second forward of the hop's result (which the next step recognises).
     public func markForwarded(slipID: String, sequence: Int) async throws {
-        try await pool.write { db in
-            try db.execute(
-                sql: "UPDATE hop_record SET forwarded = 1 WHERE slip_id = ? AND sequence = ?",
-                arguments: [slipID, sequence])
-        }
+        writer.markForwarded(slipID: slipID, sequence: sequence)
     }
 
-    private static func decode(_ row: Row) throws -> HopRecord {
+    static func decode(_ row: Row) throws -> HopRecord {
         HopRecord(
             slipID: row["slip_id"], sequence: row["sequence"], step: row["step"],
             kind: HopKind(rawValue: row["kind"]) ?? .execute, outcome: row["outcome"],
-            outgoing: try JSONDecoder().decode([OutgoingMessage].self, from: row["outgoing"] as Data),
+            outgoing: try OutgoingMessageBlob.decode(row["outgoing"] as Data),
             forwarded: row["forwarded"], recordedAt: Date(timeIntervalSince1970: row["recorded_at"]))
     }
 }

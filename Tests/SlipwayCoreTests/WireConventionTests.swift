@@ -17,6 +17,21 @@ struct WireConventionTests {
         #expect(Topology(prefix: "staging").executeQueue(step: "a") == "staging.a.execute")
     }
 
+    @Test("a batch of hop events is the events' own bytes in a JSON array, and reads back as those events")
+    func eventBatch() throws {
+        let events = (1...3).map { index in
+            SlipEvent(
+                slipID: "s\(index)", template: "t", kind: .execute, step: "charge", sequence: index, attempt: 1,
+                outcome: "completed", state: .running, processor: "host:1", at: Date(timeIntervalSince1970: 1_800_000_000))
+        }
+        let bodies = try events.map { [UInt8](try SlipCodec.makeEncoder().encode($0)) }
+        let batch = SlipEventWire.batchBody(bodies)
+        #expect(try SlipEventWire.decode(batch) == events)
+        #expect(try SlipEventWire.decode(bodies[1]) == [events[1]])
+        #expect(SlipEventWire.batchRoutingKey(step: "charge") == "batch.charge.hops")
+        #expect(throws: (any Error).self) { try SlipEventWire.decode(Array("[{\"id\":1}]".utf8)) }
+    }
+
     @Test("a terminal event's routing key is terminal.<state>.<slip id>")
     func terminalRoutingKey() {
         let topology = Topology()
