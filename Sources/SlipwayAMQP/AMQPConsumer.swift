@@ -38,6 +38,9 @@ final class AMQPConsumer: @unchecked Sendable {
     private var closeRequested = false
     private var connection: AMQPConnection?
     private var generation = 0
+    /// Delivery tags of this connection received and not yet settled (including those left unacknowledged while
+    /// stopping): an ack with `multiple` may cover only tags below the lowest of them.
+    private var unsettled = Set<UInt64>()
     private let ready: AsyncStream<Result<Void, any Error>>.Continuation
     private let readyStream: AsyncStream<Result<Void, any Error>>
 
@@ -169,24 +172,39 @@ final class AMQPConsumer: @unchecked Sendable {
         }
         self.connection = connection
         generation += 1
+        unsettled.removeAll()
     }
 
+    /// Sends what the hops settled. Releases go first, one by one; then the acks below the lowest delivery still
+    /// open go as one `multiple` ack (concurrent hops finish out of order, so usually most of them), the rest one by one.
     private func settlePending() {
         lock.lock()
         let batch = settlements
         settlements.removeAll(keepingCapacity: true)
         lock.unlock()
         guard let connection else { return }
+        var acks: [UInt64] = []
         for (deliveryGeneration, settlement) in batch where deliveryGeneration == generation {
-            let ok: Bool
             switch settlement {
-            case .ack(let tag): ok = connection.ack(tag)
-            case .release(let tag): ok = connection.reject(tag, requeue: true)
+            case .ack(let tag):
+                acks.append(tag)
+                unsettled.remove(tag)
+            case .release(let tag):
+                unsettled.remove(tag)
+                guard connection.reject(tag, requeue: true) else { return lostConnection("settling a delivery failed") }
             }
-            if !ok {
-                lostConnection("settling a delivery failed")
-                return
+        }
+        acks.sort()
+        let lowestOpen = unsettled.min() ?? .max
+        let covered = acks.prefix { $0 < lowestOpen }
+        if let last = covered.last {
+            let multiple: amqp_boolean_t = covered.count > 1 ? 1 : 0
+            guard amqp_basic_ack(connection.state, AMQPConnection.channel, last, multiple) == 0 else {
+                return lostConnection("settling a delivery failed")
             }
+        }
+        for tag in acks.dropFirst(covered.count) {
+            guard connection.ack(tag) else { return lostConnection("settling a delivery failed") }
         }
     }
 
@@ -213,6 +231,7 @@ final class AMQPConsumer: @unchecked Sendable {
         switch reply.reply_type {
         case AMQP_RESPONSE_NORMAL:
             defer { amqp_destroy_envelope(&envelope) }
+            unsettled.insert(envelope.delivery_tag)
             if rejectingDeliveries {
                 // Stopping: leave it unacknowledged. Rejecting with requeue would have the broker hand it straight
                 // back (the consumer is still registered), round and round; unacked, it fills the prefetch window,
