@@ -144,6 +144,7 @@ public struct SlipCodec: Sendable {
         decoder.dateDecodingStrategy = .custom { decoder in
             let container = try decoder.singleValueContainer()
             let text = try container.decode(String.self)
+            if let milliseconds = Timestamps.parseMilliseconds(text) { return date(millisecondsSince1970: milliseconds) }
             if let date = try? timestampStyle.parse(text) { return canonical(date) }
             if let date = try? Date.ISO8601FormatStyle().parse(text) { return canonical(date) }
             throw DecodingError.dataCorruptedError(
@@ -159,6 +160,7 @@ public struct SlipCodec: Sendable {
     /// losing a millisecond at every hop.
     public static func formatTimestamp(_ date: Date) -> String {
         let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
+        if let text = Timestamps.format(millisecondsSince1970: milliseconds) { return text }
         let seconds = milliseconds.quotientAndRemainder(dividingBy: 1000)
         let (wholeSeconds, fraction) = seconds.remainder < 0
             ? (seconds.quotient - 1, seconds.remainder + 1000) : (seconds.quotient, seconds.remainder)
@@ -173,7 +175,11 @@ public struct SlipCodec: Sendable {
     /// The instant a timestamp names, to the millisecond, built as whole seconds plus milliseconds so that a date
     /// made the same way compares equal after a round trip.
     static func canonical(_ date: Date) -> Date {
-        let milliseconds = (date.timeIntervalSince1970 * 1000).rounded()
+        Self.date(millisecondsSince1970: Int64((date.timeIntervalSince1970 * 1000).rounded()))
+    }
+
+    static func date(millisecondsSince1970 milliseconds: Int64) -> Date {
+        let milliseconds = Double(milliseconds)
         let seconds = (milliseconds / 1000).rounded(.down)
         return Date(timeIntervalSince1970: seconds + (milliseconds - seconds * 1000) / 1000)
     }
