@@ -2,6 +2,15 @@ import Foundation
 
 /// How a slip changes at each hop. Pure functions of the slip, so the runtime's decisions can be tested without a broker.
 extension Slip {
+    /// Hops a slip carries in its log: the newest ones. Each hop's event has it for good (the audit trail), so the
+    /// slip, which every hop decodes and encodes again, stays the same size however long the saga runs.
+    public static let carriedLogEntries = 10
+
+    private mutating func appendLog(_ entry: LogEntry) {
+        if log.count >= Self.carriedLogEntries { log.removeFirst(log.count - Self.carriedLogEntries + 1) }
+        log.append(entry)
+    }
+
     /// The execute hop at the itinerary's head completed: pop it, log it, push its undo record (if it has one),
     /// merge the variables and advance the sequence. A slip with nothing left to run becomes completed.
     public mutating func completeStep(
@@ -16,7 +25,7 @@ extension Slip {
         }
         for name in removedVariables { variables[name] = nil }
         variables.merge(variableUpdates) { _, new in new }
-        log.append(entry)
+        appendLog(entry)
         advance()
         if itinerary.isEmpty { state = .completed }
     }
@@ -25,7 +34,7 @@ extension Slip {
     public mutating func terminateStep(entry: LogEntry) {
         precondition(state == .running && !itinerary.isEmpty, "terminateStep needs a running slip with a step to run")
         itinerary.removeFirst()
-        log.append(entry)
+        appendLog(entry)
         advance()
         state = .terminated
     }
@@ -48,7 +57,7 @@ extension Slip {
     public mutating func faultStep(reason: String, entry: LogEntry) {
         precondition(state == .running && !itinerary.isEmpty, "faultStep needs a running slip with a step to run")
         fault = Fault(step: itinerary[0].step, sequence: sequence, reason: reason, attempts: attempt)
-        log.append(entry)
+        appendLog(entry)
         advance()
         state = compensations.isEmpty ? .faulted : .compensating
     }
@@ -57,7 +66,7 @@ extension Slip {
     public mutating func completeCompensation(entry: LogEntry) {
         precondition(state == .compensating && !compensations.isEmpty, "completeCompensation needs a compensating slip")
         compensations.removeLast()
-        log.append(entry)
+        appendLog(entry)
         advance()
         if compensations.isEmpty { state = .compensated }
     }
@@ -65,7 +74,7 @@ extension Slip {
     /// The compensation at the top of the stack failed for good: the slip is parked, its record kept for a replay.
     public mutating func failCompensation(reason: String, entry: LogEntry) {
         precondition(state == .compensating, "failCompensation needs a compensating slip")
-        log.append(entry)
+        appendLog(entry)
         advance()
         state = .compensationFailed
         if fault == nil {
@@ -75,7 +84,7 @@ extension Slip {
 
     /// An attempt threw: the same hop runs again, with the next attempt number, under the same sequence.
     public mutating func retryHop(entry: LogEntry) {
-        log.append(entry)
+        appendLog(entry)
         attempt += 1
     }
 

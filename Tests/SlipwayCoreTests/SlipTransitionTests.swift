@@ -221,3 +221,23 @@ struct SlipTransitionTests {
         #expect(try codec.decode(try codec.encode(slip)) == slip)
     }
 }
+
+@Suite("Log carried by the slip")
+struct CarriedLogTests {
+    @Test("a slip carries only its newest hops in its log, with their sequences, however many steps ran")
+    func newestHopsOnly() {
+        let steps = (1...25).map { ItineraryStep(step: "s\($0)") }
+        var slip = Slip(template: "long", itinerary: steps)
+        for index in 0..<25 {
+            slip.completeStep(
+                compensationData: nil, compensateAddress: "q", variableUpdates: [:],
+                entry: LogEntry(
+                    sequence: index, step: "s\(index + 1)", kind: .execute, outcome: .completed, attempt: 1,
+                    startedAt: Date(), durationMicros: 1, processor: "p"))
+        }
+        #expect(slip.state == .completed)
+        #expect(slip.sequence == 25)
+        #expect(slip.log.count == Slip.carriedLogEntries)
+        #expect(slip.log.map(\.sequence) == Array((25 - Slip.carriedLogEntries)..<25))
+    }
+}
