@@ -56,15 +56,19 @@ final class SlipChain: BenchChain {
             try await transport.bindQueue(topology.auditQueue, exchange: topology.eventsExchange, bindingKey: "#")
         }
         follower = try await SlipEventFollower.terminalEvents(of: [], transport: transport, topology: topology)
-        sender = SlipSender(transport: transport, topology: topology)
+        // With signing keys in the environment, the benchmark signs what it sends and the processors sign and verify.
+        sender = SlipSender(transport: transport, topology: topology, signing: try SigningKeys.fromEnvironment())
 
         let directory = "\(setup.stateDirectory)/\(prefix)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let environment = [
+        var environment = [
             "SLIPWAY_AMQP_URL": setup.amqpURL, "SLIPWAY_QUEUE_PREFIX": prefix, "SLIPWAY_LOG_LEVEL": "warning",
             "SLIPWAY_PREFETCH": String(setup.prefetch), "SLIPWAY_CONCURRENCY": String(setup.concurrency),
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
         ]
+        for (name, value) in ProcessInfo.processInfo.environment where name.hasPrefix("SLIPWAY_SIGNING_KEYS") {
+            environment[name] = value
+        }
         var workers: [BenchChild] = []
         for step in steps {
             var stepEnvironment = environment
