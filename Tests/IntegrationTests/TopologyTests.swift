@@ -192,13 +192,26 @@ struct TopologyTests {
         #expect(timeline.slip.state == .completed)
         #expect(try await Self.recorded(compensates.id, in: store).slip.state == .compensated)
 
-        // The operator's user reads the dead letters (there are none); a processor's user cannot.
-        let listed = try await Self.slip([
-            "dlq", "list", "--json", "--amqp-url", try url("operator"), "--queue-prefix", prefix,
+        // The operator's user lists and replays what a processor parked; a processor's user cannot read the dead letters.
+        try await sender.transport.publish([
+            .toQueue(topology.executeQueue(step: "first"), body: Array("not a slip".utf8))
         ])
-        #expect(
-            listed.status == 0 && listed.output.trimmingCharacters(in: .whitespacesAndNewlines) == "[]",
-            "\(listed.errors)")
+        let operatorURL = try url("operator")
+        var parked: [String] = []
+        let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+        while parked.isEmpty && ContinuousClock.now < deadline {
+            let listed = try await Self.slip([
+                "dlq", "list", "--json", "--amqp-url", operatorURL, "--queue-prefix", prefix,
+            ])
+            try #require(listed.status == 0, "\(listed.errors)")
+            parked = try JSONDecoder().decode([ParkedJSON].self, from: Data(listed.output.utf8)).map(\.reasonCode)
+        }
+        #expect(parked == ["malformed"])
+        let replayed = try await Self.slip([
+            "dlq", "replay", "--all", "--amqp-url", operatorURL, "--queue-prefix", prefix,
+        ])
+        #expect(replayed.status == 0, "\(replayed.errors)")
+        #expect(replayed.output.contains("-> \(topology.executeQueue(step: "first"))"), "\(replayed.output)")
         let refused = try await Self.slip([
             "dlq", "list", "--amqp-url", try url("step.second"), "--queue-prefix", prefix,
         ])
@@ -206,6 +219,10 @@ struct TopologyTests {
     }
 
     // MARK: - Helpers
+
+    struct ParkedJSON: Decodable {
+        var reasonCode: String
+    }
 
     struct PlanJSON: Decodable {
         struct User: Decodable {
