@@ -9,7 +9,10 @@ struct SlipCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "slip",
         abstract: "Send, check and follow Slipway routing slips.",
-        subcommands: [Send.self, Validate.self, Audit.self, AuditSinkCommand.self, DeadLetters.self, Bench.self])
+        subcommands: [
+            Send.self, Validate.self, Audit.self, AuditSinkCommand.self, DeadLetters.self, TopologyCommand.self,
+            Bench.self,
+        ])
 }
 
 /// Options every command that talks to RabbitMQ shares.

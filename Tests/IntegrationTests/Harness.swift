@@ -55,6 +55,9 @@ final class PrivateBroker: Sendable {
         return broker
     }
 
+    /// The node's Erlang name, for `rabbitmqctl -n` (scripts/broker.sh names it after its port).
+    var nodeName: String { "slipway\(port)@localhost" }
+
     /// Stops and starts the node, keeping its data (durable queues, persistent messages).
     func restart() async throws { try await offThePool { try self.run("restart") } }
 
