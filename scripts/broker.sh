@@ -4,7 +4,8 @@
 # Env: SLIPWAY_BROKER_PORT (5680), SLIPWAY_BROKER_DIR (/tmp/slipway-broker-$PORT),
 #      SLIPWAY_BROKER_TIMEOUT (60 s).
 #      TLS, optional: SLIPWAY_BROKER_TLS_PORT with SLIPWAY_BROKER_TLS_CA, _CERT and _KEY (PEM files) adds an amqps
-#      listener on 127.0.0.1:$TLS_PORT beside the plain one. Clients are not asked for certificates.
+#      listener on 127.0.0.1:$TLS_PORT beside the plain one. Clients are not asked for certificates, unless
+#      SLIPWAY_BROKER_TLS_VERIFY_CLIENTS=1: then a client certificate, if sent, must come from that CA (none is fine).
 # Only ever touches the node it starts: slipway$PORT@localhost, whose data, logs
 # and config all live in $DIR. Nothing in /etc/rabbitmq is read.
 set -euo pipefail
@@ -60,7 +61,7 @@ tls_config() {
     "ssl_options.cacertfile = $DIR/tls/ca.pem" \
     "ssl_options.certfile = $DIR/tls/cert.pem" \
     "ssl_options.keyfile = $DIR/tls/key.pem" \
-    'ssl_options.verify = verify_none' \
+    "ssl_options.verify = $([[ ${SLIPWAY_BROKER_TLS_VERIFY_CLIENTS:-0} == 1 ]] && echo verify_peer || echo verify_none)" \
     'ssl_options.fail_if_no_peer_cert = false'
 }
 tls_port_open() { [[ -n $TLS_PORT ]] && (exec 3<>"/dev/tcp/127.0.0.1/$TLS_PORT") 2>/dev/null; }

@@ -49,7 +49,7 @@ final class AMQPConnection {
         } catch let error as TransportError where tlsSocket != nil {
             // A broker that rejects the client's certificate says so only after a TLS 1.3 handshake, here.
             guard let reason = AMQPTLSSocket.takeReason() else { throw error }
-            throw TransportError("\(error.message) (TLS: \(reason))")
+            throw TransportError("\(error.message) (TLS: \(AMQPTLSSocket.explainAlert(reason)))")
         }
         amqp_channel_open(state, Self.channel)
         try check(amqp_get_rpc_reply(state), "opening a channel")

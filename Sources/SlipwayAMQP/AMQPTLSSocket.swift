@@ -89,6 +89,17 @@ final class AMQPTLSSocket {
         slipway_tls_take_error_reason().map { String(cString: $0) }
     }
 
+    /// A broker refuses a client certificate with an alert that arrives after the handshake (TLS 1.3): say what it means.
+    static func explainAlert(_ reason: String) -> String {
+        if reason.contains("unknown ca") || reason.contains("bad certificate") {
+            return "\(reason): the broker does not accept the client certificate"
+        }
+        if reason.contains("certificate required") {
+            return "\(reason): the broker wants a client certificate (certfile and keyfile)"
+        }
+        return reason
+    }
+
     private static func hint(for reason: String, address: String) -> String {
         if reason.contains("wrong version number") || reason.contains("packet length too long")
             || reason.contains("record layer failure")

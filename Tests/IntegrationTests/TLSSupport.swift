@@ -3,13 +3,17 @@ import Logging
 import Synchronization
 import Testing
 
-/// A throwaway PKI made with the openssl CLI in a temporary folder: a CA, and a server certificate it signed for
-/// DNS:localhost and IP:127.0.0.1.
+/// A throwaway PKI made with the openssl CLI in a temporary folder: a CA, a server certificate it signed for
+/// DNS:localhost and IP:127.0.0.1 and a client certificate it signed; and a client certificate from another CA.
 struct TestPKI: Sendable {
     let directory: URL
     var caFile: String { path("ca.pem") }
     var serverCertFile: String { path("server.pem") }
     var serverKeyFile: String { path("server.key") }
+    var clientCertFile: String { path("client.pem") }
+    var clientKeyFile: String { path("client.key") }
+    var strangerCertFile: String { path("stranger.pem") }
+    var strangerKeyFile: String { path("stranger.key") }
 
     static func make() async throws -> TestPKI {
         let directory = FileManager.default.temporaryDirectory
@@ -23,17 +27,31 @@ struct TestPKI: Sendable {
             extendedKeyUsage = serverAuth
             """
         try extensions.write(to: directory.appendingPathComponent("server.ext"), atomically: true, encoding: .utf8)
-        try await pki.openssl(
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Slipway Test CA",
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            "-keyout", pki.path("ca.key"), "-out", pki.caFile)
-        try await pki.openssl(
-            "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", pki.serverKeyFile,
-            "-out", pki.path("server.csr"))
-        try await pki.openssl(
-            "x509", "-req", "-in", pki.path("server.csr"), "-CA", pki.caFile, "-CAkey", pki.path("ca.key"),
-            "-CAcreateserial", "-days", "2", "-extfile", pki.path("server.ext"), "-out", pki.serverCertFile)
+        try "extendedKeyUsage = clientAuth\n".write(
+            to: directory.appendingPathComponent("client.ext"), atomically: true, encoding: .utf8)
+        try await pki.makeCA("ca", name: "Slipway Test CA")
+        try await pki.issue("server", subject: "/CN=localhost", by: "ca")
+        try await pki.issue("client", subject: "/CN=slipway-processor", by: "ca")
+        try await pki.makeCA("stranger-ca", name: "Some Other CA")
+        try await pki.issue("stranger", subject: "/CN=slipway-processor", by: "stranger-ca", extensions: "client")
         return pki
+    }
+
+    private func makeCA(_ name: String, name commonName: String) async throws {
+        try await openssl(
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=\(commonName)",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout", path("\(name).key"), "-out", path("\(name).pem"))
+    }
+
+    /// `NAME.pem` and `NAME.key`, signed by the CA `ca`, with the extensions in `NAME.ext` (or `extensions.ext`).
+    private func issue(_ name: String, subject: String, by ca: String, extensions: String? = nil) async throws {
+        try await openssl(
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", path("\(name).key"),
+            "-out", path("\(name).csr"))
+        try await openssl(
+            "x509", "-req", "-in", path("\(name).csr"), "-CA", path("\(ca).pem"), "-CAkey", path("\(ca).key"),
+            "-CAcreateserial", "-days", "2", "-extfile", path("\(extensions ?? name).ext"), "-out", path("\(name).pem"))
     }
 
     func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
@@ -50,19 +68,24 @@ struct TestPKI: Sendable {
 struct BrokerTLS: Sendable {
     let port: Int
     let pki: TestPKI
+    /// Whether a client certificate, when one is sent, must come from the test CA.
+    var verifyClients = false
 
     var brokerEnvironment: [String: String] {
         [
             "SLIPWAY_BROKER_TLS_PORT": String(port), "SLIPWAY_BROKER_TLS_CA": pki.caFile,
             "SLIPWAY_BROKER_TLS_CERT": pki.serverCertFile, "SLIPWAY_BROKER_TLS_KEY": pki.serverKeyFile,
+            "SLIPWAY_BROKER_TLS_VERIFY_CLIENTS": verifyClients ? "1" : "0",
         ]
     }
 }
 
 extension PrivateBroker {
     /// A fresh node on `basePort + portOffset`, with TLS on the port after it.
-    static func startWithTLS(portOffset: Int, pki: TestPKI) async throws -> PrivateBroker {
-        try await start(port: basePort + portOffset, tls: BrokerTLS(port: basePort + portOffset + 1, pki: pki))
+    static func startWithTLS(portOffset: Int, pki: TestPKI, verifyClients: Bool = false) async throws -> PrivateBroker {
+        try await start(
+            port: basePort + portOffset,
+            tls: BrokerTLS(port: basePort + portOffset + 1, pki: pki, verifyClients: verifyClients))
     }
 
     /// For each client connection the node has, whether it came over TLS (rabbitmqctl list_connections ssl).

@@ -34,10 +34,10 @@ struct TLSTests {
         await producer.transport.shutdown()
     }
 
-    @Test("amqps:// refuses a broker it cannot verify and says why, never showing the password; verify_none is explicit")
+    @Test("amqps:// refuses a broker it cannot verify, sends client certificates, says what went wrong without the password")
     func verification() async throws {
         let pki = try await TestPKI.make()
-        let broker = try await PrivateBroker.startWithTLS(portOffset: 12, pki: pki)
+        let broker = try await PrivateBroker.startWithTLS(portOffset: 12, pki: pki, verifyClients: true)
         defer { broker.stop() }
         let tlsPort = try #require(broker.tls?.port)
         let secret = "s3cret-\(UUID().uuidString.prefix(8))"
@@ -71,6 +71,22 @@ struct TLSTests {
             await Self.connectionError("amqps://guest:\(secret)@\(address)/?cacertfile=\(pki.caFile)"))
         #expect("\(refused)".contains("logging in to amqps://guest:***@\(address)/"), "\(refused)")
         #expect(!"\(refused)".contains(secret))
+
+        // A client certificate: one from the broker's CA is taken, one from a CA it does not know is refused, and a
+        // key that does not belong to the certificate is caught before anything is sent.
+        let ca = "cacertfile=\(pki.caFile)"
+        #expect(
+            await Self.connectionError(
+                "amqps://guest:guest@\(address)/?\(ca)&certfile=\(pki.clientCertFile)&keyfile=\(pki.clientKeyFile)") == nil)
+        let stranger = try #require(
+            await Self.connectionError(
+                "amqps://guest:\(secret)@\(address)/?\(ca)&certfile=\(pki.strangerCertFile)&keyfile=\(pki.strangerKeyFile)"))
+        #expect("\(stranger)".contains("the broker does not accept the client certificate"), "\(stranger)")
+        #expect(!"\(stranger)".contains(secret))
+        let mismatch = try #require(
+            await Self.connectionError(
+                "amqps://guest:guest@\(address)/?\(ca)&certfile=\(pki.clientCertFile)&keyfile=\(pki.serverKeyFile)"))
+        #expect("\(mismatch)".contains("cannot use client certificate '\(pki.clientCertFile)'"), "\(mismatch)")
 
         // TLS spoken to the plain listener.
         let plain = try #require(await Self.connectionError("amqps://guest:guest@127.0.0.1:\(broker.port)/"))
