@@ -3,6 +3,9 @@
 #   scripts/broker.sh start [--fresh] | stop | restart | status | url
 # Env: SLIPWAY_BROKER_PORT (5680), SLIPWAY_BROKER_DIR (/tmp/slipway-broker-$PORT),
 #      SLIPWAY_BROKER_TIMEOUT (60 s).
+#      TLS, optional: SLIPWAY_BROKER_TLS_PORT with SLIPWAY_BROKER_TLS_CA, _CERT and _KEY (PEM files) adds an amqps
+#      listener on 127.0.0.1:$TLS_PORT beside the plain one. Clients are not asked for certificates, unless
+#      SLIPWAY_BROKER_TLS_VERIFY_CLIENTS=1: then a client certificate, if sent, must come from that CA (none is fine).
 # Only ever touches the node it starts: slipway$PORT@localhost, whose data, logs
 # and config all live in $DIR. Nothing in /etc/rabbitmq is read.
 set -euo pipefail
@@ -12,6 +15,7 @@ DIR=${SLIPWAY_BROKER_DIR:-/tmp/slipway-broker-$PORT}
 TIMEOUT=${SLIPWAY_BROKER_TIMEOUT:-60}
 NODE=slipway$PORT@localhost
 URL=amqp://guest:guest@127.0.0.1:$PORT/
+TLS_PORT=${SLIPWAY_BROKER_TLS_PORT:-}
 
 say() { echo "$me: $*"; }
 die() { echo "$me: $*" >&2; exit 1; }
@@ -38,6 +42,29 @@ logs_tail() {
   ((any)) || echo "$me: (no log output yet in $DIR)" >&2
 }
 fail() { echo "$me: $*" >&2; logs_tail; exit 1; }
+
+# The TLS listener's settings, for rabbitmq.conf. The node runs as user rabbitmq, which may not read the given files
+# where they are: they are copied into $DIR.
+tls_config() {
+  local v f
+  for v in SLIPWAY_BROKER_TLS_CA SLIPWAY_BROKER_TLS_CERT SLIPWAY_BROKER_TLS_KEY; do
+    f=${!v:-}
+    [[ -n $f ]] || die "SLIPWAY_BROKER_TLS_PORT is set: $v must name a PEM file too"
+    [[ -r $f ]] || die "$v: cannot read $f"
+  done
+  mkdir -p "$DIR/tls"
+  cp "$SLIPWAY_BROKER_TLS_CA" "$DIR/tls/ca.pem"
+  cp "$SLIPWAY_BROKER_TLS_CERT" "$DIR/tls/cert.pem"
+  cp "$SLIPWAY_BROKER_TLS_KEY" "$DIR/tls/key.pem"
+  chmod 600 "$DIR/tls/key.pem"
+  printf '%s\n' "listeners.ssl.default = 127.0.0.1:$TLS_PORT" \
+    "ssl_options.cacertfile = $DIR/tls/ca.pem" \
+    "ssl_options.certfile = $DIR/tls/cert.pem" \
+    "ssl_options.keyfile = $DIR/tls/key.pem" \
+    "ssl_options.verify = $([[ ${SLIPWAY_BROKER_TLS_VERIFY_CLIENTS:-0} == 1 ]] && echo verify_peer || echo verify_none)" \
+    'ssl_options.fail_if_no_peer_cert = false'
+}
+tls_port_open() { [[ -n $TLS_PORT ]] && (exec 3<>"/dev/tcp/127.0.0.1/$TLS_PORT") 2>/dev/null; }
 # A start that failed must not leave a half-booted node behind.
 fail_start() { echo "$me: $*" >&2; logs_tail; stop >&2 || true; exit 1; }
 
@@ -47,6 +74,7 @@ start() {
   if running; then say "$NODE already running on 127.0.0.1:$PORT"; return 0; fi
   [[ -z $(node_pids) ]] || { say "$NODE is up but not answering; stopping it first"; stop; }
   port_open && die "port $PORT is in use by something that is not $NODE"
+  tls_port_open && die "TLS port $TLS_PORT is in use by something that is not $NODE"
   command -v rabbitmq-server >/dev/null || die "rabbitmq-server not installed (run scripts/deps.sh)"
 
   mkdir -p "$DIR"
@@ -55,6 +83,8 @@ start() {
   echo '[].' >"$DIR/enabled_plugins"
   : >"$DIR/rabbitmq-env.conf"
   printf '%s\n' 'log.console = false' 'log.file.level = info' >"$DIR/rabbitmq.conf"
+  rm -rf "$DIR/tls"
+  [[ -z $TLS_PORT ]] || tls_config >>"$DIR/rabbitmq.conf"
   chown -R rabbitmq:rabbitmq "$DIR"
   runuser -u rabbitmq -- test -w "$DIR/mnesia" || die "$DIR is not reachable by user rabbitmq"
 
@@ -82,7 +112,13 @@ start() {
   done
   rabbitmqctl -q -n "$NODE" await_startup --timeout $((deadline - SECONDS + 1)) >/dev/null \
     || fail_start "$NODE did not finish booting"
-  say "started $NODE on 127.0.0.1:$PORT in $(since "$t0")s (data in $DIR)"
+  if [[ -n $TLS_PORT ]]; then
+    until tls_port_open; do
+      ((SECONDS < deadline)) || fail_start "$NODE did not open its TLS port $TLS_PORT within ${TIMEOUT}s"
+      sleep 0.2
+    done
+  fi
+  say "started $NODE on 127.0.0.1:$PORT${TLS_PORT:+ (TLS on $TLS_PORT)} in $(since "$t0")s (data in $DIR)"
 }
 
 stop() {

@@ -2,7 +2,8 @@
 # Installs the Debian packages Slipway needs, if any are missing (idempotent).
 set -euo pipefail
 me=deps.sh
-PACKAGES=(librabbitmq-dev rabbitmq-server libsqlite3-dev sqlite3 pkg-config)
+# libssl-dev: shim.h calls OpenSSL for TLS checks; openssl: the TLS tests make their certificates with it.
+PACKAGES=(librabbitmq-dev libssl-dev openssl rabbitmq-server libsqlite3-dev sqlite3 pkg-config)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

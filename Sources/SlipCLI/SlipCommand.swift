@@ -17,7 +17,12 @@ struct SlipCommand: AsyncParsableCommand {
 
 /// Options every command that talks to RabbitMQ shares.
 struct BrokerOptions: ParsableArguments {
-    @Option(name: .customLong("amqp-url"), help: "RabbitMQ URL (default: $SLIPWAY_AMQP_URL, else amqp://guest:guest@127.0.0.1:5672/)")
+    @Option(
+        name: .customLong("amqp-url"),
+        help: """
+            RabbitMQ URL, amqps:// for TLS (default: $SLIPWAY_AMQP_URL, or the file $SLIPWAY_AMQP_URL_FILE names, \
+            else amqp://guest:guest@127.0.0.1:5672/)
+            """)
     var amqpURL: String?
 
     @Option(name: .customLong("queue-prefix"), help: "Prefix of queue and exchange names (default: $SLIPWAY_QUEUE_PREFIX, else slipway)")

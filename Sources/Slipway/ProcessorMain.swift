@@ -9,7 +9,8 @@ import SlipwayStores
 /// SIGINT, then finishes the hops in flight and exits.
 ///
 /// Options (each also read from the environment):
-/// - `--amqp-url URL` (`SLIPWAY_AMQP_URL`, default `amqp://guest:guest@127.0.0.1:5672/`)
+/// - `--amqp-url URL` (`SLIPWAY_AMQP_URL`, or a file holding it: `SLIPWAY_AMQP_URL_FILE`; default
+///   `amqp://guest:guest@127.0.0.1:5672/`; `amqps://` for TLS, see docs/security.md)
 /// - `--state-dir DIR` (`SLIPWAY_STATE_DIR`, default `.slipway/state`): where the hop record lives
 /// - `--prefetch N` (`SLIPWAY_PREFETCH`), `--concurrency N` (`SLIPWAY_CONCURRENCY`), `--max-attempts N`
 /// - `--log-level LEVEL` (`SLIPWAY_LOG_LEVEL`, default `info`)
@@ -85,7 +86,7 @@ struct ProcessorOptions {
     var help = false
 
     init(arguments: [String], environment: [String: String]) throws {
-        amqpURL = environment["SLIPWAY_AMQP_URL"] ?? amqpURL
+        amqpURL = try AMQPConfiguration.url(fromEnvironment: environment) ?? amqpURL
         stateDirectory = environment["SLIPWAY_STATE_DIR"] ?? stateDirectory
         prefetch = try environment["SLIPWAY_PREFETCH"].map { try Self.positive($0, "SLIPWAY_PREFETCH") }
         concurrency = try environment["SLIPWAY_CONCURRENCY"].map { try Self.positive($0, "SLIPWAY_CONCURRENCY") }
@@ -143,7 +144,8 @@ struct ProcessorOptions {
                 [--max-attempts N] [--log-level LEVEL]
 
         Serves the '\(step)' step: consumes slipway.\(step).execute and slipway.\(step).compensate until SIGTERM.
-          --amqp-url URL     RabbitMQ to use (env SLIPWAY_AMQP_URL; default \(AMQPConfiguration.defaultURL))
+          --amqp-url URL     RabbitMQ to use (env SLIPWAY_AMQP_URL, or SLIPWAY_AMQP_URL_FILE naming a file that
+                             holds it; default \(AMQPConfiguration.defaultURL); amqps://...?cacertfile=PATH for TLS)
           --queue-prefix P   prefix of queue and exchange names (env SLIPWAY_QUEUE_PREFIX; default slipway)
           --state-dir DIR    where the hop record (SQLite) lives (env SLIPWAY_STATE_DIR; default .slipway/state)
           --prefetch N       unacknowledged deliveries per queue (env SLIPWAY_PREFETCH; default 32)

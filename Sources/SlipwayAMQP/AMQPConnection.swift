@@ -9,6 +9,8 @@ final class AMQPConnection {
 
     let state: amqp_connection_state_t
     private(set) var isOpen = false
+    /// Kept until the connection is destroyed: OpenSSL's callbacks write to it during the handshake.
+    private var tlsSocket: AMQPTLSSocket?
 
     init(configuration: AMQPConfiguration) throws {
         guard let state = amqp_new_connection() else { throw TransportError("librabbitmq could not allocate a connection") }
@@ -23,17 +25,32 @@ final class AMQPConnection {
     }
 
     private func open(_ configuration: AMQPConfiguration) throws {
-        guard let socket = amqp_tcp_socket_new(state) else { throw TransportError("librabbitmq could not create a socket") }
+        let socket: OpaquePointer
+        if let tls = configuration.tls {
+            let tlsSocket = try AMQPTLSSocket(state: state, configuration: configuration, tls: tls)
+            self.tlsSocket = tlsSocket
+            socket = tlsSocket.socket
+        } else {
+            guard let tcp = amqp_tcp_socket_new(state) else { throw TransportError("librabbitmq could not create a socket") }
+            socket = tcp
+        }
         var timeout = timeval(configuration.connectTimeout)
         let status = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &timeout)
         guard status == AMQP_STATUS_OK.rawValue else {
+            if let tlsSocket { throw tlsSocket.openingFailed(status) }
             throw TransportError(
                 "cannot reach RabbitMQ at \(configuration.host):\(configuration.port): \(Self.statusText(status))")
         }
         let login = slipway_amqp_login_plain(
             state, configuration.virtualHost, 1, 131_072, Int32(configuration.heartbeatSeconds), configuration.user,
             configuration.password)
-        try check(login, "logging in to \(configuration.redactedURL)")
+        do {
+            try check(login, "logging in to \(configuration.redactedURL)")
+        } catch let error as TransportError where tlsSocket != nil {
+            // A broker that rejects the client's certificate says so only after a TLS 1.3 handshake, here.
+            guard let reason = AMQPTLSSocket.takeReason() else { throw error }
+            throw TransportError("\(error.message) (TLS: \(AMQPTLSSocket.explainAlert(reason)))")
+        }
         amqp_channel_open(state, Self.channel)
         try check(amqp_get_rpc_reply(state), "opening a channel")
     }

@@ -13,6 +13,7 @@ public final class AMQPTransport: MessageTransport {
     public init(configuration: AMQPConfiguration, logger: Logger = Logger(label: "slipway.amqp")) {
         self.configuration = configuration
         self.logger = logger
+        configuration.warnIfUnverified(logger)
         self.publisher = AMQPPublisher(configuration: configuration, logger: logger)
     }
 

@@ -30,10 +30,13 @@ enum Broker {
 final class PrivateBroker: Sendable {
     let port: Int
     let url: String
+    /// The node's amqps listener, if it has one (see TLSSupport.swift).
+    let tls: BrokerTLS?
     private let script: String
 
-    private init(port: Int) {
+    private init(port: Int, tls: BrokerTLS? = nil) {
         self.port = port
+        self.tls = tls
         url = "amqp://guest:guest@127.0.0.1:\(port)/"
         script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("scripts/broker.sh").path
@@ -49,8 +52,8 @@ final class PrivateBroker: Sendable {
     }
 
     /// A fresh node on `port` (takes a few seconds).
-    static func start(port: Int) async throws -> PrivateBroker {
-        let broker = PrivateBroker(port: port)
+    static func start(port: Int, tls: BrokerTLS? = nil) async throws -> PrivateBroker {
+        let broker = PrivateBroker(port: port, tls: tls)
         try await offThePool { try broker.run("start", "--fresh") }
         return broker
     }
@@ -69,6 +72,7 @@ final class PrivateBroker: Sendable {
         var environment = ProcessInfo.processInfo.environment
         environment["SLIPWAY_BROKER_PORT"] = String(port)
         environment["SLIPWAY_BROKER_DIR"] = "/tmp/slipway-test-broker-\(port)"
+        if let tls { environment.merge(tls.brokerEnvironment) { _, new in new } }
         let argv = ["/bin/bash", script] + arguments
         let envp = environment.map { "\($0.key)=\($0.value)" }
         var cArgv = argv.map { strdup($0) } + [nil]

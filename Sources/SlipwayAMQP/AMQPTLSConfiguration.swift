@@ -1,0 +1,72 @@
+import Foundation
+import Logging
+import Synchronization
+import SlipwayTransport
+
+extension AMQPConfiguration {
+    /// TLS for an `amqps://` URL. The broker's certificate chain and its name are checked unless verification is
+    /// turned off explicitly (`verify=verify_none`).
+    ///
+    /// Query parameters follow the RabbitMQ URI convention: `cacertfile`, `certfile`, `keyfile`,
+    /// `verify=verify_peer|verify_none`, `server_name_indication`. The environment fills in files the URL does not
+    /// name: `SLIPWAY_AMQP_CA_FILE`, `SLIPWAY_AMQP_CERT_FILE`, `SLIPWAY_AMQP_KEY_FILE`.
+    public struct TLS: Sendable, Hashable {
+        /// PEM file of the CAs to trust; nil trusts the system's store (OpenSSL's default paths).
+        public var caFile: String?
+        /// Client certificate (PEM chain) and its private key (PEM, without passphrase), for brokers that ask for one.
+        public var certFile: String?
+        public var keyFile: String?
+        /// Check the certificate chain and that the certificate names the host. Off only when asked for.
+        public var verifyPeer: Bool
+        /// The name the certificate must carry, also sent as SNI; nil: the URL's host.
+        public var serverName: String?
+
+        public init(
+            caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, verifyPeer: Bool = true,
+            serverName: String? = nil
+        ) {
+            self.caFile = caFile
+            self.certFile = certFile
+            self.keyFile = keyFile
+            self.verifyPeer = verifyPeer
+            self.serverName = serverName
+        }
+
+        init(query: URLQuery, environment: [String: String]) throws {
+            func file(_ parameter: String, _ variable: String) throws -> String? {
+                let fromURL = query.take(parameter)
+                let source = fromURL == nil ? variable : parameter
+                guard let path = fromURL ?? environment[variable], !path.isEmpty else { return nil }
+                guard FileManager.default.isReadableFile(atPath: path) else {
+                    throw TransportError("\(source): cannot read '\(path)'")
+                }
+                return path
+            }
+            caFile = try file("cacertfile", "SLIPWAY_AMQP_CA_FILE")
+            certFile = try file("certfile", "SLIPWAY_AMQP_CERT_FILE")
+            keyFile = try file("keyfile", "SLIPWAY_AMQP_KEY_FILE")
+            guard (certFile == nil) == (keyFile == nil) else {
+                throw TransportError("a client certificate needs both certfile and keyfile (the same file if it holds both)")
+            }
+            verifyPeer = try query.take("verify", as: "verify_peer or verify_none") {
+                ["verify_peer": true, "verify_none": false][$0]
+            } ?? true
+            serverName = query.take("server_name_indication")
+        }
+
+        /// Where trust comes from, for errors and logs.
+        var trustDescription: String {
+            if let caFile { "trusting the CAs in \(caFile)" } else { "trusting the system's CA store" }
+        }
+    }
+
+    /// Logs, once per process, that this configuration does not check who the broker is.
+    public func warnIfUnverified(_ logger: Logger) {
+        guard let tls, !tls.verifyPeer, !unverifiedWarningGiven.exchange(true, ordering: .relaxed) else { return }
+        logger.warning(
+            "TLS without verification (verify=verify_none): the broker's certificate is not checked, so anyone in the path can pose as the broker",
+            metadata: ["amqp.url": "\(redactedURL)"])
+    }
+}
+
+private let unverifiedWarningGiven = Atomic<Bool>(false)
