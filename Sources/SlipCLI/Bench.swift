@@ -163,7 +163,8 @@ struct Bench: AsyncParsableCommand {
         if let explicit = broker.amqpURL {
             url = explicit
         } else {
-            url = ProcessInfo.processInfo.environment["SLIPWAY_AMQP_URL"] ?? AMQPConfiguration.defaultURL
+            url =
+                try AMQPConfiguration.url(fromEnvironment: ProcessInfo.processInfo.environment) ?? AMQPConfiguration.defaultURL
         }
         let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         let binDirectory = binDirectory ?? executable.deletingLastPathComponent().path
