@@ -91,6 +91,7 @@ final class AMQPPublisher: @unchecked Sendable {
                 return try body(try liveConnection())
             } catch {
                 dropConnection()
+                if let error = error as? TransportError, error.isPermanent { throw error }
                 guard clock.now < giveUpAt else { throw error }
                 logger.warning(
                     "AMQP publisher: \(doing) failed, reconnecting",

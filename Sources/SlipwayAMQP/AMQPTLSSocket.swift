@@ -33,11 +33,13 @@ final class AMQPTLSSocket {
             }
         }
         guard slipway_tls_configure(socket, report, tls.verifyPeer ? 1 : 0, expectedName) == 1 else {
-            throw TransportError("'\(expectedName)' cannot be checked against a certificate: not a host name or IP address")
+            throw TransportError(
+                "'\(expectedName)' cannot be checked against a certificate: not a host name or IP address", permanent: true)
         }
         if let caFile = tls.caFile {
             guard amqp_ssl_socket_set_cacert(socket, caFile) == AMQP_STATUS_OK.rawValue else {
-                throw TransportError("cannot load CA file '\(caFile)': \(Self.takeReason() ?? "not PEM certificates?")")
+                throw TransportError(
+                    "cannot load CA file '\(caFile)': \(Self.takeReason() ?? "not PEM certificates?")", permanent: true)
             }
         } else if tls.verifyPeer {
             guard slipway_tls_trust_system_store(socket) == 1 else {
@@ -48,7 +50,7 @@ final class AMQPTLSSocket {
             guard amqp_ssl_socket_set_key(socket, certFile, keyFile) == AMQP_STATUS_OK.rawValue else {
                 throw TransportError(
                     "cannot use client certificate '\(certFile)' with key '\(keyFile)': "
-                        + "\(Self.takeReason() ?? "not PEM, or the key has a passphrase?")")
+                        + "\(Self.takeReason() ?? "not PEM, or the key has a passphrase?")", permanent: true)
             }
         }
     }
@@ -72,13 +74,14 @@ final class AMQPTLSSocket {
             if error == X509_V_ERR_HOSTNAME_MISMATCH || error == X509_V_ERR_IP_ADDRESS_MISMATCH {
                 return TransportError(
                     "\(failed): certificate verify failed: \(what): the broker's certificate is not for '\(expectedName)'"
-                        + " (connect by a name the certificate lists, or set server_name_indication)")
+                        + " (connect by a name the certificate lists, or set server_name_indication)", permanent: true)
             }
             let subject = withUnsafeBytes(of: report.pointee.subject) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             let depth = report.pointee.verify_depth == 0 ? "the broker's certificate" : "certificate"
             let remedy = tls.caFile == nil ? "; name the broker's CA with cacertfile= or SLIPWAY_AMQP_CA_FILE" : ""
             return TransportError(
-                "\(failed): certificate verify failed: \(what) (\(depth) \(subject); \(tls.trustDescription)\(remedy))")
+                "\(failed): certificate verify failed: \(what) (\(depth) \(subject); \(tls.trustDescription)\(remedy))",
+                permanent: true)
         }
         guard let reason else { return TransportError("\(failed): \(AMQPConnection.statusText(status))") }
         return TransportError("\(failed): \(reason)\(Self.hint(for: reason, address: address))")

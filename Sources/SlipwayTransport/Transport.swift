@@ -160,6 +160,16 @@ public struct DeliveryStream: AsyncSequence, Sendable {
 /// A transport failure, with the broker's or the library's words.
 public struct TransportError: Error, Sendable, CustomStringConvertible {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// Trying again cannot help (a certificate that does not verify, a CA file that cannot be read): callers that retry
+    /// through outages give up at once and say why.
+    public var isPermanent: Bool
+    public init(_ message: String) {
+        self.init(message, permanent: false)
+    }
+
+    public init(_ message: String, permanent: Bool) {
+        self.message = message
+        self.isPermanent = permanent
+    }
     public var description: String { message }
 }
