@@ -1,4 +1,4 @@
-.PHONY: deps build test demo baseline broker-start broker-stop clean
+.PHONY: deps build test demo baseline chaos broker-start broker-stop clean
 
 deps:
 	scripts/deps.sh
@@ -14,6 +14,10 @@ demo:
 
 baseline:
 	scripts/with-broker.sh scripts/baseline.sh
+
+# 2,000 slips under SIGKILLs and two RabbitMQ restarts (docs/chaos.md). More: make chaos CHAOS_ARGS="--release --seed 7"
+chaos:
+	scripts/with-broker.sh scripts/chaos.sh $(CHAOS_ARGS)
 
 broker-start:
 	scripts/broker.sh start
