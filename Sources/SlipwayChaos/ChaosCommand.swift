@@ -10,11 +10,11 @@ struct ChaosCommand: AsyncParsableCommand {
         abstract: "Run the example saga under SIGKILLs and RabbitMQ restarts, then check that nothing was lost, "
             + "doubled or left out of the audit trail.",
         discussion: """
-            Starts the four example processors and the audit sink as processes on a queue prefix of their own, sends
-            the slips (about 70 % complete, the rest fail at one of the four steps and walk back), SIGKILLs random
-            processes at random moments and starts them again, and restarts RabbitMQ (scripts/broker.sh restart, on
-            the node of $SLIPWAY_BROKER_PORT). Then it waits for every slip to end and checks the audit trail, the
-            processors' hop records and the example ledger. See docs/chaos.md.
+            Starts the four example processors and the audit sink as processes on a queue prefix of their own, \
+            sends the slips (about 70 % complete; the rest fail at one of the four steps and walk back), SIGKILLs \
+            random processes at random moments and starts them again, and restarts RabbitMQ (scripts/broker.sh \
+            restart, on the node of $SLIPWAY_BROKER_PORT). Then it waits for every slip to end and checks the audit \
+            trail, the processors' hop records and the example ledger. See docs/chaos.md.
 
             Run it through `make chaos` (which starts a private RabbitMQ) or scripts/chaos.sh.
 
@@ -60,7 +60,7 @@ struct ChaosCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("step-delay-ms"),
-        help: "How long each example step takes (SLIPWAY_EXAMPLE_DELAY_MS), as a call to a real system would: kills land in the middle of hops.")
+        help: "How long each example step takes, as a call to a real system would: half before its effect, half after (SLIPWAY_EXAMPLE_DELAY_MS, SLIPWAY_EXAMPLE_ANSWER_DELAY_MS), so that kills land in the middle of hops.")
     var stepDelayMs = 100
 
     @Option(help: "Share of the slips whose input makes a step fault, spread evenly over the four steps.")

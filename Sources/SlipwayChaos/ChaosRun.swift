@@ -145,14 +145,14 @@ struct ChaosRun {
         for order in record.orders {
             endStates[terminal[order.slipID] ?? ends[order.slipID]?.state.rawValue ?? "not ended", default: 0] += 1
         }
-        let reruns = record.orders.reduce(0) { sum, order in
+        let requestedAgain = record.orders.reduce(0) { sum, order in
             let calls = evidence.ledger[order.slipID]?.calls ?? [:]
             return sum + Checks.effects.values.reduce(0) { $0 + max(0, (calls[$1.effect] ?? 0) - 1) }
         }
         return ChaosReport(
             seed: record.seed, slips: record.orders.count, queuePrefix: record.queuePrefix, seconds: record.seconds,
             ends: endStates, checks: results, kills: record.faults.kills, brokerRestarts: record.faults.brokerRestarts,
-            handlerReruns: reruns, resentBatches: record.resentBatches, stateDirectory: files.root,
+            redeliveredHops: evidence.redeliveredHops, effectsRequestedAgain: requestedAgain, resentBatches: record.resentBatches, stateDirectory: files.root,
             logDirectory: files.logs, passed: results.allSatisfy(\.passed))
     }
 
@@ -175,7 +175,10 @@ struct ChaosRun {
         environment["SLIPWAY_EXAMPLE_LEDGER"] = files.ledger
         environment["SLIPWAY_AUDIT_DB"] = files.audit
         environment["SLIPWAY_LOG_LEVEL"] = "info"
-        environment["SLIPWAY_EXAMPLE_DELAY_MS"] = String(settings.stepDelayMs)
+        // Half before the call to the external system, half after it applied the effect and before it answers: a
+        // kill in the second half leaves an effect in force whose hop was never recorded.
+        environment["SLIPWAY_EXAMPLE_DELAY_MS"] = String(settings.stepDelayMs / 2)
+        environment["SLIPWAY_EXAMPLE_ANSWER_DELAY_MS"] = String(settings.stepDelayMs - settings.stepDelayMs / 2)
         return environment
     }
 

@@ -48,6 +48,8 @@ struct Evidence: Sendable {
     var hopRecords: [HopRecordRow] = []
     var ledger: [String: LedgerSlip] = [:]
     var stock: [Stock] = []
+    /// Redelivered messages the processors ran because their hop had no record yet.
+    var redeliveredHops = 0
 
     static func load(auditPath: String, ledgerPath: String, hopStorePaths: [String]) async throws -> Evidence {
         var evidence = Evidence()
@@ -63,11 +65,16 @@ struct Evidence: Sendable {
         }
         for path in hopStorePaths {
             guard let store = try open(path) else { continue }
-            evidence.hopRecords += try await store.read { db in
-                try Row.fetchAll(db, sql: "SELECT slip_id, sequence, step, kind, outcome FROM hop_record").map {
-                    HopRecordRow(slipID: $0[0], sequence: $0[1], step: $0[2], kind: $0[3], outcome: $0[4])
-                }
+            let (records, redelivered) = try await store.read { db in
+                (
+                    try Row.fetchAll(db, sql: "SELECT slip_id, sequence, step, kind, outcome FROM hop_record").map {
+                        HopRecordRow(slipID: $0[0], sequence: $0[1], step: $0[2], kind: $0[3], outcome: $0[4])
+                    },
+                    try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(count), 0) FROM redelivery") ?? 0
+                )
             }
+            evidence.hopRecords += records
+            evidence.redeliveredHops += redelivered
         }
         if let ledger = try open(ledgerPath) {
             (evidence.ledger, evidence.stock) = try await ledger.read { db in

@@ -11,9 +11,12 @@ struct ChaosReport: Sendable, Codable {
     var checks: [CheckResult]
     var kills: [String: Int]
     var brokerRestarts: [BrokerControl.Restart]
-    /// Times a step's handler ran again for a hop after a kill (its effect applied once all the same, by the
-    /// idempotency key): shows that kills landed in the middle of hops.
-    var handlerReruns: Int
+    /// Hops run from a redelivered message that had no hop record yet (the processors' `redelivery` tables): what
+    /// the kills and broker restarts left unfinished.
+    var redeliveredHops: Int
+    /// Times the external systems were asked again for an effect they had applied (the processor died before it
+    /// recorded the hop): each absorbed by the idempotency key, as `doubled` shows.
+    var effectsRequestedAgain: Int
     /// Batches of slips sent again because the broker did not confirm them in time.
     var resentBatches: Int
     var stateDirectory: String
@@ -40,7 +43,8 @@ struct ChaosReport: Sendable, Codable {
         line("  kills by process: \(killText.isEmpty ? "none" : killText)")
         let restartText = brokerRestarts.map { String(format: "%.1f s", $0.seconds) }.joined(separator: ", ")
         line("  broker restarts took: \(restartText.isEmpty ? "-" : restartText)")
-        line("  handlers run again after a kill: \(handlerReruns) (each effect applied once, by its idempotency key)")
+        line("  hops run from a redelivered message: \(redeliveredHops)")
+        line("  effects requested again after a kill: \(effectsRequestedAgain) (each applied once, by its idempotency key)")
         if resentBatches > 0 { line("  batches of slips sent again (not confirmed in time): \(resentBatches)") }
         line("  state: \(stateDirectory)   logs: \(logDirectory)")
         let failed = checks.filter { !$0.passed }.map(\.name)
