@@ -218,7 +218,10 @@ struct ChaosRun {
             let child = try ChildProcess.spawn(
                 name: "slip dlq list", executable: "\(settings.binDirectory)/slip", arguments: ["dlq", "list", "--json"],
                 environment: environment(prefix), logPath: output, errorPath: files.driverLog)
-            let status = await child.exitStatus()
+            guard let status = await child.exitStatus(within: .seconds(60)) else {
+                child.send(SIGKILL)
+                throw ChaosError("slip dlq list did not finish within 60 s")
+            }
             guard status == .exited(0) else { throw ChaosError("slip dlq list ended with \(status)") }
             return try JSONDecoder().decode([ParkedMessage].self, from: Data(contentsOf: URL(fileURLWithPath: output)))
         } catch {

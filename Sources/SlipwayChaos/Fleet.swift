@@ -45,10 +45,11 @@ actor Fleet {
 
     func start(_ name: String) throws {
         guard let member = members.first(where: { $0.name == name }), running[name] == nil else { return }
-        note(name, "starting")
-        running[name] = try ChildProcess.spawn(
+        let child = try ChildProcess.spawn(
             name: name, executable: member.executable, arguments: member.arguments, environment: environment,
             logPath: logPath(name))
+        running[name] = child
+        note(name, "started, pid \(child.pid)")
     }
 
     /// SIGKILL, then waits until the process is reaped. False if it was not running.
