@@ -18,7 +18,7 @@ struct ChaosCommand: AsyncParsableCommand {
 
             Run it through `make chaos` (which starts a private RabbitMQ) or scripts/chaos.sh.
 
-            Exit status: 0 every check passed; 1 a check failed; 2 bad usage; 3 the run could not be set up.
+            Exit status: 0 every check passed; 1 a check failed; 3 the run could not be set up; 64 bad usage.
             """)
 
     @Option(help: "Slips to send.")

@@ -2,7 +2,6 @@ import ExampleLedger
 import Foundation
 import Logging
 import Slipway
-import Synchronization
 
 /// Everything a run needs, checked and resolved by the command.
 struct ChaosSettings: Sendable {
@@ -70,48 +69,20 @@ struct ChaosRun {
         let counters = Feeder.Counters()
         let feeder = Feeder(
             sender: SlipSender(transport: transport, topology: topology), window: settings.window, rate: settings.rate)
-        let sendingDone = Mutex(false)
         let sending = Task {
             await feeder.run(mix.map(\.slip), ended: { ends.count }, counters: counters, log: files.driverLog)
-            sendingDone.withLock { $0 = true }
         }
         let faults = FaultRunner(fleet: fleet, broker: settings.broker, log: files.driverLog, say: say)
         let total = Double(settings.slips)
         let faulting = Task { await faults.run(plan, progress: { Double(ends.count) / total }, deadline: deadline) }
-
-        // Until every slip has ended in the audit trail (or been parked), the faults are over, and the driver has
-        // every end's event; or until the deadline.
-        var lastLine = started
-        var timedOut = false
-        while true {
-            try? await Task.sleep(for: .seconds(1))
-            do { try await fleet.reviveExited() } catch { say("cannot start a process again: \(error)") }
-            let audit = await Evidence.auditProgress(auditPath: files.audit)
-            let calm = sendingDone.withLock { $0 } && faults.isDone
-            if calm && audit.ended + audit.parked >= settings.slips && ends.count + audit.parked >= settings.slips {
-                break
-            }
-            if ContinuousClock.now >= deadline {
-                timedOut = true
-                say("TIMEOUT: not every slip ended within \(settings.timeout); checking what there is")
-                break
-            }
-            if lastLine.duration(to: .now) >= .seconds(5) {
-                lastLine = .now
-                let kills = await fleet.kills.values.reduce(0, +)
-                let phase = faults.isRestartingBroker ? "  (RabbitMQ restarting)" : calm ? "  (faults over; waiting for the last ends)" : ""
-                say(
-                    "\(Int(started.duration(to: .now).seconds)) s: sent \(counters.sent)/\(settings.slips), "
-                        + "ended \(ends.count) (audit trail \(audit.ended)), kills \(kills)/\(settings.kills), "
-                        + "broker restarts \(faults.restarts.count)/\(settings.brokerRestarts)\(phase)")
-            }
-        }
+        let ended = await waitForEnds(
+            fleet: fleet, ends: ends, counters: counters, faults: faults, started: started, deadline: deadline)
         sending.cancel()
         faulting.cancel()
         await sending.value
         await faulting.value
         let seconds = started.duration(to: .now).seconds
-        if !timedOut { await settleAudit() }
+        if ended { await settleAudit() }
 
         say("stopping the processes (SIGTERM)")
         var tally = FaultTally(
@@ -152,11 +123,44 @@ struct ChaosRun {
         return ChaosReport(
             seed: record.seed, slips: record.orders.count, queuePrefix: record.queuePrefix, seconds: record.seconds,
             ends: endStates, checks: results, kills: record.faults.kills, brokerRestarts: record.faults.brokerRestarts,
-            redeliveredHops: evidence.redeliveredHops, effectsRequestedAgain: requestedAgain, resentBatches: record.resentBatches, stateDirectory: files.root,
+            redeliveredHops: evidence.redeliveredHops, mostRedeliveries: evidence.mostRedeliveries,
+            effectsRequestedAgain: requestedAgain, resentBatches: record.resentBatches, stateDirectory: files.root,
             logDirectory: files.logs, passed: results.allSatisfy(\.passed))
     }
 
     // MARK: Pieces
+
+    /// Until every slip has ended in the audit trail (or been parked), the faults are over, and the driver has every
+    /// end's event: true. Until the deadline: false. Processes that ended on their own are started again meanwhile.
+    private func waitForEnds(
+        fleet: Fleet, ends: EndWatcher, counters: Feeder.Counters, faults: FaultRunner, started: ContinuousClock.Instant,
+        deadline: ContinuousClock.Instant
+    ) async -> Bool {
+        var lastLine = started
+        while true {
+            try? await Task.sleep(for: .seconds(1))
+            do { try await fleet.reviveExited() } catch { say("cannot start a process again: \(error)") }
+            let audit = await Evidence.auditProgress(auditPath: files.audit)
+            let calm = counters.finished && faults.isDone
+            if calm && audit.ended + audit.parked >= settings.slips && ends.count + audit.parked >= settings.slips {
+                return true
+            }
+            if ContinuousClock.now >= deadline {
+                say("TIMEOUT: not every slip ended within \(settings.timeout); checking what there is")
+                return false
+            }
+            if lastLine.duration(to: .now) >= .seconds(5) {
+                lastLine = .now
+                let kills = await fleet.kills.values.reduce(0, +)
+                let phase =
+                    faults.isRestartingBroker ? "  (RabbitMQ restarting)" : calm ? "  (faults over; waiting for the last ends)" : ""
+                say(
+                    "\(Int(started.duration(to: .now).seconds)) s: sent \(counters.sent)/\(settings.slips), "
+                        + "ended \(ends.count) (audit trail \(audit.ended)), kills \(kills)/\(settings.kills), "
+                        + "broker restarts \(faults.restarts.count)/\(settings.brokerRestarts)\(phase)")
+            }
+        }
+    }
 
     private func members() -> [FleetMember] {
         Self.steps.map { FleetMember(name: $0, executable: "\(settings.binDirectory)/\($0)", arguments: []) } + [

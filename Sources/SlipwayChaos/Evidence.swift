@@ -48,8 +48,10 @@ struct Evidence: Sendable {
     var hopRecords: [HopRecordRow] = []
     var ledger: [String: LedgerSlip] = [:]
     var stock: [Stock] = []
-    /// Redelivered messages the processors ran because their hop had no record yet.
+    /// Redelivered messages the processors ran because their hop had no record yet, and the most times one hop
+    /// attempt came back (a processor parks it as poison at `ProcessorConfiguration.poisonRedeliveries`).
     var redeliveredHops = 0
+    var mostRedeliveries = 0
 
     static func load(auditPath: String, ledgerPath: String, hopStorePaths: [String]) async throws -> Evidence {
         var evidence = Evidence()
@@ -65,16 +67,18 @@ struct Evidence: Sendable {
         }
         for path in hopStorePaths {
             guard let store = try open(path) else { continue }
-            let (records, redelivered) = try await store.read { db in
+            let (records, redelivered, most) = try await store.read { db in
                 (
                     try Row.fetchAll(db, sql: "SELECT slip_id, sequence, step, kind, outcome FROM hop_record").map {
                         HopRecordRow(slipID: $0[0], sequence: $0[1], step: $0[2], kind: $0[3], outcome: $0[4])
                     },
-                    try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(count), 0) FROM redelivery") ?? 0
+                    try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(count), 0) FROM redelivery") ?? 0,
+                    try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(count), 0) FROM redelivery") ?? 0
                 )
             }
             evidence.hopRecords += records
             evidence.redeliveredHops += redelivered
+            evidence.mostRedeliveries = max(evidence.mostRedeliveries, most)
         }
         if let ledger = try open(ledgerPath) {
             (evidence.ledger, evidence.stock) = try await ledger.read { db in

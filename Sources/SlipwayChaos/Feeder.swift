@@ -14,9 +14,12 @@ struct Feeder: Sendable {
     let rate: Double
 
     final class Counters: Sendable {
-        private let state = Mutex((sent: 0, failedBatches: 0))
+        private let state = Mutex((sent: 0, failedBatches: 0, finished: false))
         var sent: Int { state.withLock { $0.sent } }
         var failedBatches: Int { state.withLock { $0.failedBatches } }
+        /// Every slip was sent (or the feeder was cancelled).
+        var finished: Bool { state.withLock { $0.finished } }
+        func finish() { state.withLock { $0.finished = true } }
         func add(sent: Int) { state.withLock { $0.sent += sent } }
         func addFailedBatch() { state.withLock { $0.failedBatches += 1 } }
     }
@@ -25,6 +28,7 @@ struct Feeder: Sendable {
     private var batchSize: Int { max(1, min(20, Int(rate / 4))) }
 
     func run(_ slips: [Slip], ended: @escaping @Sendable () -> Int, counters: Counters, log: String) async {
+        defer { counters.finish() }
         var due = ContinuousClock.now
         var next = 0
         while next < slips.count, !Task.isCancelled {

@@ -14,6 +14,8 @@ struct ChaosReport: Sendable, Codable {
     /// Hops run from a redelivered message that had no hop record yet (the processors' `redelivery` tables): what
     /// the kills and broker restarts left unfinished.
     var redeliveredHops: Int
+    /// The most times one hop came back unfinished (poison at 5).
+    var mostRedeliveries: Int
     /// Times the external systems were asked again for an effect they had applied (the processor died before it
     /// recorded the hop): each absorbed by the idempotency key, as `doubled` shows.
     var effectsRequestedAgain: Int
@@ -43,7 +45,9 @@ struct ChaosReport: Sendable, Codable {
         line("  kills by process: \(killText.isEmpty ? "none" : killText)")
         let restartText = brokerRestarts.map { String(format: "%.1f s", $0.seconds) }.joined(separator: ", ")
         line("  broker restarts took: \(restartText.isEmpty ? "-" : restartText)")
-        line("  hops run from a redelivered message: \(redeliveredHops)")
+        line(
+            "  hops run from a redelivered message: \(redeliveredHops) (the most for one hop: \(mostRedeliveries); "
+                + "parked as poison at 5)")
         line("  effects requested again after a kill: \(effectsRequestedAgain) (each applied once, by its idempotency key)")
         if resentBatches > 0 { line("  batches of slips sent again (not confirmed in time): \(resentBatches)") }
         line("  state: \(stateDirectory)   logs: \(logDirectory)")

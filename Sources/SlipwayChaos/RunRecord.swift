@@ -25,6 +25,9 @@ struct RunRecord: Sendable, Codable {
 
     static func load(from directory: String) throws -> (RunRecord, [String: SlipEvent]) {
         let decoder = SlipCodec.makeDecoder()
+        for name in [fileName, endsFileName] where !FileManager.default.fileExists(atPath: "\(directory)/\(name)") {
+            throw ChaosError("no finished run to check again in \(directory): it has no \(name)")
+        }
         do {
             let record = try decoder.decode(
                 RunRecord.self, from: Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(fileName)")))
@@ -32,7 +35,7 @@ struct RunRecord: Sendable, Codable {
                 [SlipEvent].self, from: Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(endsFileName)")))
             return (record, Dictionary(events.map { ($0.slipID, $0) }) { first, _ in first })
         } catch {
-            throw ChaosError("no finished run to check again in \(directory) (\(fileName), \(endsFileName)): \(error)")
+            throw ChaosError("cannot read the run's record in \(directory): \(error)")
         }
     }
 }
