@@ -1,4 +1,4 @@
-.PHONY: deps build test demo baseline bench broker-start broker-stop clean
+.PHONY: deps build test demo baseline bench chaos broker-start broker-stop clean
 
 deps:
 	scripts/deps.sh
@@ -15,9 +15,13 @@ demo:
 baseline:
 	scripts/with-broker.sh scripts/baseline.sh
 
-# The chain-K benchmark; pass options to `slip bench` with ARGS="--mode scaling --slips 2000".
+# The chain-K benchmark (docs/performance.md). Options to `slip bench`: make bench BENCH_ARGS="--mode scaling"
 bench:
-	scripts/with-broker.sh scripts/bench.sh $(ARGS)
+	scripts/with-broker.sh scripts/bench.sh $(BENCH_ARGS)
+
+# 2,000 slips under SIGKILLs and two RabbitMQ restarts (docs/chaos.md). More: make chaos CHAOS_ARGS="--release --seed 7"
+chaos:
+	scripts/with-broker.sh scripts/chaos.sh $(CHAOS_ARGS)
 
 broker-start:
 	scripts/broker.sh start
@@ -26,4 +30,4 @@ broker-stop:
 	scripts/broker.sh stop
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-release .build-static

@@ -93,6 +93,7 @@ let package = Package(
                 "Slipway", "SlipwayAudit", "ExampleLedger",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 

@@ -23,7 +23,15 @@ swift test --skip-build --filter 'SlipwayCoreTests|SlipwayRuntimeTests|SlipwayAu
 echo "test.sh: tests against RabbitMQ, processors as processes"
 swift test --skip-build --filter 'IntegrationTests' 2>&1 | tee -a "$log"
 
-# One closing line over both runs (swift test's XCTest half always reports "Executed 0 tests").
+# The short chaos run against the same broker (docs/chaos.md): 300 slips while processors and the audit sink are
+# SIGKILLed and RabbitMQ restarts twice; then its checks (nothing lost, doubled, or missing from the audit trail).
+echo "test.sh: short chaos run"
+chaos_failed=0
+scripts/chaos.sh --slips 300 --kills 8 --broker-restarts 2 --timeout 300 --state-dir .slipway/chaos-test \
+  --json .slipway/chaos-test/report.json || chaos_failed=1
+
+# One closing line over both runs and the chaos run (swift test's XCTest half always reports "Executed 0 tests").
 passed=$(grep -oE 'Test run with [0-9]+ tests? in [0-9]+ suites? passed' "$log" | awk '{s += $4} END {print s + 0}')
-echo "$passed passed, 0 failed"
+echo "$((passed + 1 - chaos_failed)) passed, $chaos_failed failed"
+exit "$chaos_failed"
 

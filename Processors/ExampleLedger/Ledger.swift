@@ -93,7 +93,7 @@ public final class Ledger: Sendable {
     // MARK: Warehouse
 
     public func reserve(key: String, slipID: String, sku: String, quantity: Int) async throws -> Result {
-        try await pool.write { db in
+        try await answering { db in
             try Self.call(db, slipID, "reserve")
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM reservation WHERE id = ?", arguments: [key]) == true {
                 return .done(id: key)
@@ -114,7 +114,7 @@ public final class Ledger: Sendable {
     }
 
     public func release(reservationID: String) async throws {
-        try await pool.write { db in
+        try await answering { db in
             guard
                 let row = try Row.fetchOne(
                     db, sql: "SELECT slip_id, sku, quantity FROM reservation WHERE id = ? AND released = 0",
@@ -131,7 +131,7 @@ public final class Ledger: Sendable {
     // MARK: Payment provider
 
     public func charge(key: String, slipID: String, card: String, amountCents: Int) async throws -> Result {
-        try await pool.write { db in
+        try await answering { db in
             try Self.call(db, slipID, "charge")
             if card == Self.declinedCard { return .refused(reason: "card declined by the issuer") }
             guard amountCents > 0 else { return .refused(reason: "amount must be positive, got \(amountCents)") }
@@ -144,7 +144,7 @@ public final class Ledger: Sendable {
     }
 
     public func refund(chargeID: String) async throws {
-        try await pool.write { db in
+        try await answering { db in
             try db.execute(sql: "UPDATE charge SET refunded = 1 WHERE id = ? AND refunded = 0", arguments: [chargeID])
             if db.changesCount > 0 {
                 let slipID = try String.fetchOne(db, sql: "SELECT slip_id FROM charge WHERE id = ?", arguments: [chargeID])
@@ -156,7 +156,7 @@ public final class Ledger: Sendable {
     // MARK: Carrier
 
     public func book(key: String, slipID: String, country: String, address: String) async throws -> Result {
-        try await pool.write { db in
+        try await answering { db in
             try Self.call(db, slipID, "ship")
             guard Self.shippableCountries.contains(country.uppercased()) else {
                 return .refused(reason: "cannot ship to country '\(country)'")
@@ -170,7 +170,7 @@ public final class Ledger: Sendable {
     }
 
     public func cancel(shipmentID: String) async throws {
-        try await pool.write { db in
+        try await answering { db in
             try db.execute(sql: "UPDATE shipment SET cancelled = 1 WHERE id = ? AND cancelled = 0", arguments: [shipmentID])
             if db.changesCount > 0 {
                 let slipID = try String.fetchOne(db, sql: "SELECT slip_id FROM shipment WHERE id = ?", arguments: [shipmentID])
@@ -182,7 +182,7 @@ public final class Ledger: Sendable {
     // MARK: Mailer
 
     public func notify(key: String, slipID: String, email: String, message: String) async throws -> Result {
-        try await pool.write { db in
+        try await answering { db in
             try Self.call(db, slipID, "notify")
             guard email.contains("@"), !email.hasPrefix("@"), !email.hasSuffix("@") else {
                 return .refused(reason: "cannot notify '\(email)': not an email address")
@@ -193,6 +193,18 @@ public final class Ledger: Sendable {
             if db.changesCount > 0 { try Self.journal(db, slipID, "notify") }
             return .done(id: key)
         }
+    }
+
+    /// Applies a request (an effect or an undo) in one transaction, then answers, as late as
+    /// `SLIPWAY_EXAMPLE_ANSWER_DELAY_MS` says: the change is in force before the caller hears of it, so a processor
+    /// killed meanwhile runs its handler again (the chaos run uses this to show that the idempotency key, or the undo's
+    /// own check, keeps that from applying anything twice).
+    private func answering<T: Sendable>(_ request: @Sendable (Database) throws -> T) async throws -> T {
+        let result = try await pool.write(request)
+        if let text = ProcessInfo.processInfo.environment["SLIPWAY_EXAMPLE_ANSWER_DELAY_MS"], let ms = Int(text), ms > 0 {
+            try? await Task.sleep(for: .milliseconds(ms))
+        }
+        return result
     }
 
     /// Every request a system received, applied or not: shows whether a step's handler ran more than once.

@@ -1,0 +1,137 @@
+import ArgumentParser
+import Foundation
+import Slipway
+
+/// The chaos run (issue 5): the example saga under SIGKILLs and RabbitMQ restarts, then checks of what it kept.
+@main
+struct ChaosCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "slipway-chaos",
+        abstract: "Run the example saga under SIGKILLs and RabbitMQ restarts, then check that nothing was lost, "
+            + "doubled or left out of the audit trail.",
+        discussion: """
+            Starts the four example processors and the audit sink as processes on a queue prefix of their own, \
+            sends the slips (about 70 % complete; the rest fail at one of the four steps and walk back), SIGKILLs \
+            random processes at random moments and starts them again, and restarts RabbitMQ (scripts/broker.sh \
+            restart, on the node of $SLIPWAY_BROKER_PORT). Then it waits for every slip to end and checks the audit \
+            trail, the processors' hop records and the example ledger. See docs/chaos.md.
+
+            Run it through `make chaos` (which starts a private RabbitMQ) or scripts/chaos.sh.
+
+            Exit status: 0 every check passed; 1 a check failed; 3 the run could not be set up; 64 bad usage.
+            """)
+
+    @Option(help: "Slips to send.")
+    var slips = 2_000
+
+    @Option(help: "Seed of the run's choices: inputs, fault schedule, targets, pauses (default: random, printed).")
+    var seed: UInt64?
+
+    @Option(help: "Processes to SIGKILL over the run (default: slips / 50, at least 5).")
+    var kills: Int?
+
+    @Option(name: .customLong("broker-restarts"), help: "RabbitMQ restarts, spread over the run (at least 2).")
+    var brokerRestarts = 2
+
+    @Option(
+        name: .customLong("broker-restart-command"),
+        help: "Shell command that restarts RabbitMQ keeping its data (default: scripts/broker.sh restart).")
+    var brokerRestartCommand: String?
+
+    @Option(name: .customLong("bin-dir"), help: "Where the built executables are (default: beside this one).")
+    var binDirectory: String?
+
+    @Option(
+        name: .customLong("state-dir"),
+        help: "Where the run keeps its databases and logs; emptied first if an earlier run left it.")
+    var stateDirectory = ".slipway/chaos"
+
+    @Option(help: "Seconds the slips have to end, counted from the first sent; after that the checks run on what there is.")
+    var timeout = 900
+
+    @Option(help: "Also write the report as JSON to this file.")
+    var json: String?
+
+    @Option(help: "Slips in flight at most: sent and not yet ended (default: slips / 10, at least 100).")
+    var window: Int?
+
+    @Option(help: "Slips sent per second (default: slips / 30, between 5 and 20): the flow must last for the faults to land in it.")
+    var rate: Double?
+
+    @Option(
+        name: .customLong("step-delay-ms"),
+        help: "How long each example step takes, as a call to a real system would: half before its effect, half after (SLIPWAY_EXAMPLE_DELAY_MS, SLIPWAY_EXAMPLE_ANSWER_DELAY_MS), so that kills land in the middle of hops.")
+    var stepDelayMs = 100
+
+    @Option(help: "Share of the slips whose input makes a step fault, spread evenly over the four steps.")
+    var compensating = 0.3
+
+    @Option(help: "The saga's template.")
+    var template = "Slips/order-fulfillment.yaml"
+
+    @Option(name: .customLong("amqp-url"), help: "RabbitMQ URL (default: $SLIPWAY_AMQP_URL, else amqp://guest:guest@127.0.0.1:5672/).")
+    var amqpURL: String?
+
+    @Flag(help: "Run only the checks again, on the files an earlier run left in --state-dir (e.g. after editing them).")
+    var recheck = false
+
+    func validate() throws {
+        guard slips >= 1 else { throw ValidationError("--slips must be at least 1") }
+        guard (kills ?? 0) >= 0 else { throw ValidationError("--kills must not be negative") }
+        guard brokerRestarts >= 2 else { throw ValidationError("--broker-restarts must be at least 2") }
+        guard timeout >= 1 else { throw ValidationError("--timeout must be at least 1 second") }
+        guard (window ?? 1) >= 1 else { throw ValidationError("--window must be at least 1") }
+        guard (rate ?? 1) > 0 else { throw ValidationError("--rate must be positive") }
+        guard stepDelayMs >= 0 else { throw ValidationError("--step-delay-ms must not be negative") }
+        guard (0...1).contains(compensating) else { throw ValidationError("--compensating must be between 0 and 1") }
+    }
+
+    func run() async throws {
+        InterruptHandler.install()
+        let files = RunFiles(root: stateDirectory)
+        let report: ChaosReport
+        do {
+            if recheck {
+                let (record, ends) = try RunRecord.load(from: files.root)
+                report = try await ChaosRun.check(record, ends: ends, files: files)
+            } else {
+                report = try await ChaosRun(settings: try settings(files)).execute()
+            }
+        } catch {
+            ChildRegistry.shared.killAll()
+            FileHandle.standardError.write(Data("slipway-chaos: \(error)\n".utf8))
+            throw ExitCode(3)
+        }
+        report.print()
+        if let json { try report.write(json: json) }
+        if !report.passed { throw ExitCode(1) }
+    }
+
+    private func settings(_ files: RunFiles) throws -> ChaosSettings {
+        let environment = ProcessInfo.processInfo.environment
+        let url = amqpURL ?? environment["SLIPWAY_AMQP_URL"] ?? AMQPConfiguration.defaultURL
+        let amqp = try AMQPConfiguration(url: url)
+        let bin = binDirectory ?? Self.ownDirectory()
+        for name in ChaosRun.steps + ["slip"] where !FileManager.default.isExecutableFile(atPath: "\(bin)/\(name)") {
+            throw ChaosError("no executable \(bin)/\(name): build the package first (swift build), or pass --bin-dir")
+        }
+        let broker =
+            if let command = brokerRestartCommand {
+                BrokerControl.shell(command, environment: environment, logPath: files.brokerLog)
+            } else {
+                try BrokerControl.brokerScript(amqp: amqp, environment: environment, logPath: files.brokerLog)
+            }
+        return ChaosSettings(
+            slips: slips, seed: seed ?? UInt64.random(in: 0...UInt64(UInt32.max)), kills: kills ?? max(5, slips / 50),
+            brokerRestarts: brokerRestarts, window: window ?? max(100, slips / 10), rate: rate ?? max(5, min(20, Double(slips) / 30)),
+            stepDelayMs: stepDelayMs, compensating: compensating,
+            timeout: .seconds(timeout), binDirectory: bin, amqpURL: url, template: try SlipTemplate.load(path: template),
+            files: files, broker: broker)
+    }
+
+    /// The directory of this executable, where `swift build` puts the processors and `slip` too.
+    private static func ownDirectory() -> String {
+        let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: path).deletingLastPathComponent().path
+    }
+}

@@ -1,0 +1,241 @@
+import ExampleLedger
+import Foundation
+import Logging
+import Slipway
+
+/// Everything a run needs, checked and resolved by the command.
+struct ChaosSettings: Sendable {
+    var slips: Int
+    var seed: UInt64
+    var kills: Int
+    var brokerRestarts: Int
+    var window: Int
+    var rate: Double
+    var stepDelayMs: Int
+    var compensating: Double
+    var timeout: Duration
+    var binDirectory: String
+    var amqpURL: String
+    var template: SlipTemplate
+    var files: RunFiles
+    var broker: BrokerControl
+}
+
+/// One chaos run: starts the example saga's processors and the audit sink as processes, sends the slips while the
+/// fault plan kills processes and restarts RabbitMQ, waits for every slip to end, stops everything, and checks the
+/// files left behind.
+struct ChaosRun {
+    let settings: ChaosSettings
+
+    static let steps = ["reserve-stock", "charge-card", "ship-order", "notify-customer"]
+    static let sink = "audit-sink"
+
+    private var files: RunFiles { settings.files }
+
+    func execute() async throws -> ChaosReport {
+        try files.prepare()
+        // Created and migrated here, once, rather than by four processes racing at their first start.
+        _ = try Ledger(path: files.ledger)
+        let prefix = "chaos-" + String(UInt32.random(in: .min ... .max), radix: 16)
+        let topology = Topology(prefix: prefix)
+        let transport = try connect(topology)
+        // Before the first slip: the audit queue and its binding (an event published while no queue is bound goes
+        // nowhere, and the sink's first start may come late), and the driver's own queue of ends.
+        try await reachable(transport) {
+            try await transport.declareTopicExchange(topology.eventsExchange)
+            try await transport.declareQueue(topology.auditQueue)
+            try await transport.bindQueue(topology.auditQueue, exchange: topology.eventsExchange, bindingKey: "#")
+        }
+        let ends = try await EndWatcher.start(transport: transport, topology: topology)
+
+        var random = SplitMix64(seed: settings.seed)
+        let mix = try OrderMix.make(
+            count: settings.slips, compensating: settings.compensating, template: settings.template, random: &random)
+        let orders = mix.map(\.order)
+        let plan = FaultPlan.make(
+            kills: settings.kills, brokerRestarts: settings.brokerRestarts, targets: Self.steps + [Self.sink],
+            random: &random)
+
+        let fleet = Fleet(members: members(), environment: environment(prefix), logDirectory: files.logs)
+        try await fleet.startAll()
+        say(
+            "\(settings.slips) slips through \(Self.steps.joined(separator: " -> ")) on queue prefix \(prefix) "
+                + "(seed \(settings.seed)): \(settings.kills) kills, \(settings.brokerRestarts) broker restarts, "
+                + "\(String(format: "%g", settings.rate)) slips/s, steps taking \(settings.stepDelayMs) ms")
+        say("logs: \(files.logs)/")
+
+        let started = ContinuousClock.now
+        let deadline = started.advanced(by: settings.timeout)
+        let counters = Feeder.Counters()
+        let feeder = Feeder(
+            sender: SlipSender(transport: transport, topology: topology), window: settings.window, rate: settings.rate)
+        let sending = Task {
+            await feeder.run(mix.map(\.slip), ended: { ends.count }, counters: counters, log: files.driverLog)
+        }
+        let faults = FaultRunner(fleet: fleet, broker: settings.broker, log: files.driverLog, say: say)
+        let total = Double(settings.slips)
+        let faulting = Task { await faults.run(plan, progress: { Double(ends.count) / total }, deadline: deadline) }
+        let ended = await waitForEnds(
+            fleet: fleet, ends: ends, counters: counters, faults: faults, started: started, deadline: deadline)
+        sending.cancel()
+        faulting.cancel()
+        await sending.value
+        await faulting.value
+        let seconds = started.duration(to: .now).seconds
+        if ended { await settleAudit() }
+
+        say("stopping the processes (SIGTERM)")
+        var tally = FaultTally(
+            killsPlanned: plan.faults.filter { $0.action != .restartBroker }.count, kills: await fleet.kills,
+            brokerRestartsPlanned: settings.brokerRestarts, brokerRestarts: faults.restarts,
+            unexpectedExits: await fleet.unexpectedExits)
+        for (name, status) in await fleet.stopAll(grace: .seconds(30)) where status != .exited(0) {
+            tally.unexpectedExits.append(
+                UnexpectedExit(process: name, status: "\(status) when stopped with SIGTERM", afterSeconds: seconds))
+        }
+        await ends.stop()
+        let parked = await listParked(prefix)
+        await transport.shutdown()
+
+        let record = RunRecord(
+            seed: settings.seed, queuePrefix: prefix, seconds: seconds, orders: orders, faults: tally, parked: parked,
+            resentBatches: counters.failedBatches)
+        try record.save(in: files.root, ends: ends.all)
+        return try await Self.check(record, ends: ends.all, files: files)
+    }
+
+    /// The checks on a run's files and what the driver recorded: at the end of a run, or again with `--recheck`.
+    static func check(_ record: RunRecord, ends: [String: SlipEvent], files: RunFiles) async throws -> ChaosReport {
+        let evidence = try await Evidence.load(
+            auditPath: files.audit, ledgerPath: files.ledger, hopStorePaths: steps.map { files.hopStore(step: $0) })
+        let checks = Checks(orders: record.orders, ends: ends, evidence: evidence, parked: record.parked, faults: record.faults)
+        let results = checks.run()
+        let terminal = Dictionary(
+            evidence.audit.filter { $0.kind == "terminal" }.map { ($0.slipID, $0.outcome) }) { first, _ in first }
+        var endStates: [String: Int] = [:]
+        for order in record.orders {
+            endStates[terminal[order.slipID] ?? ends[order.slipID]?.state.rawValue ?? "not ended", default: 0] += 1
+        }
+        let requestedAgain = record.orders.reduce(0) { sum, order in
+            let calls = evidence.ledger[order.slipID]?.calls ?? [:]
+            return sum + Checks.effects.values.reduce(0) { $0 + max(0, (calls[$1.effect] ?? 0) - 1) }
+        }
+        return ChaosReport(
+            seed: record.seed, slips: record.orders.count, queuePrefix: record.queuePrefix, seconds: record.seconds,
+            ends: endStates, checks: results, kills: record.faults.kills, brokerRestarts: record.faults.brokerRestarts,
+            redeliveredHops: evidence.redeliveredHops, mostRedeliveries: evidence.mostRedeliveries,
+            effectsRequestedAgain: requestedAgain, resentBatches: record.resentBatches, stateDirectory: files.root,
+            logDirectory: files.logs, passed: results.allSatisfy(\.passed))
+    }
+
+    // MARK: Pieces
+
+    /// Until every slip has ended in the audit trail (or been parked), the faults are over, and the driver has every
+    /// end's event: true. Until the deadline: false. Processes that ended on their own are started again meanwhile.
+    private func waitForEnds(
+        fleet: Fleet, ends: EndWatcher, counters: Feeder.Counters, faults: FaultRunner, started: ContinuousClock.Instant,
+        deadline: ContinuousClock.Instant
+    ) async -> Bool {
+        var lastLine = started
+        while true {
+            try? await Task.sleep(for: .seconds(1))
+            do { try await fleet.reviveExited() } catch { say("cannot start a process again: \(error)") }
+            let audit = await Evidence.auditProgress(auditPath: files.audit)
+            let calm = counters.finished && faults.isDone
+            if calm && audit.ended + audit.parked >= settings.slips && ends.count + audit.parked >= settings.slips {
+                return true
+            }
+            if ContinuousClock.now >= deadline {
+                say("TIMEOUT: not every slip ended within \(settings.timeout); checking what there is")
+                return false
+            }
+            if lastLine.duration(to: .now) >= .seconds(5) {
+                lastLine = .now
+                let kills = await fleet.kills.values.reduce(0, +)
+                let phase =
+                    faults.isRestartingBroker ? "  (RabbitMQ restarting)" : calm ? "  (faults over; waiting for the last ends)" : ""
+                say(
+                    "\(Int(started.duration(to: .now).seconds)) s: sent \(counters.sent)/\(settings.slips), "
+                        + "ended \(ends.count) (audit trail \(audit.ended)), kills \(kills)/\(settings.kills), "
+                        + "broker restarts \(faults.restarts.count)/\(settings.brokerRestarts)\(phase)")
+            }
+        }
+    }
+
+    private func members() -> [FleetMember] {
+        Self.steps.map { FleetMember(name: $0, executable: "\(settings.binDirectory)/\($0)", arguments: []) } + [
+            FleetMember(
+                name: Self.sink, executable: "\(settings.binDirectory)/slip",
+                arguments: ["audit-sink", "--db", files.audit, "--log-level", "info"])
+        ]
+    }
+
+    /// The children's environment: ours, plus the run's broker, queue prefix and files.
+    private func environment(_ prefix: String) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLIPWAY_AMQP_URL"] = settings.amqpURL
+        environment["SLIPWAY_QUEUE_PREFIX"] = prefix
+        environment["SLIPWAY_STATE_DIR"] = files.hopStates
+        environment["SLIPWAY_EXAMPLE_LEDGER"] = files.ledger
+        environment["SLIPWAY_AUDIT_DB"] = files.audit
+        environment["SLIPWAY_LOG_LEVEL"] = "info"
+        // Half before the call to the external system, half after it applied the effect and before it answers: a
+        // kill in the second half leaves an effect in force whose hop was never recorded.
+        environment["SLIPWAY_EXAMPLE_DELAY_MS"] = String(settings.stepDelayMs / 2)
+        environment["SLIPWAY_EXAMPLE_ANSWER_DELAY_MS"] = String(settings.stepDelayMs - settings.stepDelayMs / 2)
+        return environment
+    }
+
+    private func connect(_ topology: Topology) throws -> AMQPTransport {
+        let path = files.driverLog
+        var logger = Logger(label: "slipway-chaos") { FileLogHandler(label: $0, path: path) }
+        logger.logLevel = .info
+        return AMQPTransport(configuration: try AMQPConfiguration(url: settings.amqpURL), logger: logger)
+    }
+
+    private func reachable(_ transport: AMQPTransport, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch {
+            throw ChaosError("cannot set up the run on RabbitMQ at \(transport.configuration.redactedURL): \(error)")
+        }
+    }
+
+    /// Waits until the audit trail stops growing for 3 s (30 s at most): events published just before a slip's end
+    /// (a hop forwarded again after a kill) may still be on their way to the sink.
+    private func settleAudit() async {
+        var last = await Evidence.auditProgress(auditPath: files.audit).rows
+        var stable = 0
+        for _ in 0..<60 where stable < 6 {
+            try? await Task.sleep(for: .milliseconds(500))
+            let rows = await Evidence.auditProgress(auditPath: files.audit).rows
+            stable = rows == last ? stable + 1 : 0
+            last = rows
+        }
+    }
+
+    /// The parked messages, from `slip dlq list --json` (which reads the dead-letter queue and gives every message
+    /// back). A listing that fails counts as one unknown parked message, so that it cannot pass unseen.
+    private func listParked(_ prefix: String) async -> [ParkedMessage] {
+        let output = files.dlqList
+        do {
+            let child = try ChildProcess.spawn(
+                name: "slip dlq list", executable: "\(settings.binDirectory)/slip", arguments: ["dlq", "list", "--json"],
+                environment: environment(prefix), logPath: output, errorPath: files.driverLog)
+            guard let status = await child.exitStatus(within: .seconds(60)) else {
+                child.send(SIGKILL)
+                throw ChaosError("slip dlq list did not finish within 60 s")
+            }
+            guard status == .exited(0) else { throw ChaosError("slip dlq list ended with \(status)") }
+            return try JSONDecoder().decode([ParkedMessage].self, from: Data(contentsOf: URL(fileURLWithPath: output)))
+        } catch {
+            say("cannot list the dead-letter queue: \(error)")
+            return [ParkedMessage(parkedId: "?", reasonCode: "unknown", reason: "the listing failed: \(error)", slipId: nil)]
+        }
+    }
+}
+
+/// A progress line on standard output, unbuffered (the run is often piped through `tee`).
+@Sendable func say(_ text: String) {
+    FileHandle.standardOutput.write(Data("chaos: \(text)\n".utf8))
+}

@@ -1,0 +1,144 @@
+import ExampleLedger
+import Foundation
+import GRDB
+
+/// What a run left in its SQLite files, read back for the checks: the audit trail, the processors' hop records and
+/// the example ledger. Read with SQL of our own rather than the stores' APIs: the checks must see exactly what is on
+/// disk, including what an API would hide (a second row for one hop, a second journal line for one effect).
+struct Evidence: Sendable {
+    /// A row of the audit database's `hop` table (one per event: execute and compensate hops, parked, terminal).
+    struct AuditRow: Sendable {
+        var slipID: String
+        var kind: String
+        var step: String
+        var sequence: Int
+        var attempt: Int
+        var outcome: String
+        var eventID: String
+    }
+
+    /// A row of a processor's `hop_record` table: a hop that processor ran and recorded before forwarding.
+    struct HopRecordRow: Sendable {
+        var slipID: String
+        var sequence: Int
+        var step: String
+        var kind: String
+        var outcome: String
+    }
+
+    /// The ledger's view of one order.
+    struct LedgerSlip: Sendable {
+        /// Effects and undos applied (reserve, charge, ship, notify, release, refund, cancel-shipment), by count.
+        var journal: [String: Int] = [:]
+        /// Requests the systems received, applied or not: more than one for an action means its handler ran again.
+        var calls: [String: Int] = [:]
+        var reservationsInForce = 0
+        var chargesInForce = 0
+        var shipmentsInForce = 0
+    }
+
+    struct Stock: Sendable {
+        var sku: String
+        var available: Int
+        var reservedInForce: Int
+        var initial: Int
+    }
+
+    var audit: [AuditRow] = []
+    var hopRecords: [HopRecordRow] = []
+    var ledger: [String: LedgerSlip] = [:]
+    var stock: [Stock] = []
+    /// Redelivered messages the processors ran because their hop had no record yet, and the most times one hop
+    /// attempt came back (a processor parks it as poison at `ProcessorConfiguration.poisonRedeliveries`).
+    var redeliveredHops = 0
+    var mostRedeliveries = 0
+
+    static func load(auditPath: String, ledgerPath: String, hopStorePaths: [String]) async throws -> Evidence {
+        var evidence = Evidence()
+        if let audit = try open(auditPath) {
+            evidence.audit = try await audit.read { db in
+                try Row.fetchAll(db, sql: "SELECT slip_id, kind, step, sequence, attempt, outcome, event_id FROM hop")
+                    .map {
+                        AuditRow(
+                            slipID: $0[0], kind: $0[1], step: $0[2], sequence: $0[3], attempt: $0[4], outcome: $0[5],
+                            eventID: $0[6])
+                    }
+            }
+        }
+        for path in hopStorePaths {
+            guard let store = try open(path) else { continue }
+            let (records, redelivered, most) = try await store.read { db in
+                (
+                    try Row.fetchAll(db, sql: "SELECT slip_id, sequence, step, kind, outcome FROM hop_record").map {
+                        HopRecordRow(slipID: $0[0], sequence: $0[1], step: $0[2], kind: $0[3], outcome: $0[4])
+                    },
+                    try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(count), 0) FROM redelivery") ?? 0,
+                    try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(count), 0) FROM redelivery") ?? 0
+                )
+            }
+            evidence.hopRecords += records
+            evidence.redeliveredHops += redelivered
+            evidence.mostRedeliveries = max(evidence.mostRedeliveries, most)
+        }
+        if let ledger = try open(ledgerPath) {
+            (evidence.ledger, evidence.stock) = try await ledger.read { db in
+                var slips: [String: LedgerSlip] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT slip_id, action, COUNT(*) FROM journal GROUP BY 1, 2") {
+                    slips[row[0], default: LedgerSlip()].journal[row[1]] = row[2]
+                }
+                for row in try Row.fetchAll(db, sql: "SELECT slip_id, action, COUNT(*) FROM call GROUP BY 1, 2") {
+                    slips[row[0], default: LedgerSlip()].calls[row[1]] = row[2]
+                }
+                for row in try Row.fetchAll(db, sql: "SELECT slip_id, SUM(released = 0) FROM reservation GROUP BY 1") {
+                    slips[row[0], default: LedgerSlip()].reservationsInForce = row[1]
+                }
+                for row in try Row.fetchAll(db, sql: "SELECT slip_id, SUM(refunded = 0) FROM charge GROUP BY 1") {
+                    slips[row[0], default: LedgerSlip()].chargesInForce = row[1]
+                }
+                for row in try Row.fetchAll(db, sql: "SELECT slip_id, SUM(cancelled = 0) FROM shipment GROUP BY 1") {
+                    slips[row[0], default: LedgerSlip()].shipmentsInForce = row[1]
+                }
+                let stock = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT sku, available,
+                            (SELECT COALESCE(SUM(quantity), 0) FROM reservation r WHERE r.sku = s.sku AND released = 0)
+                        FROM stock s ORDER BY sku
+                        """
+                ).map { row in
+                    Stock(sku: row[0], available: row[1], reservedInForce: row[2], initial: Ledger.initialStock[row[0]] ?? 0)
+                }
+                return (slips, stock)
+            }
+        }
+        return evidence
+    }
+
+    /// A read-only connection, or nil if there is no such file (a store never written is an empty one).
+    private static func open(_ path: String) throws -> DatabaseQueue? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(10)
+        return try DatabaseQueue(path: path, configuration: configuration)
+    }
+
+    /// Terminal and parked rows counted while the run goes on: how many slips have ended, or been parked, in the
+    /// audit trail so far (0 while the sink has not created its database yet).
+    static func auditProgress(auditPath: String) async -> (ended: Int, parked: Int, rows: Int) {
+        guard let audit = try? open(auditPath) else { return (0, 0, 0) }
+        let counts = try? await audit.read { db in
+            (
+                try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT slip_id) FROM hop WHERE kind = 'terminal'") ?? 0,
+                try Int.fetchOne(
+                    db,
+                    sql: """
+                        SELECT COUNT(DISTINCT slip_id) FROM hop p WHERE kind = 'parked' AND NOT EXISTS
+                            (SELECT 1 FROM hop t WHERE t.slip_id = p.slip_id AND t.kind = 'terminal')
+                        """) ?? 0,
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM hop") ?? 0
+            )
+        }
+        return counts ?? (0, 0, 0)
+    }
+}

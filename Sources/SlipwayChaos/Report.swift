@@ -1,0 +1,74 @@
+import Foundation
+
+/// The run's figures and verdicts: printed as a table, and written as JSON with `--json`.
+struct ChaosReport: Sendable, Codable {
+    var seed: UInt64
+    var slips: Int
+    var queuePrefix: String
+    var seconds: Double
+    /// Slips by the state they ended in (from the audit trail, else the terminal events).
+    var ends: [String: Int]
+    var checks: [CheckResult]
+    var kills: [String: Int]
+    var brokerRestarts: [BrokerControl.Restart]
+    /// Hops run from a redelivered message that had no hop record yet (the processors' `redelivery` tables): what
+    /// the kills and broker restarts left unfinished.
+    var redeliveredHops: Int
+    /// The most times one hop came back unfinished (poison at 5).
+    var mostRedeliveries: Int
+    /// Times the external systems were asked again for an effect they had applied (the processor died before it
+    /// recorded the hop): each absorbed by the idempotency key, as `doubled` shows.
+    var effectsRequestedAgain: Int
+    /// Batches of slips sent again because the broker did not confirm them in time.
+    var resentBatches: Int
+    var stateDirectory: String
+    var logDirectory: String
+    var passed: Bool
+
+    func print() {
+        let out = FileHandle.standardOutput
+        func line(_ text: String = "") { out.write(Data((text + "\n").utf8)) }
+        let endText = ends.sorted { $0.value > $1.value }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        line()
+        line("chaos: \(slips) slips (seed \(seed)) in \(String(format: "%.0f", seconds)) s: \(endText)")
+        line("  " + "check".padded(16) + "found".padded(8, left: true) + "expected".padded(10, left: true))
+        for check in checks {
+            let verdict = check.passed ? "ok" : "FAILED"
+            line(
+                "  " + check.name.padded(16) + String(check.found).padded(8, left: true)
+                    + check.expected.padded(10, left: true) + "  " + verdict.padded(7) + check.meaning)
+            for example in check.examples where !check.passed {
+                line("      \(example)")
+            }
+        }
+        let killText = kills.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        line("  kills by process: \(killText.isEmpty ? "none" : killText)")
+        let restartText = brokerRestarts.map { String(format: "%.1f s", $0.seconds) }.joined(separator: ", ")
+        line("  broker restarts took: \(restartText.isEmpty ? "-" : restartText)")
+        line(
+            "  hops run from a redelivered message: \(redeliveredHops) (the most for one hop: \(mostRedeliveries); "
+                + "parked as poison at 5)")
+        line("  effects requested again after a kill: \(effectsRequestedAgain) (each applied once, by its idempotency key)")
+        if resentBatches > 0 { line("  batches of slips sent again (not confirmed in time): \(resentBatches)") }
+        line("  state: \(stateDirectory)   logs: \(logDirectory)")
+        let failed = checks.filter { !$0.passed }.map(\.name)
+        line(
+            passed
+                ? "chaos: PASSED (\(checks.count) checks)"
+                : "chaos: FAILED (\(failed.joined(separator: ", ")); see the logs in \(logDirectory))")
+    }
+
+    func write(json path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(self).write(to: URL(fileURLWithPath: path))
+    }
+}
+
+extension String {
+    /// Padded with spaces to `width` (on the left for numbers), for the report's columns.
+    func padded(_ width: Int, left: Bool = false) -> String {
+        let fill = String(repeating: " ", count: max(0, width - count))
+        return left ? fill + self : self + fill
+    }
+}

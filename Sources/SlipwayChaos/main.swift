@@ -1,2 +1,0 @@
-// The chaos run (issue 5): to be written.
-print("slipway-chaos: not written yet")
