@@ -98,9 +98,10 @@ struct Checks {
         return result("doubled", "ledger effects or undos applied more than once for one step of one slip", doubled.count, doubled)
     }
 
-    /// The hops a slip took: its final log, else (no terminal event) the processors' hop records.
+    /// The hops a slip took: its final log when it holds them all (a slip carries only its newest hops, from sequence
+    /// 0 until it has more than `Slip.carriedLogEntries`), else the processors' hop records.
     private func hops(_ slipID: String, _ records: [String: [Evidence.HopRecordRow]]) -> [(step: String, kind: String, completed: Bool)] {
-        if let log = ends[slipID]?.log {
+        if let log = ends[slipID]?.log, log.first?.sequence ?? 0 == 0 {
             return log.map { ($0.step, $0.kind.rawValue, $0.outcome == .completed) }
         }
         return (records[slipID] ?? []).map { ($0.step, $0.kind, $0.outcome == "completed" || $0.outcome == "compensated") }
