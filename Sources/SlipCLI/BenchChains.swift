@@ -66,7 +66,9 @@ final class SlipChain: BenchChain {
             "SLIPWAY_PREFETCH": String(setup.prefetch), "SLIPWAY_CONCURRENCY": String(setup.concurrency),
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
         ]
-        for (name, value) in ProcessInfo.processInfo.environment where name.hasPrefix("SLIPWAY_SIGNING_KEYS") {
+        // What the benchmark is run with goes to its processors: signing keys, and hop event batching on or off.
+        for (name, value) in ProcessInfo.processInfo.environment
+        where name.hasPrefix("SLIPWAY_SIGNING_KEYS") || name == "SLIPWAY_BATCH_HOP_EVENTS" {
             environment[name] = value
         }
         var workers: [BenchChild] = []

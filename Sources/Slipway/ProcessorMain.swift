@@ -14,6 +14,7 @@ import SlipwayStores
 /// - `--state-dir DIR` (`SLIPWAY_STATE_DIR`, default `.slipway/state`): where the hop record lives
 /// - `--prefetch N` (`SLIPWAY_PREFETCH`), `--concurrency N` (`SLIPWAY_CONCURRENCY`), `--max-attempts N`
 /// - `--log-level LEVEL` (`SLIPWAY_LOG_LEVEL`, default `info`)
+/// - `SLIPWAY_BATCH_HOP_EVENTS=false`: one message per hop event, routed by slip (default: batched)
 /// - `--queue-prefix P` (`SLIPWAY_QUEUE_PREFIX`, default `slipway`): lets deployments share a virtual host
 public func runProcessor(
     _ processor: some StepProcessor, configuration: ProcessorConfiguration = ProcessorConfiguration(),
@@ -83,6 +84,7 @@ struct ProcessorOptions {
     var maxAttempts: Int?
     var logLevel = Logger.Level.info
     var queuePrefix: String?
+    var batchHopEvents: Bool?
     var help = false
 
     init(arguments: [String], environment: [String: String]) throws {
@@ -92,6 +94,13 @@ struct ProcessorOptions {
         concurrency = try environment["SLIPWAY_CONCURRENCY"].map { try Self.positive($0, "SLIPWAY_CONCURRENCY") }
         if let level = environment["SLIPWAY_LOG_LEVEL"] { logLevel = try Self.level(level) }
         queuePrefix = try environment["SLIPWAY_QUEUE_PREFIX"].map { try Self.prefix($0) }
+        batchHopEvents = try environment["SLIPWAY_BATCH_HOP_EVENTS"].map { text in
+            switch text.lowercased() {
+            case "1", "true", "yes", "on": return true
+            case "0", "false", "no", "off": return false
+            default: throw ProcessorError("SLIPWAY_BATCH_HOP_EVENTS must be true or false, got '\(text)'")
+            }
+        }
         var remaining = arguments[...]
         while let flag = remaining.popFirst() {
             if flag == "--help" || flag == "-h" {
@@ -117,6 +126,7 @@ struct ProcessorOptions {
         if let concurrency { configuration.concurrency = concurrency }
         if let maxAttempts { configuration.maxAttempts = maxAttempts }
         if let queuePrefix { configuration.topology = Topology(prefix: queuePrefix) }
+        if let batchHopEvents { configuration.batchHopEvents = batchHopEvents }
     }
 
     static func prefix(_ text: String) throws -> String {
