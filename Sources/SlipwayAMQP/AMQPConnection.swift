@@ -48,7 +48,14 @@ final class AMQPConnection {
             try check(login, "logging in to \(configuration.redactedURL)")
         } catch let error as TransportError where tlsSocket != nil {
             // A broker that rejects the client's certificate says so only after a TLS 1.3 handshake, here.
-            guard let reason = AMQPTLSSocket.takeReason() else { throw error }
+            // The alert's reason is not always read before the socket fails; with a client certificate that is still
+            // the likeliest cause, and worth saying.
+            guard let reason = AMQPTLSSocket.takeReason() else {
+                guard configuration.tls?.certFile != nil, error.message.contains("SSL") else { throw error }
+                throw TransportError(
+                    "\(error.message) (TLS: the broker closed the session while logging in: "
+                        + "the broker does not accept the client certificate?)")
+            }
             throw TransportError("\(error.message) (TLS: \(AMQPTLSSocket.explainAlert(reason)))")
         }
         amqp_channel_open(state, Self.channel)

@@ -143,6 +143,15 @@ struct TopologyTests {
             _ = try await producerTransport.consume(queue: topology.executeQueue(step: "first"), prefetch: 1)
         } throws: { "\($0)".contains("ACCESS_REFUSED") }
 
+        // The audit queue and its binding exist before any event is published, as an operator sets them up (or the
+        // sink's first start does): an event published while nothing is bound is dropped by the broker, and a sink
+        // slow to start on a loaded machine would otherwise miss the first hops.
+        let admin = try Broker.transport(url: broker.url)
+        try await admin.declareTopicExchange(topology.eventsExchange)
+        try await admin.declareQueue(topology.auditQueue)
+        try await admin.bindQueue(topology.auditQueue, exchange: topology.eventsExchange, bindingKey: "#")
+        await admin.shutdown()
+
         // The audit sink and two processors, each with its own URL; a producer with its own.
         let processes = Processes(directory: directory, prefix: prefix)
         defer { processes.stopAll() }
