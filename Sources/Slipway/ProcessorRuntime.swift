@@ -99,7 +99,11 @@ public final class ProcessorRuntime: Service, Sendable {
     /// One delivery, start to ack. A failure of the store or the broker leaves the message to be delivered again.
     func handle(_ delivery: Delivery, kind: HopKind) async {
         do {
-            try await process(delivery, kind: kind)
+            if let hopEvents {
+                try await hopEvents.hop { try await process(delivery, kind: kind) }
+            } else {
+                try await process(delivery, kind: kind)
+            }
         } catch {
             logger.error(
                 "hop not finished; the message goes back to the queue",

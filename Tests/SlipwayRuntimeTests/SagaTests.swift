@@ -310,6 +310,12 @@ struct SagaTests {
             await saga.start("b", store: store, instance: "test-b-2")
             let event = try await follower.expectNext("terminal event")
             #expect(event.state == .completed)
+            // Forwarded before the crash, the slip can end before the restarted process even takes its redelivery:
+            // wait for that too.
+            let deadline = ContinuousClock.now.advanced(by: patience)
+            while await saga.broker.queueDepth(queueB) + saga.broker.unackedCount(queueB) > 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
             #expect(await saga.broker.waitUntilIdle(timeout: patience))
 
             let effects = await saga.effects.effects(of: slip.id)
