@@ -61,13 +61,19 @@ final class HopRecordWriter: Sendable {
             }
             if saves.isEmpty && forwarded.isEmpty { return }
             do {
-                let results = try await pool.write { db in try Self.write(saves, forwarded, db) }
+                // Synchronous, on this task's thread: one commit (no fsync in WAL with synchronous=NORMAL) for the whole
+                // batch, without the two thread switches of an asynchronous write.
+                let results = try writeNow(saves, forwarded)
                 for (save, result) in zip(saves, results) { save.continuation.resume(returning: result) }
             } catch {
                 // The saves fail (their hops go back to the queue); lost marks only mean a second forward later.
                 for save in saves { save.continuation.resume(throwing: error) }
             }
         }
+    }
+
+    private func writeNow(_ saves: [PendingSave], _ forwarded: [(slipID: String, sequence: Int)]) throws -> [HopRecord] {
+        try pool.write { db in try Self.write(saves, forwarded, db) }
     }
 
     private static func write(
