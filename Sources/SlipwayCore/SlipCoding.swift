@@ -241,10 +241,13 @@ public struct SlipLimits: Sendable, Hashable {
 }
 
 /// Refuses keys a type does not know: a processor re-encodes the slip, and would silently drop them.
-func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_ decoder: any Decoder, _ keys: Keys.Type, in what: String) throws {
+/// Runs for every object of every slip at every hop, so it builds nothing unless it has a key to refuse.
+func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(
+    _ decoder: any Decoder, _ keys: Keys.Type, in what: @autoclosure () -> String
+) throws {
     let container = try decoder.container(keyedBy: AnyCodingKey.self)
-    let known = Set(Keys.allCases.map(\.stringValue))
-    if let unknown = container.allKeys.first(where: { !known.contains($0.stringValue) }) {
+    if let unknown = container.allKeys.first(where: { Keys(stringValue: $0.stringValue) == nil }) {
+        let what = what()
         let place = decoder.codingPath.isEmpty ? what : "\(SlipCodec.pathText(decoder.codingPath)) (\(what))"
         throw SlipRejection(.malformed, "unknown field '\(unknown.stringValue)' in \(place)")
     }

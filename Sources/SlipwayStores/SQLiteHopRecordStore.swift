@@ -82,9 +82,8 @@ public final class SQLiteHopRecordStore: HopRecordStore {
 
     private func recordNow(slipID: String, sequence: Int) throws -> HopRecord? {
         try pool.read { db in
-            try Row.fetchOne(
-                db, sql: "SELECT * FROM hop_record WHERE slip_id = ? AND sequence = ?", arguments: [slipID, sequence]
-            ).map(Self.decode)
+            let statement = try db.cachedStatement(sql: "SELECT * FROM hop_record WHERE slip_id = ? AND sequence = ?")
+            return try Row.fetchOne(statement, arguments: [slipID, sequence]).map(Self.decode)
         }
     }
 
