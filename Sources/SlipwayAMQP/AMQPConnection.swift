@@ -235,10 +235,24 @@ final class AMQPConnection {
             throw TransportError("\(doing): \(Self.statusText(reply.library_error))")
         case AMQP_RESPONSE_SERVER_EXCEPTION:
             markBroken()
-            throw TransportError("\(doing): the broker refused: \(Self.serverReplyText(reply))")
+            // Refused for good (403 access refused: a password or a permission; 406 precondition failed: a queue
+            // declared with other arguments; 530 not allowed): retrying cannot help, and would stall every publish.
+            let permanent = [403, 406, 530].contains(Self.serverReplyCode(reply))
+            throw TransportError("\(doing): the broker refused: \(Self.serverReplyText(reply))", permanent: permanent)
         default:
             markBroken()
             throw TransportError("\(doing): no reply from the broker")
+        }
+    }
+
+    static func serverReplyCode(_ reply: amqp_rpc_reply_t) -> Int? {
+        switch reply.reply.id {
+        case amqp_method_number_t(SLIPWAY_CONNECTION_CLOSE_METHOD):
+            Int(reply.reply.decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee.reply_code)
+        case amqp_method_number_t(SLIPWAY_CHANNEL_CLOSE_METHOD):
+            Int(reply.reply.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee.reply_code)
+        default:
+            nil
         }
     }
 
