@@ -69,6 +69,9 @@ struct ProcessStats: Sendable, Codable {
     /// Resident memory now, and its peak, in MB.
     var rssMB: Double
     var peakRSSMB: Double
+    /// The private part of the resident memory now (anonymous pages: heap, stacks), in MB. The rest of the resident
+    /// set is code and data mapped from files, shared by every process that maps the same libraries.
+    var privateMB: Double
 
     init?(pid: pid_t) {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
@@ -85,6 +88,7 @@ struct ProcessStats: Sendable, Codable {
         }
         rssMB = kilobytes("VmRSS:") / 1024
         peakRSSMB = kilobytes("VmHWM:") / 1024
+        privateMB = kilobytes("RssAnon:") / 1024
     }
 }
 

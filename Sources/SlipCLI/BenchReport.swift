@@ -45,7 +45,7 @@ struct BenchReport: Encodable {
     }
 
     private static let columns =
-        "chain                          mode        slips  slips/s   hops/s  µs/hop  cpu µs/hop  sink  broker  RSS MB    p50    p95    p99 ms"
+        "chain                          mode        slips  slips/s   hops/s  µs/hop  cpu µs/hop  sink  broker  RSS MB  priv MB    p50    p95    p99 ms"
 
     private static let printedHeader = Mutex(false)
 
@@ -63,7 +63,7 @@ struct BenchReport: Encodable {
                 label.padding(toLength: 30, withPad: " ", startingAt: 0), run.mode.padding(toLength: 10, withPad: " ", startingAt: 0),
                 number(Double(run.slips), 6), number(run.slipsPerSecond, 8), number(run.hopsPerSecond, 8),
                 number(run.microsPerHop, 7), number(run.workerCPUMicrosPerHop, 11), number(run.sinkCPUMicrosPerHop, 5),
-                number(run.brokerCPUMicrosPerHop, 7), number(run.workerPeakRSSMB, 7, 1),
+                number(run.brokerCPUMicrosPerHop, 7), number(run.workerPeakRSSMB, 7, 1), number(run.workerPrivateMB, 8, 1),
                 number(run.endToEnd?.p50, 6, 1), number(run.endToEnd?.p95, 6, 1), number(run.endToEnd?.p99, 6, 1),
             ].joined(separator: " "))
         if run.notEndedAsExpected > 0 {
@@ -91,12 +91,14 @@ struct BenchReport: Encodable {
         let perHop25 = (find("slipway", "scaling", hops: 25) ?? find("slipway", "throughput", hops: 25))?.microsPerHop
         let scalingRatio = ratio(perHop25, perHop2)
         let peakRSS = runs.filter { $0.chain.hasPrefix("slipway") }.map(\.workerPeakRSSMB).max()
+        let privateMemory = runs.filter { $0.chain.hasPrefix("slipway") }.map(\.workerPrivateMB).max()
         targets = [
             Target(name: "chain-5 hops/s, slipway ÷ bare forwarder", value: throughputRatio, goal: "≥ 0.6", met: throughputRatio.map { $0 >= 0.6 }),
             Target(name: "chain-5 end-to-end p99 at 200 slips/s, slipway ÷ bare forwarder", value: p99Ratio, goal: "≤ 2", met: p99Ratio.map { $0 <= 2 }),
             Target(name: "time per hop, chain-25 ÷ chain-2", value: scalingRatio, goal: "≤ 1.5", met: scalingRatio.map { $0 <= 1.5 }),
             Target(name: "peak resident memory of one processor, MB", value: peakRSS, goal: "< 30", met: peakRSS.map { $0 < 30 }),
         ]
+        let privateNote = privateMemory.map { String(format: "at most %.1f MB of a processor's resident memory is private; the rest is code and data shared with every process that maps the same libraries", $0) } ?? ""
         Swift.print("\ntargets")
         for target in targets {
             let value = target.value.map { String(format: "%.2f", $0) } ?? "not measured"
@@ -110,6 +112,7 @@ struct BenchReport: Encodable {
         Swift.print(
             "  machine: \(machine.cores) cores, \(machine.cpu), \(machine.memoryGB) GB; prefetch \(prefetch), concurrency \(concurrency), audit sink \(auditSink ? "on" : "off")"
                 + (brokerPIDKnown ? "" : "; broker CPU not measured (--broker-pid-file)"))
+        if !privateNote.isEmpty { Swift.print("  memory: \(privateNote)") }
     }
 
     func json() throws -> Data {

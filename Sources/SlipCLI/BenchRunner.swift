@@ -35,6 +35,8 @@ struct BenchRun: Codable, Sendable {
     var brokerCPUMicrosPerHop: Double?
     /// The largest peak resident memory of one of the chain's processes, and of the sink, in MB.
     var workerPeakRSSMB: Double
+    /// The largest private (anonymous) resident memory of one of the chain's processes at the end of the run, in MB.
+    var workerPrivateMB: Double
     var sinkPeakRSSMB: Double?
     var notEndedAsExpected: Int
     /// Open-loop runs: the offered rate, and end-to-end latency from the moment each slip was due to be sent.
@@ -219,6 +221,7 @@ struct BenchRunner {
             sinkCPUMicrosPerHop: perHop(before.sink?.cpuSeconds, after.sink?.cpuSeconds),
             brokerCPUMicrosPerHop: perHop(before.broker?.cpuSeconds, after.broker?.cpuSeconds),
             workerPeakRSSMB: ((after.workers.map(\.peakRSSMB).max() ?? 0) * 10).rounded() / 10,
+            workerPrivateMB: ((after.workers.map(\.privateMB).max() ?? 0) * 10).rounded() / 10,
             sinkPeakRSSMB: after.sink.map { ($0.peakRSSMB * 10).rounded() / 10 },
             notEndedAsExpected: book.failed)
     }
