@@ -94,6 +94,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
             ]
         ),
 
@@ -122,12 +123,16 @@ let package = Package(
                 "Slipway", "SlipwayTesting", "SlipwayStores",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Slipway", "SlipwayAMQP", "SlipwayAudit", "SlipwayStores", "ExampleLedger"]
+            dependencies: [
+                "Slipway", "SlipwayAMQP", "SlipwayAudit", "SlipwayStores", "ExampleLedger",
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ]
         ),
     ]
 )

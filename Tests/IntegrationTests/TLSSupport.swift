@@ -1,6 +1,6 @@
+import InMemoryLogging
 import Foundation
 import Logging
-import Synchronization
 import Testing
 
 /// A throwaway PKI made with the openssl CLI in a temporary folder: a CA, a server certificate it signed for
@@ -113,26 +113,14 @@ func runCommand(_ executable: String, _ arguments: [String]) async throws -> (st
     }
 }
 
-/// Keeps every log line (message and metadata) so a test can read what was logged.
+/// Keeps every log line (level, message and metadata) so a test can read what was logged.
 final class CapturedLogs: Sendable {
-    private let lines = Mutex<[String]>([])
-    var all: [String] { lines.withLock { $0 } }
+    private let handler = InMemoryLogHandler()
+    var all: [String] { handler.entries.map { "\($0.level) \($0.message) \($0.metadata)" } }
 
     func logger(label: String = "test.captured") -> Logger {
-        Logger(label: label) { _ in Handler(logs: self) }
-    }
-
-    private struct Handler: LogHandler {
-        let logs: CapturedLogs
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(event: LogEvent) {
-            let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
-            logs.lines.withLock { $0.append("\(event.level) \(event.message) \(merged)") }
-        }
+        var handler = self.handler
+        handler.logLevel = .trace
+        return Logger(label: label) { _ in handler }
     }
 }

@@ -1,7 +1,7 @@
+import InMemoryLogging
 import Foundation
 import Logging
 @testable import Slipway
-import Synchronization
 import Testing
 
 /// Where the broker URL and its password come from, and that no error or log line ever shows the password.
@@ -123,21 +123,12 @@ struct CredentialTests {
 
 /// Keeps every log line (message and metadata).
 final class Logs: Sendable {
-    private let lines = Mutex<[String]>([])
-    var all: [String] { lines.withLock { $0 } }
+    private let handler = InMemoryLogHandler()
+    var all: [String] { handler.entries.map { "\($0.level) \($0.message) \($0.metadata)" } }
 
-    func logger() -> Logger { Logger(label: "test.logs") { _ in Handler(logs: self) } }
-
-    private struct Handler: LogHandler {
-        let logs: Logs
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(event: LogEvent) {
-            logs.lines.withLock { $0.append("\(event.level) \(event.message) \(event.metadata ?? [:])") }
-        }
+    func logger() -> Logger {
+        var handler = self.handler
+        handler.logLevel = .trace
+        return Logger(label: "test.logs") { _ in handler }
     }
 }
