@@ -83,7 +83,7 @@ struct MessageFactory: Sendable {
     func eventMessage(_ event: SlipEvent) throws -> OutgoingMessage {
         OutgoingMessage(
             exchange: topology.eventsExchange, routingKey: event.routingKey,
-            body: [UInt8](try SlipCodec.makeEncoder().encode(event)), messageID: event.id,
+            body: try event.jsonBytes(), messageID: event.id,
             correlationID: event.slipID, contentType: SlipEventWire.contentType)
     }
 

@@ -64,20 +64,38 @@ public struct SlipCodec: Sendable {
         self.limits = limits
     }
 
+    /// The slip's JSON: the same bytes `makeEncoder()` writes, without going through Codable.
     public func encode(_ slip: Slip) throws -> [UInt8] {
-        let data = try Self.makeEncoder().encode(slip)
-        return [UInt8](data)
+        try Self.fastEncode(slip)
     }
 
     /// Decodes and validates a slip from a message body.
     public func decode(_ body: [UInt8]) throws(SlipRejection) -> Slip {
-        try decode(Data(body))
+        guard body.count <= limits.maxMessageBytes else { throw tooLarge(body.count) }
+        if let slip = body.withUnsafeBufferPointer(Self.fastDecode) {
+            try slip.validate(limits: limits)
+            return slip
+        }
+        return try decodeWithFoundation(Data(body))
     }
 
     public func decode(_ body: Data) throws(SlipRejection) -> Slip {
-        guard body.count <= limits.maxMessageBytes else {
-            throw SlipRejection(.tooLarge, "the message has \(body.count) bytes; the limit is \(limits.maxMessageBytes)")
+        guard body.count <= limits.maxMessageBytes else { throw tooLarge(body.count) }
+        let fast = body.withUnsafeBytes { raw in Self.fastDecode(raw.assumingMemoryBound(to: UInt8.self)) }
+        if let slip = fast {
+            try slip.validate(limits: limits)
+            return slip
         }
+        return try decodeWithFoundation(body)
+    }
+
+    private func tooLarge(_ count: Int) -> SlipRejection {
+        SlipRejection(.tooLarge, "the message has \(count) bytes; the limit is \(limits.maxMessageBytes)")
+    }
+
+    /// Codable's path: every body the byte reader leaves, and so every refusal, with its reason.
+    func decodeWithFoundation(_ body: Data) throws(SlipRejection) -> Slip {
+        guard body.count <= limits.maxMessageBytes else { throw tooLarge(body.count) }
         try Self.checkNesting(body)
         let slip: Slip
         do {
@@ -246,10 +264,12 @@ func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(
     _ decoder: any Decoder, _ keys: Keys.Type, in what: @autoclosure () -> String
 ) throws {
     let container = try decoder.container(keyedBy: AnyCodingKey.self)
-    if let unknown = container.allKeys.first(where: { Keys(stringValue: $0.stringValue) == nil }) {
+    // The first unknown name in byte order: allKeys comes in a dictionary's order, which differs between runs.
+    let unknownNames = container.allKeys.lazy.map(\.stringValue).filter { Keys(stringValue: $0) == nil }
+    if let unknown = unknownNames.min(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
         let what = what()
         let place = decoder.codingPath.isEmpty ? what : "\(SlipCodec.pathText(decoder.codingPath)) (\(what))"
-        throw SlipRejection(.malformed, "unknown field '\(unknown.stringValue)' in \(place)")
+        throw SlipRejection(.malformed, "unknown field '\(unknown)' in \(place)")
     }
 }
 

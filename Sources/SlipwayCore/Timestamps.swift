@@ -6,11 +6,39 @@ import Foundation
 enum Timestamps {
     /// `2026-11-22T05:34:20.123Z` for a count of milliseconds since 1970 (years 0000 to 9999).
     static func format(millisecondsSince1970 milliseconds: Int64) -> String? {
-        let (days, msOfDay) = floorDivide(milliseconds, 86_400_000)
-        let (year, month, day) = civil(fromDays: days)
-        guard (0...9999).contains(year) else { return nil }
-        let time = Int(msOfDay)
+        guard let parts = Parts(milliseconds) else { return nil }
         return String(unsafeUninitializedCapacity: 24) { buffer in
+            parts.write(into: buffer)
+            return 24
+        }
+    }
+
+    /// Appends the quoted timestamp to JSON bytes; false (nothing written) outside years 0000 to 9999.
+    static func appendQuoted(millisecondsSince1970 milliseconds: Int64, to bytes: inout [UInt8]) -> Bool {
+        guard let parts = Parts(milliseconds) else { return false }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 26) { buffer in
+            buffer[0] = UInt8(ascii: "\"")
+            parts.write(into: UnsafeMutableBufferPointer(rebasing: buffer[1..<25]))
+            buffer[25] = UInt8(ascii: "\"")
+            bytes.append(contentsOf: buffer)
+        }
+        return true
+    }
+
+    private struct Parts {
+        var year: Int
+        var month: Int
+        var day: Int
+        var time: Int
+
+        init?(_ milliseconds: Int64) {
+            let (days, msOfDay) = floorDivide(milliseconds, 86_400_000)
+            let (year, month, day) = civil(fromDays: days)
+            guard (0...9999).contains(year) else { return nil }
+            (self.year, self.month, self.day, self.time) = (Int(year), month, day, Int(msOfDay))
+        }
+
+        func write(into buffer: UnsafeMutableBufferPointer<UInt8>) {
             func put(_ value: Int, _ width: Int, at offset: Int) {
                 var value = value
                 for index in stride(from: offset + width - 1, through: offset, by: -1) {
@@ -18,7 +46,7 @@ enum Timestamps {
                     value /= 10
                 }
             }
-            put(Int(year), 4, at: 0)
+            put(year, 4, at: 0)
             buffer[4] = UInt8(ascii: "-")
             put(month, 2, at: 5)
             buffer[7] = UInt8(ascii: "-")
@@ -32,35 +60,36 @@ enum Timestamps {
             buffer[19] = UInt8(ascii: ".")
             put(time % 1000, 3, at: 20)
             buffer[23] = UInt8(ascii: "Z")
-            return 24
         }
     }
 
     /// Milliseconds since 1970 of exactly `YYYY-MM-DDTHH:MM:SS.mmmZ` with fields in range; nil for anything else.
     static func parseMilliseconds(_ text: String) -> Int64? {
         var text = text
-        return text.withUTF8 { bytes -> Int64? in
-            guard bytes.count == 24, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"),
-                bytes[10] == UInt8(ascii: "T"), bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"),
-                bytes[19] == UInt8(ascii: "."), bytes[23] == UInt8(ascii: "Z")
-            else { return nil }
-            func number(_ offset: Int, _ width: Int) -> Int? {
-                var value = 0
-                for index in offset..<offset + width {
-                    let digit = Int(bytes[index]) - Int(UInt8(ascii: "0"))
-                    guard (0...9).contains(digit) else { return nil }
-                    value = value * 10 + digit
-                }
-                return value
+        return text.withUTF8 { parseMilliseconds(bytes: $0) }
+    }
+
+    static func parseMilliseconds(bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
+        guard bytes.count == 24, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"),
+            bytes[10] == UInt8(ascii: "T"), bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"),
+            bytes[19] == UInt8(ascii: "."), bytes[23] == UInt8(ascii: "Z")
+        else { return nil }
+        func number(_ offset: Int, _ width: Int) -> Int? {
+            var value = 0
+            for index in offset..<offset + width {
+                let digit = Int(bytes[index]) - Int(UInt8(ascii: "0"))
+                guard (0...9).contains(digit) else { return nil }
+                value = value * 10 + digit
             }
-            guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2), let hour = number(11, 2),
-                let minute = number(14, 2), let second = number(17, 2), let millisecond = number(20, 3),
-                (1...12).contains(month), (1...daysIn(month: month, year: year)).contains(day), hour < 24, minute < 60,
-                second < 60
-            else { return nil }
-            let days = Self.days(fromCivil: Int64(year), month, day)
-            return ((days * 24 + Int64(hour)) * 60 + Int64(minute)) * 60_000 + Int64(second) * 1000 + Int64(millisecond)
+            return value
         }
+        guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2), let hour = number(11, 2),
+            let minute = number(14, 2), let second = number(17, 2), let millisecond = number(20, 3),
+            (1...12).contains(month), (1...daysIn(month: month, year: year)).contains(day), hour < 24, minute < 60,
+            second < 60
+        else { return nil }
+        let days = Self.days(fromCivil: Int64(year), month, day)
+        return ((days * 24 + Int64(hour)) * 60 + Int64(minute)) * 60_000 + Int64(second) * 1000 + Int64(millisecond)
     }
 
     private static func daysIn(month: Int, year: Int) -> Int {

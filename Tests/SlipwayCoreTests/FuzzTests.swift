@@ -288,9 +288,21 @@ struct SlipFuzzer {
         do {
             slip = try codec.decode(body)
         } catch {
-            return (.rejected(error.code.rawValue), rejectionProblem(error), error.reason.count, .failure(error))
+            let problem = rejectionProblem(error) ?? disagreement(body, .failure(error))
+            return (.rejected(error.code.rawValue), problem, error.reason.count, .failure(error))
         }
-        return (.accepted, acceptedProblem(slip), 0, .success(slip))
+        return (.accepted, acceptedProblem(slip) ?? disagreement(body, .success(slip)), 0, .success(slip))
+    }
+
+    /// `decode` reads common bodies with its own byte reader and hands the rest to Foundation's decoder: both
+    /// paths must give the same slip, or the same refusal, for every input.
+    func disagreement(_ body: [UInt8], _ decoded: Result<Slip, SlipRejection>) -> String? {
+        let foundation = Result { () throws(SlipRejection) -> Slip in try codec.decodeWithFoundation(Data(body)) }
+        switch (decoded, foundation) {
+        case (.success(let fast), .success(let slow)) where fast == slow: return nil
+        case (.failure(let fast), .failure(let slow)) where fast == slow: return nil
+        default: return "decode says \(decoded), Foundation's decoder says \(foundation)".prefix(1_000).description
+        }
     }
 
     func rejectionProblem(_ rejection: SlipRejection) -> String? {
@@ -313,6 +325,9 @@ struct SlipFuzzer {
             once = try codec.encode(slip)
         } catch {
             return "accepted, but encode throws: \(error)"
+        }
+        if let foundation = try? SlipCodec.makeEncoder().encode(slip), [UInt8](foundation) != once {
+            return "encode and Foundation's encoder write different bytes:\n  encode:     \(String(decoding: once.prefix(300), as: UTF8.self))\n  Foundation: \(String(decoding: foundation.prefix(300), as: UTF8.self))"
         }
         let again: Slip
         do {
