@@ -3,114 +3,84 @@ import Synchronization
 import SlipwayCore
 import SlipwayTransport
 
-/// Publishes hop events from concurrent hops together, several to a broker message. Without it every hop costs the
-/// broker two messages.
+/// Publishes the hop events of a processor's hops together, many to a broker message. Without it every hop costs the
+/// broker, and the audit sink, two messages.
 ///
-/// A batch goes out once every hop running in this processor has handed in its events, or `linger` after the first
-/// event waiting, whichever comes first: concurrent hops, which finish close together, share a message, and a lone hop
-/// (an idle processor) sends its event at once. `publish` returns only once the batch holding the events is
-/// confirmed, and a hop is acknowledged only after that, so a crash loses no event.
+/// A batch goes out `linger` after its first event, or at once when it holds `maxEvents`. A hop does not wait for its
+/// batch to run the next one: its slip is forwarded and its concurrency slot freed first, and only its
+/// acknowledgement waits for the batch's confirm, so a crash loses no event (the message comes back and the recorded
+/// result, events included, is sent again). So the linger costs the audit trail a few milliseconds and a hop's
+/// end-to-end time nothing; at low rates it is what puts several events in one message.
 final class HopEventBatcher: Sendable {
-    /// One hop's part in the batching: whether it has handed in its events yet.
-    final class Ticket: Sendable {
-        fileprivate let handedIn = Atomic(false)
-    }
-
-    /// The ticket of the hop the current task runs, set by the runtime around each hop.
-    @TaskLocal static var ticket: Ticket?
-
-    private struct Waiting {
+    fileprivate struct Waiting {
         var events: [[UInt8]]
         var continuation: CheckedContinuation<Void, any Error>
     }
 
-    private struct State {
+    fileprivate struct State {
         var waiting: [Waiting] = []
         var waitingEvents = 0
-        /// Hops begun that have not yet handed in their events (or ended without any).
-        var running = 0
         var flushing = false
         var lingerArmed = false
         var lingerExpired = false
+
+        var isDue: Bool { !waiting.isEmpty && (lingerExpired || waitingEvents >= maxEvents) }
+        let maxEvents: Int
     }
 
     private let transport: any MessageTransport
     private let exchange: String
     private let routingKey: String
-    private let maxEvents: Int
     private let linger: Duration
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
+    /// - Parameter maxEvents: a full batch goes out at once. Keep it under the prefetch: hops whose events wait in a
+    ///   batch are not yet acknowledged, and the broker sends no more than `prefetch` unacknowledged deliveries.
     init(
-        transport: any MessageTransport, topology: Topology, step: String, maxEvents: Int = 256,
-        linger: Duration = .milliseconds(2)
+        transport: any MessageTransport, topology: Topology, step: String, maxEvents: Int = 16,
+        linger: Duration = .milliseconds(20)
     ) {
         self.transport = transport
         self.exchange = topology.eventsExchange
         self.routingKey = SlipEventWire.batchRoutingKey(step: step)
-        self.maxEvents = maxEvents
         self.linger = linger
+        self.state = Mutex(State(maxEvents: max(1, maxEvents)))
     }
 
-    /// Runs one hop: while it runs, a batch waits for its events (up to `linger`).
-    func hop<T>(_ body: () async throws -> T) async rethrows -> T {
-        let ticket = Ticket()
-        state.withLock { $0.running += 1 }
-        defer { handIn(ticket, events: nil) }
-        return try await Self.$ticket.withValue(ticket) { try await body() }
-    }
-
-    /// Events already encoded (one JSON object each); returns once the broker has confirmed them.
+    /// Events already encoded (one JSON object each); returns once the broker has confirmed the batch holding them.
     func publish(_ events: [[UInt8]]) async throws {
         guard !events.isEmpty else { return }
-        let ticket = Self.ticket
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            handIn(ticket, events: Waiting(events: events, continuation: continuation))
-        }
-    }
-
-    /// A hop hands in its events, or (nil) ends without any; either way the batch stops waiting for it.
-    private func handIn(_ ticket: Ticket?, events: Waiting?) {
-        let first = ticket.map { $0.handedIn.exchange(true, ordering: .relaxed) == false } ?? false
-        let start = state.withLock { state -> Bool in
-            if first { state.running -= 1 }
-            if let events {
-                state.waiting.append(events)
-                state.waitingEvents += events.events.count
+            let (flushNow, armTimer) = state.withLock { state -> (Bool, Bool) in
+                state.waiting.append(Waiting(events: events, continuation: continuation))
+                state.waitingEvents += events.count
+                return state.nextMove()
             }
-            guard !state.flushing, !state.waiting.isEmpty else { return false }
-            state.flushing = true
-            return true
+            if flushNow { Task { await self.flush() } }
+            if armTimer { startLingerTimer() }
         }
-        if start { Task { await self.flush() } }
     }
 
-    /// Sends batches while one is due; otherwise arms the linger timer and stops.
+    /// Sends batches while one is due.
     private func flush() async {
         while true {
-            var armTimer = false
-            let batch = state.withLock { state -> [Waiting] in
-                let due =
-                    !state.waiting.isEmpty
-                    && (state.running <= 0 || state.lingerExpired || state.waitingEvents >= maxEvents)
-                guard due else {
+            let (batch, armTimer) = state.withLock { state -> ([Waiting], Bool) in
+                guard state.isDue else {
                     state.flushing = false
-                    if !state.waiting.isEmpty && !state.lingerArmed {
-                        state.lingerArmed = true
-                        armTimer = true
-                    }
-                    return []
+                    return ([], state.armIfWaiting())
                 }
                 state.lingerExpired = false
                 var count = 0
                 var taken = 0
-                while taken < state.waiting.count, taken == 0 || count + state.waiting[taken].events.count <= maxEvents {
+                while taken < state.waiting.count,
+                    taken == 0 || count + state.waiting[taken].events.count <= state.maxEvents
+                {
                     count += state.waiting[taken].events.count
                     taken += 1
                 }
                 state.waitingEvents -= count
                 defer { state.waiting.removeFirst(taken) }
-                return Array(state.waiting.prefix(taken))
+                return (Array(state.waiting.prefix(taken)), false)
             }
             if batch.isEmpty {
                 if armTimer { startLingerTimer() }
@@ -132,14 +102,31 @@ final class HopEventBatcher: Sendable {
         let linger = self.linger
         Task {
             try? await Task.sleep(for: linger)
-            let start = self.state.withLock { state -> Bool in
+            let flushNow = self.state.withLock { state -> Bool in
                 state.lingerArmed = false
-                state.lingerExpired = true
-                guard !state.flushing, !state.waiting.isEmpty else { return false }
-                state.flushing = true
-                return true
+                state.lingerExpired = !state.waiting.isEmpty
+                return state.nextMove().flush
             }
-            if start { await self.flush() }
+            if flushNow { await self.flush() }
         }
+    }
+}
+
+extension HopEventBatcher.State {
+    /// What to do after a change: start a flush (a batch is due and none is being sent), or arm the linger timer.
+    fileprivate mutating func nextMove() -> (flush: Bool, armTimer: Bool) {
+        if flushing { return (false, false) }
+        if isDue {
+            flushing = true
+            return (true, false)
+        }
+        return (false, armIfWaiting())
+    }
+
+    /// Arms the timer for events that wait with no timer running; true when the caller must start it.
+    fileprivate mutating func armIfWaiting() -> Bool {
+        guard !waiting.isEmpty, !lingerArmed else { return false }
+        lingerArmed = true
+        return true
     }
 }

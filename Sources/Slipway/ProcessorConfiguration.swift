@@ -26,6 +26,10 @@ public struct ProcessorConfiguration: Sendable {
     /// Hop events from concurrent hops travel together, several to a broker message (`SlipEventWire`); off, each hop
     /// event is a message of its own, routed by its slip (`execute.<step>.<slip id>`), at twice the broker's work.
     public var batchHopEvents = true
+    /// How long a batch of hop events waits for more before it goes out (it goes at once when it holds half the
+    /// prefetch). The audit trail lags by up to this much; a slip's journey does not, since a hop forwards its slip
+    /// without waiting for its events.
+    public var hopEventLinger = Duration.milliseconds(20)
     /// Names this instance in logs, slip logs and events.
     public var instance = ProcessorConfiguration.defaultInstanceName()
 

@@ -15,6 +15,7 @@ import SlipwayStores
 /// - `--prefetch N` (`SLIPWAY_PREFETCH`), `--concurrency N` (`SLIPWAY_CONCURRENCY`), `--max-attempts N`
 /// - `--log-level LEVEL` (`SLIPWAY_LOG_LEVEL`, default `info`)
 /// - `SLIPWAY_BATCH_HOP_EVENTS=false`: one message per hop event, routed by slip (default: batched)
+/// - `SLIPWAY_HOP_EVENT_LINGER_MS`: how long a batch of hop events waits for more (default 20)
 /// - `--queue-prefix P` (`SLIPWAY_QUEUE_PREFIX`, default `slipway`): lets deployments share a virtual host
 public func runProcessor(
     _ processor: some StepProcessor, configuration: ProcessorConfiguration = ProcessorConfiguration(),
@@ -85,6 +86,7 @@ struct ProcessorOptions {
     var logLevel = Logger.Level.info
     var queuePrefix: String?
     var batchHopEvents: Bool?
+    var hopEventLingerMs: Int?
     var help = false
 
     init(arguments: [String], environment: [String: String]) throws {
@@ -92,6 +94,9 @@ struct ProcessorOptions {
         stateDirectory = environment["SLIPWAY_STATE_DIR"] ?? stateDirectory
         prefetch = try environment["SLIPWAY_PREFETCH"].map { try Self.positive($0, "SLIPWAY_PREFETCH") }
         concurrency = try environment["SLIPWAY_CONCURRENCY"].map { try Self.positive($0, "SLIPWAY_CONCURRENCY") }
+        hopEventLingerMs = try environment["SLIPWAY_HOP_EVENT_LINGER_MS"].map {
+            try Self.positive($0, "SLIPWAY_HOP_EVENT_LINGER_MS")
+        }
         if let level = environment["SLIPWAY_LOG_LEVEL"] { logLevel = try Self.level(level) }
         queuePrefix = try environment["SLIPWAY_QUEUE_PREFIX"].map { try Self.prefix($0) }
         batchHopEvents = try environment["SLIPWAY_BATCH_HOP_EVENTS"].map { text in
@@ -127,6 +132,7 @@ struct ProcessorOptions {
         if let maxAttempts { configuration.maxAttempts = maxAttempts }
         if let queuePrefix { configuration.topology = Topology(prefix: queuePrefix) }
         if let batchHopEvents { configuration.batchHopEvents = batchHopEvents }
+        if let hopEventLingerMs { configuration.hopEventLinger = .milliseconds(hopEventLingerMs) }
     }
 
     static func prefix(_ text: String) throws -> String {

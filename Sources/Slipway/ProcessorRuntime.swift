@@ -41,7 +41,9 @@ public final class ProcessorRuntime: Service, Sendable {
             signing: configuration.signing)
         self.hopEvents =
             configuration.batchHopEvents
-            ? HopEventBatcher(transport: transport, topology: configuration.topology, step: processor.step) : nil
+            ? HopEventBatcher(
+                transport: transport, topology: configuration.topology, step: processor.step,
+                maxEvents: configuration.prefetch / 2, linger: configuration.hopEventLinger) : nil
     }
 
     private var topology: Topology { configuration.topology }
@@ -72,38 +74,32 @@ public final class ProcessorRuntime: Service, Sendable {
         logger.info("stopped: every hop in flight finished")
     }
 
-    /// Runs up to `concurrency` hops of one queue at a time until the stream ends.
+    /// Runs up to `concurrency` hops of one queue at a time until the stream ends, and waits for the last to finish.
     private func serve(_ deliveries: DeliveryStream, kind: HopKind) async {
-        await withTaskGroup(of: Void.self) { group in
-            var running = 0
+        let slots = HopSlots(configuration.concurrency)
+        await withDiscardingTaskGroup { group in
             do {
                 for try await delivery in deliveries {
-                    if running >= configuration.concurrency {
-                        await group.next()
-                        running -= 1
-                    }
+                    let slot = await slots.acquire()
                     if stopping.withLock({ $0 }) {
+                        slot.release()
                         await delivery.release()  // Not started: another instance (or this one, restarted) takes it.
                         continue
                     }
-                    group.addTask { await self.handle(delivery, kind: kind) }
-                    running += 1
+                    group.addTask { await self.handle(delivery, kind: kind, slot: slot) }
                 }
             } catch {
                 logger.error("delivery stream failed", metadata: ["error": "\(error)"])
             }
-            await group.waitForAll()
         }
     }
 
     /// One delivery, start to ack. A failure of the store or the broker leaves the message to be delivered again.
-    func handle(_ delivery: Delivery, kind: HopKind) async {
+    /// The slot is given back once the slip is forwarded (or at the end, whichever comes first).
+    func handle(_ delivery: Delivery, kind: HopKind, slot: HopSlots.Slot) async {
+        defer { slot.release() }
         do {
-            if let hopEvents {
-                try await hopEvents.hop { try await process(delivery, kind: kind) }
-            } else {
-                try await process(delivery, kind: kind)
-            }
+            try await process(delivery, kind: kind, slot: slot)
         } catch {
             logger.error(
                 "hop not finished; the message goes back to the queue",
@@ -113,7 +109,7 @@ public final class ProcessorRuntime: Service, Sendable {
         }
     }
 
-    private func process(_ delivery: Delivery, kind: HopKind) async throws {
+    private func process(_ delivery: Delivery, kind: HopKind, slot: HopSlots.Slot) async throws {
         let queue = topology.queue(for: kind, step: step)
         var slip: Slip
         do {
@@ -141,7 +137,7 @@ public final class ProcessorRuntime: Service, Sendable {
         let key = HopKey(slipID: slip.id, sequence: slip.sequence)
         await inFlight.claim(key)
         do {
-            try await runOnce(slip, kind: kind, delivery: delivery)
+            try await runOnce(slip, kind: kind, delivery: delivery, slot: slot)
         } catch {
             await inFlight.release(key)
             throw error
@@ -149,7 +145,7 @@ public final class ProcessorRuntime: Service, Sendable {
         await inFlight.release(key)
     }
 
-    private func runOnce(_ slip: Slip, kind: HopKind, delivery: Delivery) async throws {
+    private func runOnce(_ slip: Slip, kind: HopKind, delivery: Delivery, slot: HopSlots.Slot) async throws {
         var logger = self.logger
         logger[metadataKey: "slip.id"] = "\(slip.id)"
         logger[metadataKey: "hop.seq"] = "\(slip.sequence)"
@@ -188,7 +184,9 @@ public final class ProcessorRuntime: Service, Sendable {
                 HopRecord(
                     slipID: slip.id, sequence: slip.sequence, step: step, kind: kind, outcome: outcome,
                     outgoing: outgoing))
-            try await publish(record.outgoing)
+            let hopEventsConfirmed = try await forward(record.outgoing)
+            slot.release()
+            try await hopEventsConfirmed()
             try await store.markForwarded(slipID: slip.id, sequence: slip.sequence)
             logger.debug("hop done", metadata: ["hop.outcome": "\(outcome)"])
         }
@@ -308,6 +306,12 @@ public final class ProcessorRuntime: Service, Sendable {
     /// not exist would be confirmed and dropped). A delay queue is declared with the arguments its name says.
     /// Hop events go through the batcher, alongside the rest; returns once both are confirmed.
     private func publish(_ outgoing: [OutgoingMessage]) async throws {
+        try await forward(outgoing)()
+    }
+
+    /// `publish`, returning once everything but the hop events is confirmed, with a wait for those: a hop forwards
+    /// its slip without waiting for its events' batch, and is acknowledged after.
+    private func forward(_ outgoing: [OutgoingMessage]) async throws -> @Sendable () async throws -> Void {
         for message in outgoing where message.exchange.isEmpty {
             if let delay = topology.parseDelayQueue(message.routingKey) {
                 try await declare(message.routingKey, arguments: .delay(delay.delayMs, thenTo: delay.queue))
@@ -315,12 +319,20 @@ public final class ProcessorRuntime: Service, Sendable {
                 try await declare(message.routingKey)
             }
         }
-        guard let hopEvents else { return try await transport.publish(outgoing) }
+        guard let hopEvents else {
+            try await transport.publish(outgoing)
+            return {}
+        }
         let events = outgoing.filter(isHopEvent).map(\.body)
         let others = outgoing.filter { !isHopEvent($0) }
-        async let eventsConfirmed: Void = hopEvents.publish(events)
-        if !others.isEmpty { try await transport.publish(others) }
-        try await eventsConfirmed
+        let eventsConfirmed = Task { try await hopEvents.publish(events) }
+        do {
+            if !others.isEmpty { try await transport.publish(others) }
+        } catch {
+            _ = await eventsConfirmed.result  // not acknowledged either way: the message comes back
+            throw error
+        }
+        return { try await eventsConfirmed.value }
     }
 
     /// An execute or compensate event (not a terminal or parked one, which are routed by their slip).
