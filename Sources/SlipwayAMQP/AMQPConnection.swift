@@ -3,7 +3,7 @@ import Foundation
 import SlipwayTransport
 
 /// One librabbitmq connection with one open channel. Not thread-safe: its owner calls it from one thread only
-/// (a `ConfinedThread` or the consumer's own thread).
+/// (the publisher's or the consumer's own thread).
 final class AMQPConnection {
     static let channel: amqp_channel_t = 1
 

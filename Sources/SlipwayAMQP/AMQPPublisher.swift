@@ -1,47 +1,81 @@
 import CRabbitMQ
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import SlipwayTransport
 
-/// Publishes with publisher confirms on a connection of its own.
+/// Publishes with publisher confirms on a connection and a thread of its own.
 ///
-/// Publishes asked for while a batch is on the wire wait and then go out together, and one wait for the broker's
-/// confirms (often a single `multiple` ack) covers them all: concurrent hops share a round trip.
+/// Publishes are pipelined: a publish goes on the wire as soon as the thread sees it, even while earlier ones wait for
+/// their confirms, and each caller resumes once the broker has confirmed its own messages (often with one `multiple`
+/// ack for many). So a hop's slip never queues behind another hop's confirm. When the connection is lost, what was
+/// sent and not yet confirmed is sent again on the next one (at least once; receivers deduplicate), until the publish
+/// deadline. librabbitmq's calls block and a connection is not thread-safe: every call on it is made from this thread,
+/// which keeps blocking I/O off Swift's cooperative pool. New work wakes it through an eventfd.
 final class AMQPPublisher: @unchecked Sendable {
-    // Safe: `connection`, `nextTag` and `declaredQueues` are used only on `thread`; `pending` and `drainScheduled` only
-    // under `lock`.
+    /// One caller's messages: sent, then resumed when all are confirmed.
+    private final class Request {
+        let messages: [OutgoingMessage]
+        let continuation: CheckedContinuation<Void, any Error>
+        let giveUpAt: ContinuousClock.Instant
+        /// The delivery tag of its last message on the current connection, once sent.
+        var lastTag: UInt64 = 0
+
+        init(_ messages: [OutgoingMessage], _ continuation: CheckedContinuation<Void, any Error>, giveUpAt: ContinuousClock.Instant) {
+            self.messages = messages
+            self.continuation = continuation
+            self.giveUpAt = giveUpAt
+        }
+    }
+
+    private enum Job {
+        case publish(Request)
+        case run(@Sendable () -> Void)
+    }
+
+    // Safe: `jobs`, `isShutDown` and `finished` only under `lock`; everything else only on the publisher's thread.
     private let configuration: AMQPConfiguration
     private let logger: Logger
-    private var thread: ConfinedThread!
+    private let lock = NSLock()
+    private var jobs: [Job] = []
+    private var isShutDown = false
+    private var finished: CheckedContinuation<Void, Never>?
+    private var threadEnded = false
+    private let wakeFD: Int32
+    private let clock = ContinuousClock()
+
     private var connection: AMQPConnection?
     private var nextTag: UInt64 = 1
-    private let lock = NSLock()
-    private var pending: [(messages: [OutgoingMessage], continuation: CheckedContinuation<Void, any Error>)] = []
-    private var drainScheduled = false
-    private var isShutDown = false
+    /// Tags below this are confirmed; single acks that came out of order wait in `confirmedAbove`.
+    private var confirmedBelow: UInt64 = 1
+    private var confirmedAbove: Set<UInt64> = []
+    /// Sent on this connection, not yet confirmed, in tag order.
+    private var unconfirmed: [Request] = []
+    /// Waiting to be sent: new, or sent on a connection that was lost.
+    private var unsent: [Request] = []
+    /// No reconnect before this (backoff after a failure).
+    private var reconnectAt: ContinuousClock.Instant?
+    private var backoff: Duration
+    private var lastFailure: (any Error)?
 
     init(configuration: AMQPConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        let heartbeat = max(1, TimeInterval(configuration.heartbeatSeconds) / 2)
-        thread = ConfinedThread(name: "slipway-amqp-publisher", idleInterval: heartbeat) { [weak self] in
-            self?.serviceIdleConnection()
-        }
+        self.backoff = configuration.reconnectBackoff.initial
+        wakeFD = slipway_eventfd()
+        let thread = Thread { [self] in self.run() }
+        thread.name = "slipway-amqp-publisher"
+        thread.start()
     }
 
     func publish(_ messages: [OutgoingMessage]) async throws {
         guard !messages.isEmpty else { return }
+        let giveUpAt = clock.now.advanced(by: configuration.publishDeadline)
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let schedule: Bool? = lock.withLock {
-                if isShutDown { return nil }
-                pending.append((messages, continuation))
-                defer { drainScheduled = true }
-                return !drainScheduled
-            }
-            switch schedule {
-            case nil: continuation.resume(throwing: TransportError("the publisher is shut down"))
-            case true?: thread.submit { self.drain() }
-            case false?: break
+            if !submit(.publish(Request(messages, continuation, giveUpAt: giveUpAt))) {
+                continuation.resume(throwing: TransportError("the publisher is shut down"))
             }
         }
     }
@@ -51,39 +85,186 @@ final class AMQPPublisher: @unchecked Sendable {
     func withConnection<T: Sendable>(_ doing: String, _ body: @escaping @Sendable (AMQPConnection) throws -> T)
         async throws -> T
     {
-        try await thread.run { try self.retrying(doing) { try body($0) } }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let job: @Sendable () -> Void = { continuation.resume(with: Result { try self.retrying(doing, body) }) }
+            if !submit(.run(job)) { continuation.resume(throwing: TransportError("the publisher is shut down")) }
+        }
     }
 
+    /// Refuses new publishes, waits for those already asked for (up to their deadline), closes the connection.
     func shutdown() async {
-        lock.withLock { isShutDown = true }
-        _ = try? await thread.run {
-            self.connection?.close()
-            self.connection = nil
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ended = lock.withLock {
+                isShutDown = true
+                if threadEnded { return true }
+                finished = continuation
+                return false
+            }
+            if ended { continuation.resume() } else { wake() }
         }
-        thread.stop()
+    }
+
+    private func submit(_ job: Job) -> Bool {
+        let accepted = lock.withLock {
+            guard !isShutDown else { return false }
+            jobs.append(job)
+            return true
+        }
+        if accepted { wake() }
+        return accepted
+    }
+
+    private func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
     }
 
     // MARK: On the publisher's thread
 
-    private func drain() {
-        lock.lock()
-        let batch = pending
-        pending.removeAll()
-        drainScheduled = false
-        lock.unlock()
-        let messages = batch.flatMap(\.messages)
-        do {
-            try retrying("publishing \(messages.count) message(s)") { connection in
-                try self.publishConfirmed(messages, on: connection)
+    private func run() {
+        while true {
+            let (newJobs, shutDown) = lock.withLock { () -> ([Job], Bool) in
+                defer { jobs.removeAll(keepingCapacity: true) }
+                return (jobs, isShutDown)
             }
-            for request in batch { request.continuation.resume() }
+            for job in newJobs {
+                switch job {
+                case .publish(let request): unsent.append(request)
+                case .run(let body): body()
+                }
+            }
+            if shutDown && newJobs.isEmpty && unsent.isEmpty && unconfirmed.isEmpty { break }
+            sendUnsent()
+            if !unconfirmed.isEmpty {
+                readConfirms()
+            } else if !unsent.isEmpty {
+                failExpired()
+                waitForWake(until: reconnectAt)  // backing off before reconnecting
+            } else {
+                waitForWake(timeoutMilliseconds: Int32(max(1, configuration.heartbeatSeconds / 2)) * 1000)
+                serviceIdleConnection()
+            }
+        }
+        connection?.close()
+        connection = nil
+        Glibc.close(wakeFD)
+        let waiter = lock.withLock {
+            threadEnded = true
+            return finished
+        }
+        waiter?.resume()
+    }
+
+    /// Sends what waits, on a live connection (reconnecting once the backoff allows).
+    private func sendUnsent() {
+        guard !unsent.isEmpty else { return }
+        if let reconnectAt, clock.now < reconnectAt, connection == nil { return }
+        do {
+            let connection = try liveConnection()
+            while !unsent.isEmpty {
+                let request = unsent[0]
+                for message in request.messages {
+                    try connection.publish(message)
+                    nextTag += 1
+                }
+                request.lastTag = nextTag - 1
+                unconfirmed.append(unsent.removeFirst())
+            }
         } catch {
-            for request in batch { request.continuation.resume(throwing: error) }
+            failed(error, doing: "publishing")
         }
     }
 
+    /// Waits for frames (or new work) and settles the requests the broker confirmed.
+    private func readConfirms() {
+        guard let connection else { return }
+        if amqp_frames_enqueued(connection.state) == 0 && amqp_data_in_buffer(connection.state) == 0 {
+            let oldest = unconfirmed.first?.giveUpAt
+            waitForWake(until: oldest, socket: amqp_get_sockfd(connection.state))
+        }
+        do {
+            // Every frame already received, without blocking.
+            while true {
+                amqp_maybe_release_buffers(connection.state)
+                var frame = amqp_frame_t()
+                var immediately = timeval(tv_sec: 0, tv_usec: 0)
+                let status = amqp_simple_wait_frame_noblock(connection.state, &frame, &immediately)
+                if status == AMQP_STATUS_TIMEOUT.rawValue { break }
+                guard status == AMQP_STATUS_OK.rawValue else {
+                    throw TransportError("waiting for publisher confirms: \(AMQPConnection.statusText(status))")
+                }
+                try handle(frame, on: connection)
+                if amqp_frames_enqueued(connection.state) == 0 && amqp_data_in_buffer(connection.state) == 0 { break }
+            }
+        } catch {
+            failed(error, doing: "waiting for publisher confirms")
+            return
+        }
+        var confirmed = 0
+        while confirmed < unconfirmed.count, unconfirmed[confirmed].lastTag < confirmedBelow { confirmed += 1 }
+        let done = unconfirmed.prefix(confirmed)
+        unconfirmed.removeFirst(confirmed)
+        for request in done { request.continuation.resume() }
+        if !unconfirmed.isEmpty, let oldest = unconfirmed.first, clock.now >= oldest.giveUpAt {
+            failed(TransportError("no publisher confirm within \(configuration.publishDeadline)"), doing: "publishing")
+        }
+    }
+
+    private func handle(_ frame: amqp_frame_t, on connection: AMQPConnection) throws {
+        guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { return }
+        let method = frame.payload.method
+        switch method.id {
+        case amqp_method_number_t(SLIPWAY_BASIC_ACK_METHOD):
+            let ack = method.decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
+            if ack.multiple != 0 {
+                confirmedBelow = max(confirmedBelow, ack.delivery_tag + 1)
+                confirmedAbove = confirmedAbove.filter { $0 >= confirmedBelow }
+            } else {
+                confirmedAbove.insert(ack.delivery_tag)
+            }
+            while confirmedAbove.remove(confirmedBelow) != nil { confirmedBelow += 1 }
+        case amqp_method_number_t(SLIPWAY_BASIC_NACK_METHOD):
+            throw TransportError("the broker refused a published message (basic.nack)")
+        case amqp_method_number_t(SLIPWAY_CHANNEL_CLOSE_METHOD), amqp_method_number_t(SLIPWAY_CONNECTION_CLOSE_METHOD):
+            var reply = amqp_rpc_reply_t()
+            reply.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION
+            reply.reply = method
+            throw TransportError("publishing: the broker closed the channel: \(AMQPConnection.serverReplyText(reply))")
+        default:
+            return
+        }
+    }
+
+    /// The connection failed: what was sent and not confirmed is sent again on the next one, after a backoff; a
+    /// permanent error (refused credentials, a certificate) fails every request at once.
+    private func failed(_ error: any Error, doing: String) {
+        dropConnection()
+        lastFailure = error
+        if let error = error as? TransportError, error.isPermanent {
+            let all = unsent
+            unsent.removeAll()
+            for request in all { request.continuation.resume(throwing: error) }
+            return
+        }
+        logger.warning(
+            "AMQP publisher: \(doing) failed, reconnecting", metadata: ["error": "\(error)", "retry.in": "\(backoff)"])
+        reconnectAt = clock.now.advanced(by: backoff)
+        backoff = min(backoff * 2, configuration.reconnectBackoff.max)
+        failExpired()
+    }
+
+    /// Requests past their deadline fail with the last connection error.
+    private func failExpired() {
+        let now = clock.now
+        let expired = unsent.filter { $0.giveUpAt <= now }
+        guard !expired.isEmpty else { return }
+        unsent.removeAll { $0.giveUpAt <= now }
+        let error = lastFailure ?? TransportError("no publisher confirm within \(configuration.publishDeadline)")
+        for request in expired { request.continuation.resume(throwing: error) }
+    }
+
+    /// `body` on a live connection, reconnecting with backoff until the publish deadline (declares and binds).
     private func retrying<T>(_ doing: String, _ body: (AMQPConnection) throws -> T) throws -> T {
-        let clock = ContinuousClock()
         let giveUpAt = clock.now.advanced(by: configuration.publishDeadline)
         var backoff = configuration.reconnectBackoff.initial
         while true {
@@ -109,60 +290,38 @@ final class AMQPPublisher: @unchecked Sendable {
         try connection.enableConfirms()
         self.connection = connection
         nextTag = 1
+        confirmedBelow = 1
+        confirmedAbove.removeAll()
+        reconnectAt = nil
+        backoff = configuration.reconnectBackoff.initial
         return connection
     }
 
+    /// Closes the connection; what it had sent and not seen confirmed goes back to be sent again, first.
     private func dropConnection() {
+        connection?.markBroken()
         connection?.close()
         connection = nil
+        unsent.insert(contentsOf: unconfirmed, at: 0)
+        unconfirmed.removeAll()
     }
 
-    private func publishConfirmed(_ messages: [OutgoingMessage], on connection: AMQPConnection) throws {
-        let first = nextTag
-        for message in messages {
-            try connection.publish(message)
-            nextTag += 1
+    private func waitForWake(until deadline: ContinuousClock.Instant?, socket: Int32? = nil) {
+        var milliseconds: Int32 = 1000  // at least once a second: heartbeats, deadlines
+        if let deadline {
+            let left = clock.now.duration(to: deadline)
+            milliseconds = left <= .zero ? 0 : Int32(min(1000, (left.seconds * 1000).rounded(.up)))
         }
-        try awaitConfirms(from: first, upTo: nextTag - 1, on: connection)
+        waitForWake(timeoutMilliseconds: milliseconds, socket: socket)
     }
 
-    /// Reads frames until every delivery tag in `first...last` is acked; a nack or a closed channel throws.
-    private func awaitConfirms(from first: UInt64, upTo last: UInt64, on connection: AMQPConnection) throws {
-        var confirmedBelow = first  // every tag below this is confirmed
-        var confirmedAbove: Set<UInt64> = []  // single acks that arrived out of order
-        var frame = amqp_frame_t()
-        var timeout = timeval(configuration.publishDeadline / 4)
-        while confirmedBelow <= last {
-            amqp_maybe_release_buffers(connection.state)
-            let status = amqp_simple_wait_frame_noblock(connection.state, &frame, &timeout)
-            guard status == AMQP_STATUS_OK.rawValue else {
-                connection.markBroken()
-                throw TransportError("waiting for publisher confirms: \(AMQPConnection.statusText(status))")
-            }
-            guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { continue }
-            let method = frame.payload.method
-            switch method.id {
-            case amqp_method_number_t(SLIPWAY_BASIC_ACK_METHOD):
-                let ack = method.decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
-                if ack.multiple != 0 {
-                    confirmedBelow = max(confirmedBelow, ack.delivery_tag + 1)
-                } else {
-                    confirmedAbove.insert(ack.delivery_tag)
-                }
-                while confirmedAbove.remove(confirmedBelow) != nil { confirmedBelow += 1 }
-            case amqp_method_number_t(SLIPWAY_BASIC_NACK_METHOD):
-                connection.markBroken()
-                throw TransportError("the broker refused a published message (basic.nack)")
-            case amqp_method_number_t(SLIPWAY_CHANNEL_CLOSE_METHOD),
-                amqp_method_number_t(SLIPWAY_CONNECTION_CLOSE_METHOD):
-                connection.markBroken()
-                var reply = amqp_rpc_reply_t()
-                reply.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION
-                reply.reply = method
-                throw TransportError("publishing: the broker closed the channel: \(AMQPConnection.serverReplyText(reply))")
-            default:
-                continue
-            }
+    private func waitForWake(timeoutMilliseconds: Int32, socket: Int32? = nil) {
+        var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+        if let socket { fds.append(pollfd(fd: socket, events: Int16(POLLIN), revents: 0)) }
+        _ = poll(&fds, nfds_t(fds.count), timeoutMilliseconds)
+        if fds[0].revents != 0 {
+            var value: UInt64 = 0
+            _ = read(wakeFD, &value, 8)
         }
     }
 
