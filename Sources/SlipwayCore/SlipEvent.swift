@@ -107,6 +107,12 @@ public enum SlipEventWire {
 
     /// The events of a message body: a batch (a JSON array) or a single event. Nesting is checked before parsing.
     public static func decode(_ body: [UInt8], decoder: JSONDecoder = SlipCodec.makeDecoder()) throws -> [SlipEvent] {
+        // The byte reader for what processors write; Foundation's decoder for the rest, and for every refusal.
+        if let events = body.withUnsafeBufferPointer(fastDecode) { return events }
+        return try decodeWithFoundation(body, decoder: decoder)
+    }
+
+    static func decodeWithFoundation(_ body: [UInt8], decoder: JSONDecoder) throws -> [SlipEvent] {
         let data = Data(body)
         try SlipCodec.checkNesting(data)
         let first = body.first { ![UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t")].contains($0) }

@@ -246,3 +246,96 @@ extension JSONReader {
         return value
     }
 }
+
+extension JSONReader {
+    /// One event, as the synthesized `Decodable` reads it: unknown fields are left to Foundation (which ignores them).
+    mutating func event() throws(Miss) -> SlipEvent {
+        var seen = SeenFields()
+        let epoch = Date(timeIntervalSince1970: 0)
+        var event = SlipEvent(
+            id: "", slipID: "", template: "", kind: .execute, step: "", sequence: 0, attempt: 0, outcome: "",
+            state: .running, processor: "", at: epoch)
+        guard try beginObject() else { throw Miss() }
+        repeat {
+            let name = try key()
+            if matches(name, "formatVersion") {
+                try seen.note(0)
+                event.formatVersion = try int()
+            } else if matches(name, "id") {
+                try seen.note(1)
+                event.id = try string()
+            } else if matches(name, "slipID") {
+                try seen.note(2)
+                event.slipID = try string()
+            } else if matches(name, "template") {
+                try seen.note(3)
+                event.template = try string()
+            } else if matches(name, "kind") {
+                try seen.note(4)
+                event.kind = try rawValue(SlipEvent.Kind.self)
+            } else if matches(name, "step") {
+                try seen.note(5)
+                event.step = try string()
+            } else if matches(name, "sequence") {
+                try seen.note(6)
+                event.sequence = try int()
+            } else if matches(name, "attempt") {
+                try seen.note(7)
+                event.attempt = try int()
+            } else if matches(name, "outcome") {
+                try seen.note(8)
+                event.outcome = try string()
+            } else if matches(name, "state") {
+                try seen.note(9)
+                event.state = try rawValue(SlipState.self)
+            } else if matches(name, "processor") {
+                try seen.note(10)
+                event.processor = try string()
+            } else if matches(name, "at") {
+                try seen.note(11)
+                event.at = try timestamp()
+            } else if matches(name, "startedAt") {
+                try seen.note(12)
+                event.startedAt = isNull() ? nil : try timestamp()
+            } else if matches(name, "durationMicros") {
+                try seen.note(13)
+                event.durationMicros = isNull() ? nil : try int64()
+            } else if matches(name, "reason") {
+                try seen.note(14)
+                event.reason = isNull() ? nil : try string()
+            } else if matches(name, "fault") {
+                try seen.note(15)
+                event.fault = isNull() ? nil : try fault()
+            } else if matches(name, "createdAt") {
+                try seen.note(16)
+                event.createdAt = isNull() ? nil : try timestamp()
+            } else if matches(name, "log") {
+                try seen.note(17)
+                event.log = isNull() ? nil : try array { reader throws(Miss) in try reader.logEntry() }
+            } else {
+                throw Miss()
+            }
+        } while try moreMembers()
+        guard seen.has(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11) else { throw Miss() }
+        return event
+    }
+}
+
+extension SlipEventWire {
+    /// The events of a body, one or a batch, or nil when the body needs Foundation's decoder.
+    static func fastDecode(_ body: UnsafeBufferPointer<UInt8>) -> [SlipEvent]? {
+        var reader = JSONReader(body, maxDepth: SlipCodec.maxNestingDepth)
+        do {
+            let events: [SlipEvent]
+            if reader.peek() == UInt8(ascii: "[") {
+                events = try reader.array { reader throws(JSONReader.Miss) in try reader.event() }
+            } else {
+                events = [try reader.event()]
+            }
+            try reader.end()
+            return events
+        } catch {
+            return nil
+        }
+    }
+}
