@@ -11,6 +11,7 @@ import SlipwayTransport
 public final class SQLiteHopRecordStore: HopRecordStore {
     private let pool: DatabasePool
     private let writer: HopRecordWriter
+    private let checkpointer: WALCheckpointer
     public let path: String
 
     public init(path: String) throws {
@@ -20,11 +21,17 @@ public final class SQLiteHopRecordStore: HopRecordStore {
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(WALCheckpointer.fallbackAutocheckpointPages)")
         }
         configuration.busyMode = .timeout(10)
         pool = try openDatabasePool(path: path, configuration: configuration)
         try migrateSharedFile(Self.migrator, pool)
         writer = HopRecordWriter(pool: pool)
+        checkpointer = try WALCheckpointer(path: path)
+    }
+
+    deinit {
+        checkpointer.stop()
     }
 
     static var migrator: DatabaseMigrator {

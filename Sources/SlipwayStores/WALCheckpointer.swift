@@ -1,0 +1,47 @@
+import Foundation
+import GRDB
+
+/// Checkpoints a WAL database from a thread of its own, so that a hop never waits for one.
+///
+/// SQLite's automatic checkpoint runs inside the commit that crosses the WAL's size threshold, with a disk sync, and
+/// the hop store commits on the calling task's thread: every few thousand hops one hop stalled for the length of an
+/// fsync (tens of milliseconds on a busy disk), and with it a thread of Swift's two-thread cooperative pool. A passive
+/// checkpoint here, once a second, copies what committed since the last one without blocking readers or the writer.
+/// The automatic checkpoint stays on at a high threshold, in case this thread falls behind.
+final class WALCheckpointer: @unchecked Sendable {
+    // Safe: `stopped` only under `condition`; `queue` only on the checkpointer's thread.
+    private let condition = NSCondition()
+    private var stopped = false
+    private let queue: DatabaseQueue
+
+    /// Pages the WAL may reach before a commit checkpoints by itself (about 40 MB).
+    static let fallbackAutocheckpointPages = 10_000
+
+    init(path: String, interval: TimeInterval = 1) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(1)
+        queue = try DatabaseQueue(path: path, configuration: configuration)
+        let thread = Thread { [self] in self.loop(interval: interval) }
+        thread.name = "slipway-wal-checkpoint"
+        thread.start()
+    }
+
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func loop(interval: TimeInterval) {
+        while true {
+            condition.lock()
+            if !stopped { _ = condition.wait(until: Date(timeIntervalSinceNow: interval)) }
+            let stop = stopped
+            condition.unlock()
+            if stop { return }
+            // Passive: copies what it can without waiting for anyone; a busy moment is simply tried again later.
+            _ = try? queue.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+        }
+    }
+}
