@@ -68,7 +68,9 @@ final class SlipChain: BenchChain {
         ]
         // What the benchmark is run with goes to its processors: signing keys, and hop event batching on or off.
         for (name, value) in ProcessInfo.processInfo.environment
-        where name.hasPrefix("SLIPWAY_SIGNING_KEYS") || name == "SLIPWAY_BATCH_HOP_EVENTS" || name == "SLIPWAY_HOP_EVENT_LINGER_MS" {
+        where name.hasPrefix("SLIPWAY_SIGNING_KEYS") || name == "SLIPWAY_BATCH_HOP_EVENTS" || name == "SLIPWAY_HOP_EVENT_LINGER_MS"
+            || name == "MALLOC_ARENA_MAX"
+        {
             environment[name] = value
         }
         var workers: [BenchChild] = []

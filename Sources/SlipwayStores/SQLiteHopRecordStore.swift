@@ -22,8 +22,12 @@ public final class SQLiteHopRecordStore: HopRecordStore {
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = \(WALCheckpointer.fallbackAutocheckpointPages)")
+            // Hops look up recent records by key: a small cache per connection does (the default is 2 MB each).
+            try db.execute(sql: "PRAGMA cache_size = -512")
         }
         configuration.busyMode = .timeout(10)
+        // Reads run on the calling thread, one per hop: as many readers as the cooperative pool has threads.
+        configuration.maximumReaderCount = 2
         pool = try openDatabasePool(path: path, configuration: configuration)
         try migrateSharedFile(Self.migrator, pool)
         writer = HopRecordWriter(pool: pool)
@@ -88,7 +92,8 @@ public final class SQLiteHopRecordStore: HopRecordStore {
     }
 
     private func recordNow(slipID: String, sequence: Int) throws -> HopRecord? {
-        try pool.read { db in
+        // One statement reads one row, atomically on its own: no BEGIN/COMMIT around it (`read` would add them).
+        try pool.unsafeRead { db in
             let statement = try db.cachedStatement(sql: "SELECT * FROM hop_record WHERE slip_id = ? AND sequence = ?")
             return try Row.fetchOne(statement, arguments: [slipID, sequence]).map(Self.decode)
         }
