@@ -23,8 +23,10 @@ final class HopEventBatcher: Sendable {
         var flushing = false
         var lingerArmed = false
         var lingerExpired = false
+        /// Shutting down: nothing waits for company any more.
+        var draining = false
 
-        var isDue: Bool { !waiting.isEmpty && (lingerExpired || waitingEvents >= maxEvents) }
+        var isDue: Bool { !waiting.isEmpty && (lingerExpired || draining || waitingEvents >= maxEvents) }
         let maxEvents: Int
     }
 
@@ -59,6 +61,15 @@ final class HopEventBatcher: Sendable {
             if flushNow { Task { await self.flush() } }
             if armTimer { startLingerTimer() }
         }
+    }
+
+    /// From now on every batch goes at once: the processor is stopping, and its last hops' acks wait for their events.
+    func drain() {
+        let flushNow = state.withLock { state -> Bool in
+            state.draining = true
+            return state.nextMove().flush
+        }
+        if flushNow { Task { await self.flush() } }
     }
 
     /// Sends batches while one is due.

@@ -17,6 +17,9 @@ final class HopSlots: Sendable {
         state = Mutex(State(free: max(1, count)))
     }
 
+    /// Slots free now (for tests).
+    var available: Int { state.withLock { $0.free } }
+
     /// Waits for a free slot and takes it.
     func acquire() async -> Slot {
         let taken = state.withLock { state -> Bool in

@@ -70,6 +70,7 @@ public final class ProcessorRuntime: Service, Sendable {
             self.stopping.withLock { $0 = true }
             execute.stop()
             compensate.stop()
+            self.hopEvents?.drain()
         }
         logger.info("stopped: every hop in flight finished")
     }
