@@ -31,7 +31,7 @@ public final class SQLiteHopRecordStore: HopRecordStore {
         pool = try openDatabasePool(path: path, configuration: configuration)
         try migrateSharedFile(Self.migrator, pool)
         writer = HopRecordWriter(pool: pool)
-        checkpointer = try WALCheckpointer(path: path)
+        checkpointer = WALCheckpointer(path: path)
     }
 
     deinit {

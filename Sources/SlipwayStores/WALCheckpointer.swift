@@ -12,18 +12,23 @@ final class WALCheckpointer: @unchecked Sendable {
     // Safe: `stopped` only under `condition`; `queue` only on the checkpointer's thread.
     private let condition = NSCondition()
     private var stopped = false
-    private let queue: DatabaseQueue
+    private let path: String
+    private var queue: DatabaseQueue?
 
     /// Pages the WAL may reach before a commit checkpoints by itself (about 40 MB).
     static let fallbackAutocheckpointPages = 10_000
 
-    init(path: String, interval: TimeInterval = 1) throws {
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(1)
-        queue = try DatabaseQueue(path: path, configuration: configuration)
+    init(path: String, interval: TimeInterval = 1) {
+        self.path = path
         let thread = Thread { [self] in self.loop(interval: interval) }
         thread.name = "slipway-wal-checkpoint"
         thread.start()
+    }
+
+    private func openQueue() throws -> DatabaseQueue {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(1)
+        return try DatabaseQueue(path: path, configuration: configuration)
     }
 
     func stop() {
@@ -40,8 +45,15 @@ final class WALCheckpointer: @unchecked Sendable {
             let stop = stopped
             condition.unlock()
             if stop { return }
-            // Passive: copies what it can without waiting for anyone; a busy moment is simply tried again later.
-            _ = try? queue.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+            // Passive: copies what it can without waiting for anyone. A busy moment (even opening the file, while
+            // other processes create it) is simply tried again on the next round.
+            do {
+                let queue = try self.queue ?? openQueue()
+                self.queue = queue
+                _ = try queue.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+            } catch {
+                continue
+            }
         }
     }
 }
