@@ -6,7 +6,8 @@ public struct ProcessorConfiguration: Sendable {
     public var topology = Topology()
     /// Unacknowledged deliveries the broker may hand this instance at once, per queue.
     public var prefetch = 32
-    /// Hops this instance runs at the same time, per queue.
+    /// Hops this instance runs at the same time, per queue. A hop counts until its slip is forwarded; its ack, which
+    /// waits for its event's batch, may come later (the prefetch bounds those).
     public var concurrency = 8
     /// How an execute whose handler throws is retried, unless the slip's itinerary gives the step a policy of its own.
     /// After the last attempt the step faults and the slip compensates.
