@@ -21,8 +21,8 @@ extension JSONValue: Codable {
             self = .null
         } else if let value = try? container.decode(String.self) {
             self = .string(value)
-        } else if let value = try? container.decode([String: JSONValue].self) {
-            self = .object(value)
+        } else if let object = try? decoder.container(keyedBy: AnyCodingKey.self) {
+            self = .object(try JSONValue.decodeObject(object))
         } else if let value = try? container.decode(Int64.self) {
             self = .int(value)
         } else if let value = try? container.decode(Double.self) {
@@ -45,6 +45,19 @@ extension JSONValue: Codable {
         case .array(let value): try container.encode(value)
         case .object(let value): try container.encode(value)
         }
+    }
+}
+
+extension JSONValue {
+    /// An object's values, key by key in the order of the keys' bytes: of several bad values, the same one is always
+    /// the one reported (a dictionary's order differs from run to run, and with it Foundation's choice).
+    static func decodeObject(_ container: KeyedDecodingContainer<AnyCodingKey>) throws -> [String: JSONValue] {
+        var object: [String: JSONValue] = [:]
+        object.reserveCapacity(container.allKeys.count)
+        for key in container.allKeys.sorted(by: { $0.stringValue.utf8.lexicographicallyPrecedes($1.stringValue.utf8) }) {
+            object[key.stringValue] = try container.decode(JSONValue.self, forKey: key)
+        }
+        return object
     }
 }
 

@@ -29,7 +29,7 @@ extension Slip: Codable {
         itinerary = try container.field([ItineraryStep].self, .itinerary)
         log = try container.optionalField([LogEntry].self, .log) ?? []
         compensations = try container.optionalField([CompensationRecord].self, .compensations) ?? []
-        variables = try container.optionalField([String: JSONValue].self, .variables) ?? [:]
+        variables = try container.optionalObjectField(.variables) ?? [:]
         fault = try container.optionalField(Fault.self, .fault)
         deadline = try container.optionalField(Date.self, .deadline)
     }
@@ -284,6 +284,17 @@ extension KeyedDecodingContainer {
         try naming(key) { try decodeIfPresent(type, forKey: key) }
     }
 
+    /// A free-form object (variables, arguments), decoded in a fixed order: see `JSONValue.decodeObject`.
+    func objectField(_ key: Key) throws -> [String: JSONValue] {
+        try naming(key) { try JSONValue.decodeObject(try nestedContainer(keyedBy: AnyCodingKey.self, forKey: key)) }
+    }
+
+    /// Absent or null: nil.
+    func optionalObjectField(_ key: Key) throws -> [String: JSONValue]? {
+        guard contains(key), try !decodeNil(forKey: key) else { return nil }
+        return try objectField(key)
+    }
+
     private func naming<T>(_ key: Key, _ body: () throws -> T) throws -> T {
         do {
             return try body()
@@ -316,7 +327,7 @@ extension ItineraryStep {
         try rejectUnknownKeys(decoder, CodingKeys.self, in: "an itinerary step")
         let container = try decoder.container(keyedBy: CodingKeys.self)
         step = try container.field(String.self, .step)
-        arguments = try container.field([String: JSONValue].self, .arguments)
+        arguments = try container.objectField(.arguments)
         retry = try container.optionalField(RetryPolicy.self, .retry)
         timeoutMs = try container.optionalField(Int.self, .timeoutMs)
     }

@@ -3,8 +3,14 @@ import Foundation
 /// The wire's timestamps, `2026-11-22T05:34:20.123Z`, written and read by arithmetic: every hop writes and reads one
 /// per log entry, and Foundation's format styles cost microseconds each. Only this exact form is read here; other
 /// RFC 3339 forms go to the format styles.
+///
+/// Only years 1583 to 9999: the arithmetic is the proleptic Gregorian calendar, while Foundation's format styles switch
+/// to the Julian calendar before October 1582 (two days apart at year 0). Earlier instants go to Foundation both ways,
+/// so that whatever reads a timestamp agrees with whatever wrote it.
 enum Timestamps {
-    /// `2026-11-22T05:34:20.123Z` for a count of milliseconds since 1970 (years 0000 to 9999).
+    static let years = 1583...9999
+
+    /// `2026-11-22T05:34:20.123Z` for a count of milliseconds since 1970 (in `years`).
     static func format(millisecondsSince1970 milliseconds: Int64) -> String? {
         guard let parts = Parts(milliseconds) else { return nil }
         return String(unsafeUninitializedCapacity: 24) { buffer in
@@ -13,7 +19,7 @@ enum Timestamps {
         }
     }
 
-    /// Appends the quoted timestamp to JSON bytes; false (nothing written) outside years 0000 to 9999.
+    /// Appends the quoted timestamp to JSON bytes; false (nothing written) outside `years`.
     static func appendQuoted(millisecondsSince1970 milliseconds: Int64, to bytes: inout [UInt8]) -> Bool {
         guard let parts = Parts(milliseconds) else { return false }
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 26) { buffer in
@@ -34,7 +40,7 @@ enum Timestamps {
         init?(_ milliseconds: Int64) {
             let (days, msOfDay) = floorDivide(milliseconds, 86_400_000)
             let (year, month, day) = civil(fromDays: days)
-            guard (0...9999).contains(year) else { return nil }
+            guard Timestamps.years.contains(Int(year)) else { return nil }
             (self.year, self.month, self.day, self.time) = (Int(year), month, day, Int(msOfDay))
         }
 
@@ -83,7 +89,7 @@ enum Timestamps {
             }
             return value
         }
-        guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2), let hour = number(11, 2),
+        guard let year = number(0, 4), Timestamps.years.contains(year), let month = number(5, 2), let day = number(8, 2), let hour = number(11, 2),
             let minute = number(14, 2), let second = number(17, 2), let millisecond = number(20, 3),
             (1...12).contains(month), (1...daysIn(month: month, year: year)).contains(day), hour < 24, minute < 60,
             second < 60
