@@ -25,13 +25,18 @@ struct HopEventBatcherTests {
         }
     }
 
+    /// A batcher of step `a` over a new connection to `broker`, whose events exchange it declares.
+    static func batcher(_ broker: InMemoryBroker, maxEvents: Int, linger: Duration) async -> HopEventBatcher {
+        await broker.declareTopicExchange(Topology().eventsExchange)
+        return HopEventBatcher(
+            transport: InMemoryTransport(broker: broker), topology: Topology(), step: "a", maxEvents: maxEvents,
+            linger: linger)
+    }
+
     @Test("a full batch goes at once, without waiting for its linger")
     func fullBatchGoesAtOnce() async throws {
         let broker = InMemoryBroker()
-        await broker.declareTopicExchange(Topology().eventsExchange)
-        let batcher = HopEventBatcher(
-            transport: InMemoryTransport(broker: broker), topology: Topology(), step: "a", maxEvents: 3,
-            linger: .seconds(3600))
+        let batcher = await Self.batcher(broker, maxEvents: 3, linger: .seconds(3600))
         try await withThrowingTaskGroup(of: Void.self) { group in
             for sequence in 0..<3 { group.addTask { try await batcher.publish([try Self.event(sequence)]) } }
             try await group.waitForAll()
@@ -44,16 +49,11 @@ struct HopEventBatcherTests {
     @Test("a lone event goes after the linger, and a draining batcher sends at once")
     func loneEventAndDrain() async throws {
         let broker = InMemoryBroker()
-        await broker.declareTopicExchange(Topology().eventsExchange)
-        let lingering = HopEventBatcher(
-            transport: InMemoryTransport(broker: broker), topology: Topology(), step: "a", maxEvents: 16,
-            linger: .milliseconds(5))
+        let lingering = await Self.batcher(broker, maxEvents: 16, linger: .milliseconds(5))
         try await lingering.publish([try Self.event(7)])
         #expect(try await Self.batches(broker) == [[7]])
 
-        let draining = HopEventBatcher(
-            transport: InMemoryTransport(broker: broker), topology: Topology(), step: "a", maxEvents: 16,
-            linger: .seconds(3600))
+        let draining = await Self.batcher(broker, maxEvents: 16, linger: .seconds(3600))
         draining.drain()
         try await draining.publish([try Self.event(8)])
         #expect(try await Self.batches(broker) == [[7], [8]])
