@@ -52,11 +52,11 @@ struct JSONWriter {
                 case 0x0A: bytes.append(UInt8(ascii: "n"))
                 case 0x0D: bytes.append(UInt8(ascii: "r"))
                 case 0x09: bytes.append(UInt8(ascii: "t"))
-                default:
-                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                default:  // the other controls: \u00XX, lower-case hex as JSONEncoder writes it
+                    func hex(_ digit: UInt8) -> UInt8 { digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10 }
                     bytes.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
-                    bytes.append(hex[Int(byte >> 4)])
-                    bytes.append(hex[Int(byte & 0x0F)])
+                    bytes.append(hex(byte >> 4))
+                    bytes.append(hex(byte & 0x0F))
                 }
             }
             bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...]))
@@ -77,7 +77,7 @@ struct JSONWriter {
 
     private mutating func digits(_ value: UInt64) {
         var buffer: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 20 digits
-        let count = withUnsafeMutableBytes(of: &buffer) { scratch -> Int in
+        withUnsafeMutableBytes(of: &buffer) { scratch in
             var value = value
             var index = scratch.count
             repeat {
@@ -86,9 +86,7 @@ struct JSONWriter {
                 value /= 10
             } while value > 0
             bytes.append(contentsOf: scratch[index...])
-            return scratch.count - index
         }
-        _ = count
     }
 
     /// Swift's shortest round-tripping form, without a trailing `.0`: `2.5`, `100`, `1e-05`, `1.5e+16`.
