@@ -27,26 +27,28 @@ public struct AMQPConfiguration: Sendable, Hashable {
         url: String = AMQPConfiguration.defaultURL,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws {
-        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
-            scheme == "amqp" || scheme == "amqps"
-        else {
+        let uri: AMQPURI
+        do {
+            uri = try AMQPURI(url)
+        } catch .notAMQP {
             throw TransportError(
                 "'\(Self.redacted(url))' is not an AMQP URL (amqp://user:pass@host:port/vhost, or amqps:// for TLS)")
+        } catch .malformed(let reason) {
+            throw TransportError("'\(Self.redacted(url))' is not a valid AMQP URL: \(reason)")
         }
-        let isTLS = scheme == "amqps"
-        host = components.host.flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
-        port = components.port ?? (isTLS ? 5671 : 5672)
-        user = components.user?.removingPercentEncoding ?? "guest"
-        password = components.password?.removingPercentEncoding ?? "guest"
-        let path = components.percentEncodedPath
+        let isTLS = uri.scheme == "amqps"
+        host = uri.host.isEmpty ? "127.0.0.1" : uri.host
+        port = uri.port ?? (isTLS ? 5671 : 5672)
+        user = uri.user ?? "guest"
+        password = uri.password ?? "guest"
         // AMQP URI spec: an empty path means the default vhost "/"; "/%2F" names "/" explicitly.
-        virtualHost = path.isEmpty || path == "/" ? "/" : String(path.dropFirst()).removingPercentEncoding ?? "/"
+        virtualHost = uri.virtualHost.flatMap { $0.isEmpty ? nil : $0 } ?? "/"
         heartbeatSeconds = 30
         connectTimeout = .seconds(5)
         reconnectBackoff = (.milliseconds(100), .seconds(5))
         publishDeadline = .seconds(60)
 
-        let query = try URLQuery(components, url: Self.redacted(url))
+        let query = try URLQuery(uri.query, url: Self.redacted(url))
         if let heartbeat = try query.take("heartbeat", as: "a whole number of seconds", { UInt16($0) }) {
             heartbeatSeconds = Int(heartbeat)
         }
@@ -76,9 +78,9 @@ public struct AMQPConfiguration: Sendable, Hashable {
     /// Any string that might be an AMQP URL, with whatever could be a password masked: a parseable URL loses its
     /// password; in anything else, all before the last "@" (user and password) is masked.
     public static func redacted(_ url: String) -> String {
-        if var components = URLComponents(string: url), components.scheme != nil, components.host != nil {
-            if components.password != nil { components.percentEncodedPassword = "***" }
-            if let text = components.string { return text }
+        if let uri = try? AMQPURI(url) {
+            guard let password = uri.passwordRange else { return url }
+            return url.replacingCharacters(in: password, with: "***")
         }
         guard let at = url.lastIndex(of: "@") else { return url }
         let start = url.range(of: "://").map(\.upperBound) ?? url.startIndex
@@ -101,16 +103,16 @@ final class URLQuery {
     private var items: [String: String] = [:]
     private let url: String
 
-    init(_ components: URLComponents, url: String) throws {
+    init(_ query: [(name: String, value: String)], url: String) throws {
         self.url = url
-        for item in components.queryItems ?? [] {
-            guard items[item.name] == nil else {
-                throw TransportError("'\(url)': query parameter '\(item.name)' appears twice")
+        for (name, value) in query {
+            guard items[name] == nil else {
+                throw TransportError("'\(url)': query parameter '\(name)' appears twice")
             }
-            guard let value = item.value, !value.isEmpty else {
-                throw TransportError("'\(url)': query parameter '\(item.name)' needs a value")
+            guard !value.isEmpty else {
+                throw TransportError("'\(url)': query parameter '\(name)' needs a value")
             }
-            items[item.name] = value
+            items[name] = value
         }
     }
 

@@ -67,6 +67,43 @@ struct CredentialTests {
         #expect(both.tls?.caFile == "/etc/passwd")
     }
 
+    @Test("a URL's parts are read as RabbitMQ's URI spec says, percent-decoded")
+    func urlParts() throws {
+        func parts(_ url: String) throws -> String {
+            let c = try AMQPConfiguration(url: url, environment: [:])
+            return "\(c.user)|\(c.password)|\(c.host)|\(c.port)|\(c.virtualHost)"
+        }
+        #expect(try parts("amqp://") == "guest|guest|127.0.0.1|5672|/")
+        #expect(try parts("amqp://h") == "guest|guest|h|5672|/")
+        #expect(try parts("AMQP://app@h:5700") == "app|guest|h|5700|/")
+        #expect(try parts("amqp://app:@h/") == "app||h|5672|/")
+        #expect(try parts("amqp://a%40b:p%3Aw%2Fd%25@h/%2F") == "a@b|p:w/d%|h|5672|/")
+        #expect(try parts("amqp://u:p@h/orders%2Feu") == "u|p|h|5672|orders/eu")
+        #expect(try parts("amqp://u:p@[::1]:5800/v") == "u|p|::1|5800|v")
+        #expect(try parts("amqp://u:p@[fe80::1]/") == "u|p|fe80::1|5672|/")
+        #expect(try parts("amqps://u:p@h?heartbeat=5") == "u|p|h|5671|/")
+        #expect(try AMQPConfiguration(url: "amqp://h/?heartbeat=7&", environment: [:]).heartbeatSeconds == 7)
+
+        for (url, reason) in [
+            ("amqp://u:p@h:0/", "port must be a number from 1 to 65535"),
+            ("amqp://u:p@h:65536/", "port must be a number from 1 to 65535"),
+            ("amqp://u:p@h:5672x/", "port must be a number from 1 to 65535"),
+            ("amqp://u:p@[::1/", "needs its closing ']'"),
+            ("amqp://u:p@[::1]x/", "only ':port' may follow"),
+            ("amqp://u:p%zz@h/", "bad percent-encoding in the password"),
+            ("amqp://u:p@h/my vhost", "must be percent-encoded"),
+            ("amqp://h/?heartbeat", "query parameter 'heartbeat' needs a value"),
+            ("amqp://h/?heartbeat=1&heartbeat=2", "query parameter 'heartbeat' appears twice"),
+            ("http://h/", "is not an AMQP URL"),
+        ] {
+            let message = try #require(Self.error(url), "\(url) was accepted")
+            #expect(message.contains(reason), "\(url): \(message)")
+        }
+        #expect(AMQPConfiguration.redacted("amqp://u:\(Self.secret)@h:1/v?heartbeat=5") == "amqp://u:***@h:1/v?heartbeat=5")
+        #expect(AMQPConfiguration.redacted("amqp://u@h/") == "amqp://u@h/")
+        #expect(AMQPConfiguration.redacted("amqp://u:\(Self.secret)@h:x/") == "amqp://***@h:x/")
+    }
+
     @Test("the URL comes from SLIPWAY_AMQP_URL or from the file SLIPWAY_AMQP_URL_FILE names, never both")
     func urlSources() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-url-\(UUID().uuidString)")
