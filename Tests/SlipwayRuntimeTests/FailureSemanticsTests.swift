@@ -1,5 +1,5 @@
 import Foundation
-import Slipway
+@testable import Slipway
 import SlipwayTesting
 import Testing
 
@@ -64,6 +64,26 @@ struct FailureSemanticsTests {
             #expect(event.state == .completed)
             #expect((event.log ?? []).filter { $0.step == "b" }.map(\.outcome) == [.retried, .completed])
         }
+    }
+
+    @Test(
+        "a handler that finishes within its timeout stops the timer, which would otherwise sleep out the timeout",
+        .timeLimit(.minutes(1)))
+    func finishedHandlerStopsItsTimer() async throws {
+        let (timerStopped, stop) = AsyncStream.makeStream(of: Void.self)
+        // The timer: sleeps until cancelled, then says so.
+        let sleep: @Sendable (Duration) async throws -> Void = { _ in
+            let (forever, _) = AsyncStream.makeStream(of: Void.self)
+            await withTaskCancellationHandler {
+                for await _ in forever {}
+            } onCancel: {
+                stop.yield()
+            }
+        }
+        let answer = try await withTimeout(.seconds(3_600), sleep: sleep) { 42 }
+        #expect(answer == 42)
+        var stops = timerStopped.makeAsyncIterator()
+        #expect(await stops.next() != nil, "the timer was cancelled")
     }
 
     @Test("a slip past its deadline runs no further step and compensates what was done")
