@@ -12,6 +12,8 @@ import SlipwayStores
 /// - `--amqp-url URL` (`SLIPWAY_AMQP_URL`, or a file holding it: `SLIPWAY_AMQP_URL_FILE`; default
 ///   `amqp://guest:guest@127.0.0.1:5672/`; `amqps://` for TLS, see docs/security.md)
 /// - `--state-dir DIR` (`SLIPWAY_STATE_DIR`, default `.slipway/state`): where the hop record lives
+/// - `--hop-record-days N` (`SLIPWAY_HOP_RECORD_DAYS`, default 7; 0 keeps records for ever): how long a hop is
+///   remembered against redeliveries
 /// - `--prefetch N` (`SLIPWAY_PREFETCH`), `--concurrency N` (`SLIPWAY_CONCURRENCY`), `--max-attempts N`
 /// - `--log-level LEVEL` (`SLIPWAY_LOG_LEVEL`, default `info`)
 /// - `SLIPWAY_BATCH_HOP_EVENTS=false`: one message per hop event, routed by slip (default: batched)
@@ -58,12 +60,13 @@ public func runProcessor(
         let transport = AMQPTransport(configuration: amqp, logger: logger)
         let storePath = URL(fileURLWithPath: options.stateDirectory)
             .appendingPathComponent("\(processor.step).hops.sqlite").path
-        let store = try SQLiteHopRecordStore(path: storePath)
+        let store = try SQLiteHopRecordStore(path: storePath, keepFor: options.hopRecordRetention)
         logger.info(
             "starting",
             metadata: [
                 "slip.step": "\(processor.step)", "amqp.url": "\(amqp.redactedURL)", "store.path": "\(storePath)",
                 "processor.instance": "\(configuration.instance)",
+                "store.keep_days": "\(options.hopRecordDays == 0 ? "for ever" : "\(options.hopRecordDays)")",
             ])
         let runtime = ProcessorRuntime(
             processor: processor, transport: transport, store: store, configuration: configuration, logger: logger)
@@ -80,6 +83,8 @@ public func runProcessor(
 struct ProcessorOptions {
     var amqpURL = AMQPConfiguration.defaultURL
     var stateDirectory = ".slipway/state"
+    /// Days a hop's record is kept; 0 keeps every record.
+    var hopRecordDays = 7
     var prefetch: Int?
     var concurrency: Int?
     var maxAttempts: Int?
@@ -92,6 +97,8 @@ struct ProcessorOptions {
     init(arguments: [String], environment: [String: String]) throws {
         amqpURL = try AMQPConfiguration.url(fromEnvironment: environment) ?? amqpURL
         stateDirectory = environment["SLIPWAY_STATE_DIR"] ?? stateDirectory
+        hopRecordDays = try environment["SLIPWAY_HOP_RECORD_DAYS"].map { try Self.days($0, "SLIPWAY_HOP_RECORD_DAYS") }
+            ?? hopRecordDays
         prefetch = try environment["SLIPWAY_PREFETCH"].map { try Self.positive($0, "SLIPWAY_PREFETCH") }
         concurrency = try environment["SLIPWAY_CONCURRENCY"].map { try Self.positive($0, "SLIPWAY_CONCURRENCY") }
         hopEventLingerMs = try environment["SLIPWAY_HOP_EVENT_LINGER_MS"].map {
@@ -116,6 +123,7 @@ struct ProcessorOptions {
             switch flag {
             case "--amqp-url": amqpURL = value
             case "--state-dir": stateDirectory = value
+            case "--hop-record-days": hopRecordDays = try Self.days(value, flag)
             case "--prefetch": prefetch = try Self.positive(value, flag)
             case "--concurrency": concurrency = try Self.positive(value, flag)
             case "--max-attempts": maxAttempts = try Self.positive(value, flag)
@@ -133,6 +141,17 @@ struct ProcessorOptions {
         if let queuePrefix { configuration.topology = Topology(prefix: queuePrefix) }
         if let batchHopEvents { configuration.batchHopEvents = batchHopEvents }
         if let hopEventLingerMs { configuration.hopEventLinger = .milliseconds(hopEventLingerMs) }
+    }
+
+    var hopRecordRetention: Duration? {
+        hopRecordDays == 0 ? nil : .seconds(hopRecordDays * 24 * 3600)
+    }
+
+    static func days(_ text: String, _ name: String) throws -> Int {
+        guard let value = Int(text), (0...36_500).contains(value) else {
+            throw ProcessorError("\(name) must be a whole number of days (0 keeps records for ever), got '\(text)'")
+        }
+        return value
     }
 
     static func prefix(_ text: String) throws -> String {
@@ -156,14 +175,16 @@ struct ProcessorOptions {
 
     static func usage(_ step: String) -> String {
         """
-        usage: \(step) [--amqp-url URL] [--queue-prefix P] [--state-dir DIR] [--prefetch N] [--concurrency N]
-                [--max-attempts N] [--log-level LEVEL]
+        usage: \(step) [--amqp-url URL] [--queue-prefix P] [--state-dir DIR] [--hop-record-days N] [--prefetch N]
+                [--concurrency N] [--max-attempts N] [--log-level LEVEL]
 
         Serves the '\(step)' step: consumes slipway.\(step).execute and slipway.\(step).compensate until SIGTERM.
           --amqp-url URL     RabbitMQ to use (env SLIPWAY_AMQP_URL, or SLIPWAY_AMQP_URL_FILE naming a file that
                              holds it; default \(AMQPConfiguration.defaultURL); amqps://...?cacertfile=PATH for TLS)
           --queue-prefix P   prefix of queue and exchange names (env SLIPWAY_QUEUE_PREFIX; default slipway)
           --state-dir DIR    where the hop record (SQLite) lives (env SLIPWAY_STATE_DIR; default .slipway/state)
+          --hop-record-days N  days a hop is remembered against redeliveries, then pruned; 0 keeps every record
+                             (env SLIPWAY_HOP_RECORD_DAYS; default 7)
           --prefetch N       unacknowledged deliveries per queue (env SLIPWAY_PREFETCH; default 32)
           --concurrency N    hops run at once per queue (env SLIPWAY_CONCURRENCY; default 8)
           --max-attempts N   tries of a throwing execute before the step faults (default 3)

@@ -8,13 +8,23 @@ import SlipwayTransport
 /// A record is committed before the hop's result is published; with `synchronous = NORMAL` in WAL mode a commit
 /// survives the process being killed (it can only be lost with the whole machine, which the broker's redelivery and the
 /// idempotency key passed to handlers cover).
+///
+/// Records are kept for `keepFor` (7 days by default), then pruned by the store's maintenance thread: a message
+/// redelivered later than that runs its step again, with the same idempotency key.
 public final class SQLiteHopRecordStore: HopRecordStore {
     private let pool: DatabasePool
     private let writer: HopRecordWriter
     private let checkpointer: WALCheckpointer
     public let path: String
 
-    public init(path: String) throws {
+    public static let defaultKeepFor = Duration.seconds(7 * 24 * 3600)
+
+    /// - Parameters:
+    ///   - keepFor: how long a hop's record is kept; nil keeps every record for ever.
+    ///   - pruneEvery: how often the maintenance thread looks for records past `keepFor`.
+    public init(
+        path: String, keepFor: Duration? = SQLiteHopRecordStore.defaultKeepFor, pruneEvery: Duration = .seconds(60)
+    ) throws {
         self.path = path
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -31,7 +41,12 @@ public final class SQLiteHopRecordStore: HopRecordStore {
         pool = try openDatabasePool(path: path, configuration: configuration)
         try migrateSharedFile(Self.migrator, pool)
         writer = HopRecordWriter(pool: pool)
-        checkpointer = WALCheckpointer(path: path)
+        let pruning = keepFor.map { keepFor in
+            WALCheckpointer.Pruning(keepFor: keepFor, every: pruneEvery) { queue, cutoff in
+                try Self.prune(queue, before: cutoff)
+            }
+        }
+        checkpointer = WALCheckpointer(path: path, pruning: pruning)
     }
 
     deinit {
@@ -68,17 +83,47 @@ public final class SQLiteHopRecordStore: HopRecordStore {
                     ) WITHOUT ROWID
                     """)
         }
+        migrator.registerMigration("v3: pruning by age") { db in
+            try db.execute(sql: "CREATE INDEX hop_record_by_age ON hop_record (recorded_at)")
+            try db.execute(sql: "ALTER TABLE redelivery ADD COLUMN noted_at REAL NOT NULL DEFAULT 0")
+        }
         return migrator
+    }
+
+    /// Deletes the records (and redelivery counts) older than `cutoff`, a chunk per transaction so that hops never wait
+    /// long for the file; returns how many records went.
+    @discardableResult
+    public func prune(recordedBefore cutoff: Date) throws -> Int {
+        try Self.prune(pool, before: cutoff)
+    }
+
+    static func prune(_ writer: some DatabaseWriter, before cutoff: Date) throws -> Int {
+        let time = cutoff.timeIntervalSince1970
+        try writer.write { db in try db.execute(sql: "DELETE FROM redelivery WHERE noted_at < ?", arguments: [time]) }
+        var total = 0
+        while true {
+            let deleted = try writer.write { db in
+                try db.execute(
+                    sql: """
+                        DELETE FROM hop_record WHERE (slip_id, sequence) IN
+                            (SELECT slip_id, sequence FROM hop_record WHERE recorded_at < ? ORDER BY recorded_at LIMIT 500)
+                        """,
+                    arguments: [time])
+                return db.changesCount
+            }
+            total += deleted
+            if deleted < 500 { return total }
+        }
     }
 
     public func noteRedelivery(slipID: String, sequence: Int, attempt: Int) async throws -> Int {
         try await pool.write { db in
             try db.execute(
                 sql: """
-                    INSERT INTO redelivery (slip_id, sequence, attempt, count) VALUES (?, ?, ?, 1)
-                    ON CONFLICT (slip_id, sequence, attempt) DO UPDATE SET count = count + 1
+                    INSERT INTO redelivery (slip_id, sequence, attempt, count, noted_at) VALUES (?, ?, ?, 1, ?)
+                    ON CONFLICT (slip_id, sequence, attempt) DO UPDATE SET count = count + 1, noted_at = excluded.noted_at
                     """,
-                arguments: [slipID, sequence, attempt])
+                arguments: [slipID, sequence, attempt, Date().timeIntervalSince1970])
             return try Int.fetchOne(
                 db, sql: "SELECT count FROM redelivery WHERE slip_id = ? AND sequence = ? AND attempt = ?",
                 arguments: [slipID, sequence, attempt]) ?? 1

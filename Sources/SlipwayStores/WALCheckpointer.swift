@@ -1,7 +1,8 @@
 import Foundation
 import GRDB
 
-/// Checkpoints a WAL database from a thread of its own, so that a hop never waits for one.
+/// Checkpoints a WAL database from a thread of its own, so that a hop never waits for one. Old records are pruned
+/// there too.
 ///
 /// SQLite's automatic checkpoint runs inside the commit that crosses the WAL's size threshold, with a disk sync, and
 /// the hop store commits on the calling task's thread: every few thousand hops one hop stalled for the length of an
@@ -15,11 +16,21 @@ final class WALCheckpointer: @unchecked Sendable {
     private let path: String
     private var queue: DatabaseQueue?
 
+    private let pruning: Pruning?
+
     /// Pages the WAL may reach before a commit checkpoints by itself (about 40 MB).
     static let fallbackAutocheckpointPages = 10_000
 
-    init(path: String, interval: TimeInterval = 1) {
+    /// Every `every`, `prune` deletes what was recorded more than `keepFor` ago.
+    struct Pruning: Sendable {
+        var keepFor: Duration
+        var every: Duration
+        var prune: @Sendable (DatabaseQueue, Date) throws -> Int
+    }
+
+    init(path: String, interval: TimeInterval = 1, pruning: Pruning? = nil) {
         self.path = path
+        self.pruning = pruning
         let thread = Thread { [self] in self.loop(interval: interval) }
         thread.name = "slipway-wal-checkpoint"
         thread.start()
@@ -39,6 +50,8 @@ final class WALCheckpointer: @unchecked Sendable {
     }
 
     private func loop(interval: TimeInterval) {
+        let clock = ContinuousClock()
+        var nextPrune = clock.now
         while true {
             condition.lock()
             if !stopped { _ = condition.wait(until: Date(timeIntervalSinceNow: interval)) }
@@ -51,6 +64,12 @@ final class WALCheckpointer: @unchecked Sendable {
                 let queue = try self.queue ?? openQueue()
                 self.queue = queue
                 _ = try queue.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+                if let pruning, clock.now >= nextPrune {
+                    nextPrune = clock.now.advanced(by: pruning.every)
+                    let keepFor = Double(pruning.keepFor.components.seconds)
+                        + Double(pruning.keepFor.components.attoseconds) / 1e18
+                    _ = try pruning.prune(queue, Date(timeIntervalSinceNow: -keepFor))
+                }
             } catch {
                 continue
             }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+@testable import Slipway
 import SlipwayStores
 import SlipwayTransport
 import Testing
@@ -10,13 +11,15 @@ struct HopRecordStoreTests {
         FileManager.default.temporaryDirectory.appendingPathComponent("hop-records-\(UUID().uuidString)/hops.sqlite").path
     }
 
-    func record(_ slip: String, _ sequence: Int, body: [UInt8] = Array("{\"slip\":1}".utf8)) -> HopRecord {
+    func record(
+        _ slip: String, _ sequence: Int, body: [UInt8] = Array("{\"slip\":1}".utf8), recordedAt: Date = Date()
+    ) -> HopRecord {
         HopRecord(
             slipID: slip, sequence: sequence, step: "charge", kind: .execute, outcome: "completed",
             outgoing: [
                 .toQueue("slipway.ship.execute", body: body, headers: ["x-a": "1", "x-b": "2"], messageID: "m1", correlationID: slip, contentType: "application/json"),
                 OutgoingMessage(exchange: "slipway.events", routingKey: "execute.charge.\(slip)", body: [0, 255, 10], persistent: false),
-            ])
+            ], recordedAt: recordedAt)
     }
 
     @Test("concurrent saves are all committed and read back with their outgoing messages byte for byte")
@@ -65,12 +68,55 @@ struct HopRecordStoreTests {
             try db.execute(
                 sql: """
                     INSERT INTO hop_record (slip_id, sequence, step, kind, outcome, outgoing, forwarded, recorded_at)
-                    VALUES (?, ?, ?, ?, ?, ?, 1, 0)
+                    VALUES (?, ?, ?, ?, ?, ?, 1, ?)
                     """,
-                arguments: ["old", 2, "charge", "execute", "completed", try JSONEncoder().encode(legacy.outgoing)])
+                arguments: [
+                    "old", 2, "charge", "execute", "completed", try JSONEncoder().encode(legacy.outgoing),
+                    Date().timeIntervalSince1970,
+                ])
         }
         let read = try #require(try await store.record(slipID: "old", sequence: 2))
         #expect(read.outgoing == legacy.outgoing)
         #expect(read.forwarded)
+    }
+
+    @Test("records older than the retention are pruned; newer ones, and the redeliveries counted since, stay")
+    func pruning() async throws {
+        let store = try SQLiteHopRecordStore(path: temporaryPath(), keepFor: nil)
+        let week = TimeInterval(7 * 24 * 3600)
+        for index in 0..<1_200 {  // more than one chunk of deletes
+            try await store.save(record("old\(index)", 1, recordedAt: Date(timeIntervalSinceNow: -week - 3600)))
+        }
+        try await store.save(record("recent", 1, recordedAt: Date(timeIntervalSinceNow: -week + 3600)))
+        #expect(try await store.noteRedelivery(slipID: "recent", sequence: 1, attempt: 1) == 1)
+
+        #expect(try store.prune(recordedBefore: Date(timeIntervalSinceNow: -week)) == 1_200)
+        #expect(try await store.record(slipID: "old0", sequence: 1) == nil)
+        #expect(try await store.record(slipID: "old1199", sequence: 1) == nil)
+        #expect(try await store.record(slipID: "recent", sequence: 1) != nil)
+        #expect(try await store.noteRedelivery(slipID: "recent", sequence: 1, attempt: 1) == 2)
+        #expect(try store.prune(recordedBefore: Date(timeIntervalSinceNow: -week)) == 0)
+    }
+
+    @Test("a store prunes on its own, on its maintenance thread", .timeLimit(.minutes(1)))
+    func prunesOnItsOwn() async throws {
+        let store = try SQLiteHopRecordStore(path: temporaryPath(), keepFor: .seconds(3600), pruneEvery: .milliseconds(50))
+        try await store.save(record("stale", 1, recordedAt: Date(timeIntervalSinceNow: -7200)))
+        try await store.save(record("fresh", 1))
+        while try await store.record(slipID: "stale", sequence: 1) != nil {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(try await store.record(slipID: "fresh", sequence: 1) != nil)
+    }
+
+    @Test("--hop-record-days and SLIPWAY_HOP_RECORD_DAYS set the retention; 0 keeps every record")
+    func retentionOption() throws {
+        #expect(try ProcessorOptions(arguments: [], environment: [:]).hopRecordRetention == .seconds(7 * 24 * 3600))
+        let fromEnvironment = try ProcessorOptions(arguments: [], environment: ["SLIPWAY_HOP_RECORD_DAYS": "30"])
+        #expect(fromEnvironment.hopRecordRetention == .seconds(30 * 24 * 3600))
+        let flag = try ProcessorOptions(arguments: ["--hop-record-days", "0"], environment: ["SLIPWAY_HOP_RECORD_DAYS": "30"])
+        #expect(flag.hopRecordRetention == nil)
+        #expect(throws: ProcessorError.self) { try ProcessorOptions(arguments: ["--hop-record-days", "-1"], environment: [:]) }
+        #expect(throws: ProcessorError.self) { try ProcessorOptions(arguments: [], environment: ["SLIPWAY_HOP_RECORD_DAYS": "a week"]) }
     }
 }
