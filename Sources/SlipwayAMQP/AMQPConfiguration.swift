@@ -72,6 +72,7 @@ public struct AMQPConfiguration: Sendable, Hashable {
     public var redactedURL: String {
         let pathCharacters = CharacterSet.urlPathAllowed.subtracting(["/"])
         let vhost = virtualHost == "/" ? "" : virtualHost.addingPercentEncoding(withAllowedCharacters: pathCharacters) ?? ""
+        let host = self.host.contains(":") ? "[\(self.host)]" : self.host  // an IPv6 address
         return "\(tls == nil ? "amqp" : "amqps")://\(user):***@\(host):\(port)/\(vhost)"
     }
 

@@ -81,6 +81,7 @@ struct CredentialTests {
         #expect(try parts("amqp://u:p@h/orders%2Feu") == "u|p|h|5672|orders/eu")
         #expect(try parts("amqp://u:p@[::1]:5800/v") == "u|p|::1|5800|v")
         #expect(try parts("amqp://u:p@[fe80::1]/") == "u|p|fe80::1|5672|/")
+        #expect(try AMQPConfiguration(url: "amqp://u:p@[::1]:5800/v", environment: [:]).redactedURL == "amqp://u:***@[::1]:5800/v")
         #expect(try parts("amqps://u:p@h?heartbeat=5") == "u|p|h|5671|/")
         #expect(try AMQPConfiguration(url: "amqp://h/?heartbeat=7&", environment: [:]).heartbeatSeconds == 7)
 
