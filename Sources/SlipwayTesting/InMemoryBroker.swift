@@ -28,8 +28,10 @@ import Synchronization
 ///
 /// Not simulated: broker restarts, dead-lettering of rejected messages, the `mandatory` flag, and transparent
 /// reconnection of consumers after a network failure.
+///
+/// Inspection and waiting, for tests: InMemoryBroker+Inspection.swift.
 public actor InMemoryBroker {
-    private struct Queue {
+    struct Queue {
         var ready: [BrokerMessage] = []
         /// Consumer ids, in the order they subscribed.
         var consumers: [Int] = []
@@ -47,7 +49,7 @@ public actor InMemoryBroker {
         var queue: String
     }
 
-    private struct Consumer {
+    struct Consumer {
         let queue: String
         let prefetch: Int
         let connection: UUID
@@ -59,32 +61,32 @@ public actor InMemoryBroker {
         var unacked = 0
     }
 
-    private struct Unacked {
+    struct Unacked {
         var message: BrokerMessage
         var queue: String
         var consumer: Int
         var connection: UUID
     }
 
-    private enum Condition {
+    enum Condition {
         case idle
         case depth(queue: String, atLeast: Int)
     }
 
-    private var queues: [String: Queue] = [:]
+    var queues: [String: Queue] = [:]
     private var exchanges: [String: [Binding]] = [:]
-    private var consumers: [Int: Consumer] = [:]
-    private var unacked: [UInt64: Unacked] = [:]
+    var consumers: [Int: Consumer] = [:]
+    var unacked: [UInt64: Unacked] = [:]
     private var closedConnections: Set<UUID> = []
     /// Deliveries of deleted queues, which their consumers may still settle.
     private var orphanedTags: Set<UInt64> = []
     private var nextTag: UInt64 = 1
     private var nextConsumerID = 1
     private var nextPrivateQueue = 1
-    private var published: [OutgoingMessage] = []
-    private var violations: [String] = []
-    private var waiters: [Int: (condition: Condition, continuation: CheckedContinuation<Bool, Never>)] = [:]
-    private var nextWaiterID = 1
+    var published: [OutgoingMessage] = []
+    var violations: [String] = []
+    var waiters: [Int: (condition: Condition, continuation: CheckedContinuation<Bool, Never>)] = [:]
+    var nextWaiterID = 1
 
     public init() {}
 
@@ -136,74 +138,6 @@ public actor InMemoryBroker {
         // Binding the same pattern again changes nothing, as in RabbitMQ.
         guard !exchanges[exchange]!.contains(where: { $0.queue == queue && $0.pattern == pattern }) else { return }
         exchanges[exchange]!.append(Binding(pattern: pattern, queue: queue))
-    }
-
-    // MARK: Inspection, for tests
-
-    /// The messages waiting in a queue (not those delivered and unacknowledged), oldest first.
-    public func messages(in queue: String) -> [BrokerMessage] {
-        queues[queue]?.ready ?? []
-    }
-
-    /// How many messages wait in a queue (RabbitMQ's "ready" count); 0 for a queue that does not exist.
-    public func queueDepth(_ queue: String) -> Int {
-        queues[queue]?.ready.count ?? 0
-    }
-
-    /// How many messages of a queue are delivered and not yet acknowledged.
-    public func unackedCount(_ queue: String) -> Int {
-        unacked.values.count { $0.queue == queue }
-    }
-
-    public func queueExists(_ queue: String) -> Bool {
-        queues[queue] != nil
-    }
-
-    /// Consumers of a queue that still take deliveries.
-    public func consumerCount(_ queue: String) -> Int {
-        queues[queue]?.consumers.count { consumers[$0]?.handle.stopRequested == false } ?? 0
-    }
-
-    /// Every message published so far (routed, dropped or not), in order.
-    public var publishedMessages: [OutgoingMessage] { published }
-
-    /// How many messages were published so far.
-    public var publishCount: Int { published.count }
-
-    /// Settlements a real broker would refuse (a tag it does not know, acked on a live connection): a runtime bug.
-    public var protocolViolations: [String] { violations }
-
-    /// A readable summary of every queue (ready, unacked, consumers), for failure messages.
-    public func summary() -> String {
-        queues.keys.sorted().map { name in
-            let queue = queues[name]!
-            let active = queue.consumers.filter { consumers[$0]?.handle.stopRequested == false }.count
-            let mailboxes = queue.consumers.compactMap { consumers[$0]?.mailbox.count }
-            let waiting = queue.consumers.filter { consumers[$0]?.waiter != nil }.count
-            return "\(name): ready \(queue.ready.count), unacked \(unackedCount(name)), consumers \(active)"
-                + " (in mailboxes \(mailboxes), waiting \(waiting))"
-        }.joined(separator: "\n")
-    }
-
-    /// Removes and returns every waiting message of a queue (a purge that hands the messages over), e.g. to replay a
-    /// parked slip.
-    public func takeMessages(from queue: String) -> [BrokerMessage] {
-        guard let ready = queues[queue]?.ready else { return [] }
-        queues[queue]!.ready = []
-        resolveWaiters()
-        return ready
-    }
-
-    /// Waits until nothing is in flight: no delivery is unacknowledged, and no queue that has a consumer has a message
-    /// waiting. Messages in queues nobody consumes, such as the dead-letter queue, do not count, so call it once the
-    /// consumers that should drain a queue are consuming (e.g. after a slip's terminal event). False on timeout.
-    public func waitUntilIdle(timeout: Duration = .seconds(10)) async -> Bool {
-        await wait(for: .idle, timeout: timeout)
-    }
-
-    /// Waits until a queue holds at least `count` waiting messages. False on timeout.
-    public func waitForDepth(_ queue: String, atLeast count: Int, timeout: Duration = .seconds(10)) async -> Bool {
-        await wait(for: .depth(queue: queue, atLeast: count), timeout: timeout)
     }
 
     // MARK: Connections
@@ -434,42 +368,4 @@ public actor InMemoryBroker {
         resolveWaiters()
     }
 
-    // MARK: Waiting
-
-    private func holds(_ condition: Condition) -> Bool {
-        switch condition {
-        case .idle:
-            return unacked.isEmpty
-                && queues.values.allSatisfy { queue in
-                    queue.ready.isEmpty
-                        || !queue.consumers.contains { consumers[$0]?.handle.stopRequested == false }
-                }
-        case .depth(let queue, let count):
-            return (queues[queue]?.ready.count ?? 0) >= count
-        }
-    }
-
-    private func wait(for condition: Condition, timeout: Duration) async -> Bool {
-        if holds(condition) { return true }
-        let id = nextWaiterID
-        nextWaiterID += 1
-        return await withCheckedContinuation { continuation in
-            waiters[id] = (condition, continuation)
-            Task {
-                try? await Task.sleep(for: timeout)
-                self.expireWaiter(id)
-            }
-        }
-    }
-
-    private func expireWaiter(_ id: Int) {
-        waiters.removeValue(forKey: id)?.continuation.resume(returning: false)
-    }
-
-    private func resolveWaiters() {
-        for (id, waiter) in waiters where holds(waiter.condition) {
-            waiters[id] = nil
-            waiter.continuation.resume(returning: true)
-        }
-    }
 }
