@@ -76,12 +76,14 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Child processes: spawned, signalled, stopped and reaped without Foundation's Process.
+        .target(name: "SlipwayProcesses"),
         // In-memory broker and stores for fast tests of processors.
         .target(name: "SlipwayTesting", dependencies: ["Slipway"]),
         .executableTarget(
             name: "SlipCLI",
             dependencies: [
-                "Slipway", "SlipwayAudit",
+                "Slipway", "SlipwayAudit", "SlipwayProcesses",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -90,7 +92,7 @@ let package = Package(
         .executableTarget(
             name: "SlipwayChaos",
             dependencies: [
-                "Slipway", "SlipwayAudit", "ExampleLedger",
+                "Slipway", "SlipwayAudit", "SlipwayProcesses", "ExampleLedger",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -117,6 +119,7 @@ let package = Package(
 
         .testTarget(name: "SlipwayCoreTests", dependencies: ["SlipwayCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SlipwayAuditTests", dependencies: ["SlipwayAudit"]),
+        .testTarget(name: "SlipwayProcessesTests", dependencies: ["SlipwayProcesses"]),
         .testTarget(
             name: "SlipwayRuntimeTests",
             dependencies: [
@@ -130,7 +133,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Slipway", "SlipwayAMQP", "SlipwayAudit", "SlipwayStores", "ExampleLedger",
+                "Slipway", "SlipwayAMQP", "SlipwayAudit", "SlipwayProcesses", "SlipwayStores", "ExampleLedger",
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ]
         ),

@@ -1,6 +1,7 @@
 import Foundation
 import Slipway
 import SlipwayAMQP
+import SlipwayProcesses
 
 /// What the benchmark needs to run a chain of K hops: where its executables are, and how processes are tuned.
 struct BenchSetup: Sendable {
@@ -19,9 +20,9 @@ protocol BenchChain: Sendable {
     var hops: Int { get }
     var arrivals: ArrivalRouter { get }
     /// The processes that do the chain's hops (not the audit sink), for their CPU and memory.
-    var workers: [BenchChild] { get }
+    var workers: [ChildProcess] { get }
     /// The audit sink, when one runs.
-    var sink: BenchChild? { get }
+    var sink: ChildProcess? { get }
     func inject(_ ids: [String]) async throws
     func stop() async
 }
@@ -32,8 +33,8 @@ final class SlipChain: BenchChain {
     let label: String
     let hops: Int
     let arrivals = ArrivalRouter()
-    let workers: [BenchChild]
-    let sink: BenchChild?
+    let workers: [ChildProcess]
+    let sink: ChildProcess?
     private let sender: SlipSender
     private let follower: SlipEventFollower
     private let transport: AMQPTransport
@@ -73,22 +74,22 @@ final class SlipChain: BenchChain {
         {
             environment[name] = value
         }
-        var workers: [BenchChild] = []
+        var workers: [ChildProcess] = []
         for step in steps {
             var stepEnvironment = environment
             stepEnvironment["SLIPWAY_STATE_DIR"] = "\(directory)/\(step)"
             workers.append(
-                try BenchChild(
-                    name: step, executable: "\(setup.binDirectory)/probe-step", arguments: ["--step", step],
-                    environment: stepEnvironment, log: "\(directory)/\(step).log"))
+                try ChildProcess.spawn(
+                    "\(setup.binDirectory)/probe-step", arguments: ["--step", step], environment: stepEnvironment,
+                    output: .truncate("\(directory)/\(step).log")))
         }
         self.workers = workers
         sink =
             setup.auditSink
-            ? try BenchChild(
-                name: "audit-sink", executable: "\(setup.binDirectory)/slip",
+            ? try ChildProcess.spawn(
+                "\(setup.binDirectory)/slip",
                 arguments: ["audit-sink", "--db", "\(directory)/audit.sqlite", "--log-level", "warning"],
-                environment: environment, log: "\(directory)/audit-sink.log")
+                environment: environment, output: .truncate("\(directory)/audit-sink.log"))
             : nil
 
         let follower = self.follower
@@ -113,7 +114,7 @@ final class SlipChain: BenchChain {
         listener.cancel()
         follower.stop()
         let processes = workers + [sink].compactMap { $0 }
-        _ = try? await onOwnThread { for process in processes { process.stop() } }
+        for process in processes { await process.stop(grace: .seconds(15)) }
         await transport.shutdown()
     }
 }
@@ -124,8 +125,8 @@ final class ForwarderChain: BenchChain {
     let label: String
     let hops: Int
     let arrivals = ArrivalRouter()
-    let workers: [BenchChild]
-    let sink: BenchChild? = nil
+    let workers: [ChildProcess]
+    let sink: ChildProcess? = nil
     private let transport: AMQPTransport
     private let firstQueue: String
     private let body: [UInt8]
@@ -150,13 +151,13 @@ final class ForwarderChain: BenchChain {
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
         ]
         workers = try (0..<hops).map { index in
-            try BenchChild(
-                name: "forwarder-\(index + 1)", executable: "\(setup.binDirectory)/bench-forwarder",
+            try ChildProcess.spawn(
+                "\(setup.binDirectory)/bench-forwarder",
                 arguments: [
                     "--in", queues[index], "--out", queues[index + 1], "--prefetch", String(setup.prefetch),
                     "--concurrency", String(setup.concurrency),
                 ],
-                environment: environment, log: "\(directory)/forwarder-\(index + 1).log")
+                environment: environment, output: .truncate("\(directory)/forwarder-\(index + 1).log"))
         }
 
         done = try await transport.consume(queue: queues[hops], prefetch: 1_000)
@@ -180,7 +181,7 @@ final class ForwarderChain: BenchChain {
         done.stop()
         listener.cancel()
         let processes = workers
-        _ = try? await onOwnThread { for process in processes { process.stop() } }
+        for process in processes { await process.stop(grace: .seconds(15)) }
         await transport.shutdown()
     }
 }

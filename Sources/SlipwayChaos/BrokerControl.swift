@@ -1,5 +1,6 @@
 import Foundation
 import Slipway
+import SlipwayProcesses
 
 /// Restarts RabbitMQ with its data kept: by default `scripts/broker.sh restart`, which acts on the private node that
 /// `scripts/with-broker.sh` started (it passes SLIPWAY_BROKER_PORT and SLIPWAY_BROKER_DIR down to us and on to it).

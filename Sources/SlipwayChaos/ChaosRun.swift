@@ -2,6 +2,7 @@ import ExampleLedger
 import Foundation
 import Logging
 import Slipway
+import SlipwayProcesses
 
 /// Everything a run needs, checked and resolved by the command.
 struct ChaosSettings: Sendable {

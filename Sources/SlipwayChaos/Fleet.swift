@@ -1,5 +1,6 @@
 import Foundation
 import Slipway
+import SlipwayProcesses
 
 #if canImport(Glibc)
 import Glibc

@@ -93,7 +93,7 @@ struct DeadLetterTests {
         #expect(parked[0].slipId == slip.id)
         #expect(parked[0].originalQueue == fleet.topology.compensateQueue(step: "reserve-stock"))
 
-        try warehouse(fleet, online: true)
+        try await warehouse(fleet, online: true)
         let follower = try await producer.follow([slip])
         defer { follower.stop() }
         let replay = try await fleet.slip(["dlq", "replay", parked[0].parkedId, "--json"])
@@ -132,7 +132,7 @@ struct DeadLetterTests {
         #expect(Set(before.map(\.reasonCode)) == ["compensation-failed", "misrouted"])
         let misroutedBefore = try #require(before.first { $0.reasonCode == "misrouted" })
 
-        try warehouse(fleet, online: true)
+        try await warehouse(fleet, online: true)
         let follower = try await producer.follow([failed])
         defer { follower.stop() }
         let replay = try await fleet.slip(["dlq", "replay", "--all"])
@@ -194,15 +194,13 @@ struct DeadLetterTests {
     }
 
     /// Takes the warehouse's reservation table away (the compensation then throws) or brings it back.
-    private func warehouse(_ fleet: SagaFleet, online: Bool) throws {
+    private func warehouse(_ fleet: SagaFleet, online: Bool) async throws {
         let sql =
             online
             ? "ALTER TABLE reservation_offline RENAME TO reservation" : "ALTER TABLE reservation RENAME TO reservation_offline"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["sqlite3", "-cmd", ".timeout 10000", fleet.ledger.path, sql]
-        try process.run()
-        guard waitForExit(process) == 0 else { throw HarnessError("sqlite3 could not run '\(sql)'") }
+        let result = try await runToEnd(
+            "/usr/bin/env", ["sqlite3", "-cmd", ".timeout 10000", fleet.ledger.path, sql], timeout: .seconds(30))
+        guard result.status == 0 else { throw HarnessError("sqlite3 could not run '\(sql)'") }
     }
 
     /// A slip that reserved stock (in the ledger, for real) and then faulted at charge-card, published to
@@ -221,7 +219,7 @@ struct DeadLetterTests {
         slip.faultStep(
             reason: "card declined (by the test)",
             entry: logEntry(slip, step: "charge-card", kind: .execute, outcome: .faulted, reason: "card declined (by the test)"))
-        try warehouse(fleet, online: false)
+        try await warehouse(fleet, online: false)
         let queue = fleet.topology.compensateQueue(step: "reserve-stock")
         try await producer.transport.declareQueue(queue)
         try await producer.sender.transport.publish([

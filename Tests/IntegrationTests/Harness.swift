@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Slipway
 import SlipwayAMQP
+import SlipwayProcesses
 import SlipwayTransport
 import Testing
 
@@ -66,62 +67,46 @@ final class PrivateBroker: Sendable {
 
     func stop() { try? run("stop") }
 
-    /// posix_spawn and waitpid rather than Foundation's Process: the script leaves the broker running as a daemon,
-    /// and `Process.waitUntilExit()` was seen never to return in that case.
+    /// Blocking; its output goes to the test run's. Not Foundation's Process: the script leaves the broker running as
+    /// a daemon, and `Process.waitUntilExit()` was seen never to return in that case.
     private func run(_ arguments: String...) throws {
         var environment = ProcessInfo.processInfo.environment
         environment["SLIPWAY_BROKER_PORT"] = String(port)
         environment["SLIPWAY_BROKER_DIR"] = "/tmp/slipway-test-broker-\(port)"
         if let tls { environment.merge(tls.brokerEnvironment) { _, new in new } }
-        let argv = ["/bin/bash", script] + arguments
-        let envp = environment.map { "\($0.key)=\($0.value)" }
-        var cArgv = argv.map { strdup($0) } + [nil]
-        var cEnvp = envp.map { strdup($0) } + [nil]
-        defer {
-            cArgv.forEach { free($0) }
-            cEnvp.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, "/bin/bash", nil, nil, &cArgv, &cEnvp) == 0 else {
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.spawn(
+                "/bin/bash", arguments: [script] + arguments, environment: environment, output: .inherit)
+        } catch {
             throw HarnessError("cannot run scripts/broker.sh")
         }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        guard status == 0 else {
+        guard child.waitBlocking() == .exited(0) else {
             throw HarnessError("scripts/broker.sh \(arguments.joined(separator: " ")) failed on port \(port)")
         }
     }
 }
 
-/// Waits for a child to end and returns its exit status, without `Process.waitUntilExit()`: that was seen to spin
-/// forever on a child that Foundation never reaped (a zombie), hanging the test run. Polls `isRunning` and reaps with
-/// `waitpid` itself; after `timeout`, SIGKILL.
-@discardableResult
-func waitForExit(_ process: Process, timeout: Duration = .seconds(30)) -> Int32 {
-    let pid = process.processIdentifier
-    let deadline = ContinuousClock.now.advanced(by: timeout)
-    var killed = false
-    while true {
-        if !process.isRunning { return process.terminationStatus }
-        var status: Int32 = 0
-        let reaped = waitpid(pid, &status, WNOHANG)
-        if reaped == pid { return (status >> 8) & 0xFF }
-        // ECHILD: Foundation reaped it first; its status arrives when `isRunning` turns false, checked above.
-        if !killed && ContinuousClock.now >= deadline {
-            Foundation.kill(pid, SIGKILL)
-            killed = true
-        }
-        if ContinuousClock.now >= deadline.advanced(by: .seconds(10)) { return -1 }
-        usleep(20_000)
+/// Runs a command to its end; its exit status (128 + the signal if one ended it) and what it wrote to stdout and
+/// stderr (both in `output` if `mergingErrors`). They go through files, not pipes: nothing to drain while it runs.
+/// After `timeout`, SIGKILL.
+func runToEnd(
+    _ executable: String, _ arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment,
+    mergingErrors: Bool = false, timeout: Duration? = nil
+) async throws -> (status: Int32, output: String, errors: String) {
+    let base = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-run-\(UUID().uuidString)").path
+    let (outputPath, errorsPath) = ("\(base).out", "\(base).err")
+    defer {
+        try? FileManager.default.removeItem(atPath: outputPath)
+        try? FileManager.default.removeItem(atPath: errorsPath)
     }
-}
-
-/// Runs blocking work (waiting for a process, reading a pipe to its end) on a thread of its own: on Swift's cooperative
-/// pool it would hold one of its few threads (two on this machine) and starve every other test in the process.
-func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try body() }) }.start()
-    }
+    let child = try ChildProcess.spawn(
+        executable, arguments: arguments, environment: environment, output: .truncate(outputPath),
+        errors: mergingErrors ? nil : .truncate(errorsPath))
+    if let timeout, await child.exitStatus(within: timeout) == nil { child.send(SIGKILL) }
+    let status = await child.exitStatus()
+    func read(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+    return (status.code, read(outputPath), mergingErrors ? "" : read(errorsPath))
 }
 
 struct HarnessError: Error, CustomStringConvertible {
@@ -157,7 +142,7 @@ final class SagaFleet: @unchecked Sendable {
     let ledger: Ledger
     let topology: Topology
     private let lock = NSLock()
-    private var processes: [String: Process] = [:]
+    private var processes: [String: ChildProcess] = [:]
     private let extraEnvironment: [String: [String: String]]
 
     let amqpURL: String
@@ -187,23 +172,7 @@ final class SagaFleet: @unchecked Sendable {
 
     /// Runs `slip ARGUMENTS` against this fleet's broker, prefix and audit database; returns its exit status and output.
     func slip(_ arguments: [String]) async throws -> (status: Int32, output: String, errors: String) {
-        try await offThePool { try self.slipBlocking(arguments) }
-    }
-
-    private func slipBlocking(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Binaries.path("slip"))
-        process.arguments = arguments
-        process.environment = try environment(for: "slip")
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = errors.fileHandleForReading.readDataToEndOfFile()
-        let status = waitForExit(process)
-        return (status, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+        try await runToEnd(try Binaries.path("slip"), arguments, environment: try environment(for: "slip"))
     }
 
     private func environment(for name: String) throws -> [String: String] {
@@ -233,48 +202,32 @@ final class SagaFleet: @unchecked Sendable {
     }
 
     private func start(_ name: String, executable: String, arguments: [String]) throws {
-        let step = name
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Binaries.path(executable))
-        process.arguments = arguments
-        process.environment = try environment(for: step)
-        let log = directory.appendingPathComponent("\(step).log")
-        if !FileManager.default.fileExists(atPath: log.path) {
-            FileManager.default.createFile(atPath: log.path, contents: nil)
-        }
-        let handle = try FileHandle(forWritingTo: log)
-        handle.seekToEndOfFile()
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        lock.withLock { processes[step] = process }
+        let child = try ChildProcess.spawn(
+            try Binaries.path(executable), arguments: arguments, environment: try environment(for: name),
+            output: .append(directory.appendingPathComponent("\(name).log").path))
+        lock.withLock { processes[name] = child }
     }
 
     /// SIGKILL: no graceful anything, as when a machine or a container dies.
     func kill(_ step: String) async {
-        _ = try? await offThePool { self.killBlocking(step) }
+        guard let child = lock.withLock({ processes.removeValue(forKey: step) }) else { return }
+        child.send(SIGKILL)
+        _ = await child.exitStatus()
     }
 
-    private func killBlocking(_ step: String) {
-        guard let process = lock.withLock({ processes.removeValue(forKey: step) }) else { return }
-        Foundation.kill(process.processIdentifier, SIGKILL)
-        waitForExit(process)
-    }
-
-    /// SIGTERM, then wait for the graceful exit; the exit status.
+    /// SIGTERM, then wait for the graceful exit (SIGKILL after 30 s); the exit status.
     func stop(_ step: String) async -> Int32? {
-        (try? await offThePool { self.stopBlocking(step) }) ?? nil
-    }
-
-    private func stopBlocking(_ step: String) -> Int32? {
-        guard let process = lock.withLock({ processes.removeValue(forKey: step) }) else { return nil }
-        process.terminate()
-        return waitForExit(process)
+        guard let child = lock.withLock({ processes.removeValue(forKey: step) }) else { return nil }
+        return await child.stop(grace: .seconds(30)).code
     }
 
     /// For `defer`: blocks, but only once a test is done.
     func stopAll() {
-        for name in lock.withLock({ Array(processes.keys) }) { _ = stopBlocking(name) }
+        let children = lock.withLock {
+            defer { processes.removeAll() }
+            return Array(processes.values)
+        }
+        for child in children { child.stopBlocking(grace: .seconds(30)) }
     }
 
     func log(_ step: String) -> String {
@@ -282,7 +235,7 @@ final class SagaFleet: @unchecked Sendable {
     }
 
     deinit {
-        for process in processes.values where process.isRunning { process.terminate() }
+        for child in processes.values { child.send(SIGTERM) }
     }
 }
 

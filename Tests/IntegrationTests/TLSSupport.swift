@@ -57,7 +57,7 @@ struct TestPKI: Sendable {
     func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
     private func openssl(_ arguments: String...) async throws {
-        let result = try await runCommand("/usr/bin/openssl", Array(arguments))
+        let result = try await runToEnd("/usr/bin/openssl", Array(arguments), mergingErrors: true)
         guard result.status == 0 else {
             throw HarnessError("openssl \(arguments.prefix(2).joined(separator: " ")) failed: \(result.output)")
         }
@@ -90,26 +90,11 @@ extension PrivateBroker {
 
     /// For each client connection the node has, whether it came over TLS (rabbitmqctl list_connections ssl).
     func connectionsOverTLS() async throws -> [Bool] {
-        let result = try await runCommand(
-            "/usr/sbin/rabbitmqctl", ["-q", "-n", "slipway\(port)@localhost", "list_connections", "--no-table-headers", "ssl"])
+        let result = try await runToEnd(
+            "/usr/sbin/rabbitmqctl", ["-q", "-n", "slipway\(port)@localhost", "list_connections", "--no-table-headers", "ssl"],
+            mergingErrors: true)
         guard result.status == 0 else { throw HarnessError("rabbitmqctl list_connections failed: \(result.output)") }
         return result.output.split(whereSeparator: \.isNewline).compactMap { ["true": true, "false": false][String($0)] }
-    }
-}
-
-/// Runs a command to its end off the cooperative pool; its exit status and its output and errors together.
-func runCommand(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
-    try await offThePool {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        let status = waitForExit(process)
-        return (status, String(decoding: output, as: UTF8.self))
     }
 }
 

@@ -1,7 +1,7 @@
 import Foundation
 import Slipway
 import SlipwayAudit
-import Synchronization
+import SlipwayProcesses
 import Testing
 
 /// `slip topology`: one RabbitMQ user per step's processors (reading only their own queues), and one each for the
@@ -253,39 +253,12 @@ struct TopologyTests {
 
     /// Runs `slip ARGUMENTS`; its exit status and output.
     static func slip(_ arguments: [String]) async throws -> (status: Int32, output: String, errors: String) {
-        try await run(try Binaries.path("slip"), arguments)
-    }
-
-    static func run(_ executable: String, _ arguments: [String]) async throws -> (
-        status: Int32, output: String, errors: String
-    ) {
-        try await offThePool {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-            let output = Pipe()
-            let errors = Pipe()
-            process.standardOutput = output
-            process.standardError = errors
-            try process.run()
-            // Both pipes drained at once: a child blocked on a full stderr would never finish its stdout.
-            let errorText = Mutex(Data())
-            let errorsRead = DispatchSemaphore(value: 0)
-            let errorHandle = errors.fileHandleForReading
-            Thread {
-                errorText.withLock { $0 = errorHandle.readDataToEndOfFile() }
-                errorsRead.signal()
-            }.start()
-            let out = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            errorsRead.wait()
-            let status = waitForExit(process)
-            return (status, out, String(decoding: errorText.withLock { $0 }, as: UTF8.self))
-        }
+        try await runToEnd(try Binaries.path("slip"), arguments)
     }
 
     /// The users of the node's client connections.
     static func connectedUsers(node: String) async throws -> Set<String> {
-        let result = try await run(
+        let result = try await runToEnd(
             "/usr/sbin/rabbitmqctl", ["-n", node, "-q", "list_connections", "user", "--formatter", "json"])
         try #require(result.status == 0, "\(result.errors)")
         let rows = try JSONDecoder().decode([[String: String]].self, from: Data(result.output.utf8))
@@ -311,7 +284,7 @@ final class Processes: @unchecked Sendable {
     let directory: String
     let prefix: String
     private let lock = NSLock()
-    private var running: [String: Process] = [:]
+    private var running: [String: ChildProcess] = [:]
 
     init(directory: String, prefix: String) {
         self.directory = directory
@@ -319,22 +292,15 @@ final class Processes: @unchecked Sendable {
     }
 
     func start(_ name: String, executable: String, arguments: [String], url: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Binaries.path(executable))
-        process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["SLIPWAY_AMQP_URL"] = url
         environment["SLIPWAY_QUEUE_PREFIX"] = prefix
         environment["SLIPWAY_STATE_DIR"] = "\(directory)/state"
         environment["SLIPWAY_LOG_LEVEL"] = "warning"
-        process.environment = environment
-        let log = "\(directory)/\(name).log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        lock.withLock { running[name] = process }
+        let child = try ChildProcess.spawn(
+            try Binaries.path(executable), arguments: arguments, environment: environment,
+            output: .truncate("\(directory)/\(name).log"))
+        lock.withLock { running[name] = child }
     }
 
     var logs: String {
@@ -345,9 +311,6 @@ final class Processes: @unchecked Sendable {
 
     /// SIGTERM to each, then wait for it: for `defer`, once the test is done.
     func stopAll() {
-        for process in lock.withLock({ Array(running.values) }) {
-            process.terminate()
-            waitForExit(process)
-        }
+        for child in lock.withLock({ Array(running.values) }) { child.stopBlocking(grace: .seconds(30)) }
     }
 }
