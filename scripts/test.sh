@@ -19,7 +19,7 @@ python3 scripts/check-schema.py
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 echo "test.sh: unit tests"
-swift test --skip-build --filter 'SlipwayCoreTests|SlipwayRuntimeTests|SlipwayAuditTests' 2>&1 | tee -a "$log"
+swift test --skip-build --filter 'SlipwayCoreTests|SlipwayRuntimeTests|SlipwayAuditTests|SlipwayProcessesTests' 2>&1 | tee -a "$log"
 echo "test.sh: tests against RabbitMQ, processors as processes"
 swift test --skip-build --filter 'IntegrationTests' 2>&1 | tee -a "$log"
 
