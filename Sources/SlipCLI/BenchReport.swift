@@ -15,6 +15,8 @@ struct BenchReport: Encodable {
         var value: Double?
         var goal: String
         var met: Bool?
+        /// Why the verdict may not hold, e.g. a baseline that stalled in this run.
+        var caveat: String?
     }
 
     var machine: Machine
@@ -86,7 +88,12 @@ struct BenchReport: Encodable {
         let slipway5 = find("slipway", "throughput", hops: 5) ?? find("slipway", "scaling", hops: 5)
         let bare5 = find("bare", "throughput", hops: 5) ?? find("bare", "scaling", hops: 5)
         let throughputRatio = ratio(slipway5?.hopsPerSecond, bare5?.hopsPerSecond)
-        let p99Ratio = ratio(find("slipway", "latency", hops: 5, rate: 200)?.endToEnd?.p99, find("bare", "latency", hops: 5, rate: 200)?.endToEnd?.p99)
+        let bareLatency = find("bare", "latency", hops: 5, rate: 200)?.endToEnd
+        let p99Ratio = ratio(find("slipway", "latency", hops: 5, rate: 200)?.endToEnd?.p99, bareLatency?.p99)
+        // One run's p99 is a handful of slips: a single stall of the forwarder decides it.
+        let bareStalled = bareLatency.flatMap { $0.p99 > 2 * $0.p95 ? $0 : nil }.map {
+            String(format: "the forwarder's p99 (%.1f ms) is over twice its p95 (%.1f ms): a stall; run again", $0.p99, $0.p95)
+        }
         let perHop2 = (find("slipway", "scaling", hops: 2) ?? find("slipway", "throughput", hops: 2))?.microsPerHop
         let perHop25 = (find("slipway", "scaling", hops: 25) ?? find("slipway", "throughput", hops: 25))?.microsPerHop
         let scalingRatio = ratio(perHop25, perHop2)
@@ -94,7 +101,9 @@ struct BenchReport: Encodable {
         let privateMemory = runs.filter { $0.chain.hasPrefix("slipway") }.map(\.workerPrivateMB).max()
         targets = [
             Target(name: "chain-5 hops/s, slipway ÷ bare forwarder", value: throughputRatio, goal: "≥ 0.6", met: throughputRatio.map { $0 >= 0.6 }),
-            Target(name: "chain-5 end-to-end p99 at 200 slips/s, slipway ÷ bare forwarder", value: p99Ratio, goal: "≤ 2", met: p99Ratio.map { $0 <= 2 }),
+            Target(
+                name: "chain-5 end-to-end p99 at 200 slips/s, slipway ÷ bare forwarder", value: p99Ratio, goal: "≤ 2",
+                met: p99Ratio.map { $0 <= 2 }, caveat: bareStalled),
             Target(name: "time per hop, chain-25 ÷ chain-2", value: scalingRatio, goal: "≤ 1.5", met: scalingRatio.map { $0 <= 1.5 }),
             Target(name: "peak resident memory of one processor, MB", value: peakRSS, goal: "< 30", met: peakRSS.map { $0 < 30 }),
         ]
@@ -104,6 +113,7 @@ struct BenchReport: Encodable {
             let value = target.value.map { String(format: "%.2f", $0) } ?? "not measured"
             let verdict = target.met.map { $0 ? "met" : "MISSED" } ?? ""
             Swift.print("  \(target.name.padding(toLength: 66, withPad: " ", startingAt: 0)) \(value.padding(toLength: 13, withPad: " ", startingAt: 0)) (\(target.goal)) \(verdict)")
+            if let caveat = target.caveat { Swift.print("    but \(caveat)") }
         }
         if !slipBytesAtLastHop.isEmpty {
             let sizes = slipBytesAtLastHop.sorted { Int($0.key)! < Int($1.key)! }.map { "K=\($0.key): \($0.value) B" }
