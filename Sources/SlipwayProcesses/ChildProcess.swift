@@ -209,8 +209,7 @@ public final class ChildProcess: Sendable {
         let ended = DispatchSemaphore(value: 0)
         if let known = whenEnded({ _ in ended.signal() }) { return known }
         if let timeout {
-            let (seconds, attoseconds) = timeout.components
-            _ = ended.wait(timeout: .now() + .nanoseconds(Int(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)))
+            _ = ended.wait(timeout: .now() + timeout / .seconds(1))
         } else {
             ended.wait()
         }

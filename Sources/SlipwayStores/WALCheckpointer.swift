@@ -69,9 +69,7 @@ final class WALCheckpointer: @unchecked Sendable {
                 _ = try queue.writeWithoutTransaction { db in try db.checkpoint(.passive) }
                 if let pruning, clock.now >= nextPrune {
                     nextPrune = clock.now.advanced(by: pruning.every)
-                    let keepFor = Double(pruning.keepFor.components.seconds)
-                        + Double(pruning.keepFor.components.attoseconds) / 1e18
-                    _ = try pruning.prune(queue, Date(timeIntervalSinceNow: -keepFor))
+                    _ = try pruning.prune(queue, Date(timeIntervalSinceNow: -(pruning.keepFor / .seconds(1))))
                 }
             } catch {
                 continue
