@@ -23,6 +23,15 @@ swift test --skip-build --filter 'SlipwayCoreTests|SlipwayRuntimeTests|SlipwayAu
 echo "test.sh: tests against RabbitMQ, processors as processes"
 swift test --skip-build --filter 'IntegrationTests' 2>&1 | tee -a "$log"
 
+# The deploy build (scripts/build-release.sh: static Swift libraries, linked by lld with the hot code packed) through
+# the suites that run sagas, compensations, signing and the benchmark's chain: a processor linked that way behaves
+# as the debug build does.
+echo "test.sh: the deploy build through the saga, failure, signing and bench suites"
+release_bin=$(scripts/build-release.sh)
+SLIPWAY_BIN_DIR=$release_bin swift test --skip-build \
+  --filter 'IntegrationTests.(SagaTests|SigningIntegrationTests|FailureSemanticsIntegrationTests|BenchTests)' 2>&1 \
+  | tee -a "$log"
+
 # The short chaos run against the same broker (docs/chaos.md): 300 slips while processors and the audit sink are
 # SIGKILLed and RabbitMQ restarts twice; then its checks (nothing lost, doubled, or missing from the audit trail).
 echo "test.sh: short chaos run"
