@@ -26,4 +26,12 @@ flags=(
 )
 echo "build-release.sh: static release build in .build-static (the first one takes a few minutes)" >&2
 swift build "${flags[@]}" "$@" >&2
-swift build "${flags[@]}" --show-bin-path
+bin=$(swift build "${flags[@]}" --show-bin-path)
+# A list gone stale (renamed functions, another toolchain) still links; it just packs less. Say how much it matched.
+if [[ -x $bin/probe-step ]]; then
+  listed=$(wc -l <scripts/processor.order)
+  found=$(nm --defined-only "$bin/probe-step" | awk '{print $3}' | sort -u | comm -12 - <(sort -u scripts/processor.order) | wc -l)
+  echo "build-release.sh: probe-step has $found of the $listed functions in scripts/processor.order" \
+    "(remake it with scripts/order-file.sh when many are missing)" >&2
+fi
+echo "$bin"
