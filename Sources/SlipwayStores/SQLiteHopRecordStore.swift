@@ -36,8 +36,8 @@ public final class SQLiteHopRecordStore: HopRecordStore {
             try db.execute(sql: "PRAGMA cache_size = -512")
         }
         configuration.busyMode = .timeout(10)
-        // Reads run on the calling thread, one per hop: as many readers as the cooperative pool has threads.
-        configuration.maximumReaderCount = 2
+        // Hops read on the writer's connection (`recordNow`); no reader connection is opened in use.
+        configuration.maximumReaderCount = 1
         pool = try openDatabasePool(path: path, configuration: configuration)
         try migrateSharedFile(Self.migrator, pool)
         writer = HopRecordWriter(pool: pool)
@@ -130,15 +130,19 @@ public final class SQLiteHopRecordStore: HopRecordStore {
         }
     }
 
-    /// A synchronous read, on the calling thread: in WAL mode a reader never waits for the writer, so this is tens of
-    /// microseconds of work, cheaper than the two thread switches of an asynchronous read.
+    /// A synchronous read on the calling thread, tens of microseconds of work: cheaper than the two thread switches of
+    /// an asynchronous read.
     public func record(slipID: String, sequence: Int) async throws -> HopRecord? {
         try recordNow(slipID: slipID, sequence: sequence)
     }
 
     private func recordNow(slipID: String, sequence: Int) throws -> HopRecord? {
-        // One statement reads one row, atomically on its own: no BEGIN/COMMIT around it (`read` would add them).
-        try pool.unsafeRead { db in
+        // On the writer's connection, whose page cache outlives its own commits. A reader connection's cache is dropped
+        // whenever another connection has committed, which here is every few milliseconds, so each lookup read its
+        // B-tree pages from the file again: four `pread`s a hop instead of one (docs/performance.md). It waits for a
+        // batch commit in progress, which takes about as long as those reads did.
+        // One statement reads one row, atomically on its own: no BEGIN/COMMIT around it.
+        try pool.writeWithoutTransaction { db in
             let statement = try db.cachedStatement(sql: "SELECT * FROM hop_record WHERE slip_id = ? AND sequence = ?")
             return try Row.fetchOne(statement, arguments: [slipID, sequence]).map(Self.decode)
         }
