@@ -24,12 +24,13 @@ echo "test.sh: tests against RabbitMQ, processors as processes"
 swift test --skip-build --filter 'IntegrationTests' 2>&1 | tee -a "$log"
 
 # The deploy build (scripts/build-release.sh: static Swift libraries, linked by lld with the hot code packed) through
-# the suites that run sagas, compensations, signing and the benchmark's chain: a processor linked that way behaves
-# as the debug build does.
-echo "test.sh: the deploy build through the saga, failure, signing and bench suites"
+# the suites that run sagas, compensations, broker restarts, signing and the benchmark's chain: a processor linked
+# that way behaves as the debug build does. Its processors run with a thread per connection (SLIPWAY_IO=threads), the
+# mode for steps that block; everything else runs them on one loop, the default.
+echo "test.sh: the deploy build, SLIPWAY_IO=threads, through the saga, failure, restart, signing and bench suites"
 release_bin=$(scripts/build-release.sh)
-SLIPWAY_BIN_DIR=$release_bin swift test --skip-build \
-  --filter 'IntegrationTests.(SagaTests|SigningIntegrationTests|FailureSemanticsIntegrationTests|BenchTests)' 2>&1 \
+SLIPWAY_IO=threads SLIPWAY_BIN_DIR=$release_bin swift test --skip-build \
+  --filter 'IntegrationTests.(SagaTests|SigningIntegrationTests|FailureSemanticsIntegrationTests|BrokerRestartTests|BenchTests)' 2>&1 \
   | tee -a "$log"
 
 # The short chaos run against the same broker (docs/chaos.md): 300 slips while processors and the audit sink are

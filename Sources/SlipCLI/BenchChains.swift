@@ -67,10 +67,11 @@ final class SlipChain: BenchChain {
             "SLIPWAY_PREFETCH": String(setup.prefetch), "SLIPWAY_CONCURRENCY": String(setup.concurrency),
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
         ]
-        // What the benchmark is run with goes to its processors: signing keys, and hop event batching on or off.
+        // What the benchmark is run with goes to its processors: signing keys, hop event batching on or off, the
+        // processors' threads.
         for (name, value) in ProcessInfo.processInfo.environment
         where name.hasPrefix("SLIPWAY_SIGNING_KEYS") || name == "SLIPWAY_BATCH_HOP_EVENTS" || name == "SLIPWAY_HOP_EVENT_LINGER_MS"
-            || name == "MALLOC_ARENA_MAX"
+            || name == "SLIPWAY_IO" || name == "MALLOC_ARENA_MAX"
         {
             environment[name] = value
         }

@@ -58,7 +58,7 @@ final class HopEventBatcher: Sendable {
                 state.waitingEvents += events.count
                 return state.nextMove()
             }
-            if flushNow { Task { await self.flush() } }
+            if flushNow { Task(executorPreference: transport.taskExecutor) { await self.flush() } }
             if armTimer { startLingerTimer() }
         }
     }
@@ -69,7 +69,7 @@ final class HopEventBatcher: Sendable {
             state.draining = true
             return state.nextMove().flush
         }
-        if flushNow { Task { await self.flush() } }
+        if flushNow { Task(executorPreference: transport.taskExecutor) { await self.flush() } }
     }
 
     /// Sends batches while one is due.
@@ -111,7 +111,7 @@ final class HopEventBatcher: Sendable {
 
     private func startLingerTimer() {
         let linger = self.linger
-        Task {
+        Task(executorPreference: transport.taskExecutor) {
             try? await Task.sleep(for: linger)
             let flushNow = self.state.withLock { state -> Bool in
                 state.lingerArmed = false

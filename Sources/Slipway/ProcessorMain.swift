@@ -19,6 +19,8 @@ import SlipwayStores
 /// - `SLIPWAY_BATCH_HOP_EVENTS=false`: one message per hop event, routed by slip (default: batched)
 /// - `SLIPWAY_HOP_EVENT_LINGER_MS`: how long a batch of hop events waits for more (default 20)
 /// - `--queue-prefix P` (`SLIPWAY_QUEUE_PREFIX`, default `slipway`): lets deployments share a virtual host
+/// - `--io loop|threads` (`SLIPWAY_IO`, default `loop`): one thread for the connections and the hops, or a thread per
+///   connection with the hops on Swift's default pool (for steps that block their thread)
 public func runProcessor(
     _ processor: some StepProcessor, configuration: ProcessorConfiguration = ProcessorConfiguration(),
     arguments: [String] = Array(CommandLine.arguments.dropFirst())
@@ -57,15 +59,16 @@ public func runProcessor(
     }
     do {
         let amqp = try AMQPConfiguration(url: options.amqpURL)
-        let transport = AMQPTransport(configuration: amqp, logger: logger)
+        let loop = options.io == .loop ? AMQPLoop(name: "slipway-\(processor.step)") : nil
+        let transport = AMQPTransport(configuration: amqp, logger: logger, loop: loop)
         let storePath = URL(fileURLWithPath: options.stateDirectory)
             .appendingPathComponent("\(processor.step).hops.sqlite").path
-        let store = try SQLiteHopRecordStore(path: storePath, keepFor: options.hopRecordRetention)
+        let store = try SQLiteHopRecordStore(path: storePath, keepFor: options.hopRecordRetention, taskExecutor: loop)
         logger.info(
             "starting",
             metadata: [
                 "slip.step": "\(processor.step)", "amqp.url": "\(amqp.redactedURL)", "store.path": "\(storePath)",
-                "processor.instance": "\(configuration.instance)",
+                "processor.instance": "\(configuration.instance)", "processor.io": "\(options.io.rawValue)",
                 "store.keep_days": "\(options.hopRecordDays == 0 ? "for ever" : "\(options.hopRecordDays)")",
             ])
         let runtime = ProcessorRuntime(
@@ -81,6 +84,14 @@ public func runProcessor(
 }
 
 struct ProcessorOptions {
+    /// How a processor's connections and hops share threads.
+    enum IO: String {
+        /// One thread reads and writes every connection and runs the hops (`AMQPLoop`).
+        case loop
+        /// A thread per connection; hops on Swift's default pool. For steps that block their thread.
+        case threads
+    }
+
     var amqpURL = AMQPConfiguration.defaultURL
     var stateDirectory = ".slipway/state"
     /// Days a hop's record is kept; 0 keeps every record.
@@ -92,6 +103,7 @@ struct ProcessorOptions {
     var queuePrefix: String?
     var batchHopEvents: Bool?
     var hopEventLingerMs: Int?
+    var io = IO.loop
     var help = false
 
     init(arguments: [String], environment: [String: String]) throws {
@@ -105,6 +117,7 @@ struct ProcessorOptions {
             try Self.positive($0, "SLIPWAY_HOP_EVENT_LINGER_MS")
         }
         if let level = environment["SLIPWAY_LOG_LEVEL"] { logLevel = try Self.level(level) }
+        if let io = environment["SLIPWAY_IO"] { self.io = try Self.io(io) }
         queuePrefix = try environment["SLIPWAY_QUEUE_PREFIX"].map { try Self.prefix($0) }
         batchHopEvents = try environment["SLIPWAY_BATCH_HOP_EVENTS"].map { text in
             switch text.lowercased() {
@@ -129,6 +142,7 @@ struct ProcessorOptions {
             case "--max-attempts": maxAttempts = try Self.positive(value, flag)
             case "--log-level": logLevel = try Self.level(value)
             case "--queue-prefix": queuePrefix = try Self.prefix(value)
+            case "--io": io = try Self.io(value)
             default: throw ProcessorError("unknown option '\(flag)'")
             }
         }
@@ -166,6 +180,13 @@ struct ProcessorOptions {
         return value
     }
 
+    static func io(_ text: String) throws -> IO {
+        guard let io = IO(rawValue: text.lowercased()) else {
+            throw ProcessorError("--io (SLIPWAY_IO) must be loop or threads, got '\(text)'")
+        }
+        return io
+    }
+
     static func level(_ text: String) throws -> Logger.Level {
         guard let level = Logger.Level(rawValue: text.lowercased()) else {
             throw ProcessorError("log level must be one of trace, debug, info, notice, warning, error, critical; got '\(text)'")
@@ -176,7 +197,7 @@ struct ProcessorOptions {
     static func usage(_ step: String) -> String {
         """
         usage: \(step) [--amqp-url URL] [--queue-prefix P] [--state-dir DIR] [--hop-record-days N] [--prefetch N]
-                [--concurrency N] [--max-attempts N] [--log-level LEVEL]
+                [--concurrency N] [--max-attempts N] [--io loop|threads] [--log-level LEVEL]
 
         Serves the '\(step)' step: consumes slipway.\(step).execute and slipway.\(step).compensate until SIGTERM.
           --amqp-url URL     RabbitMQ to use (env SLIPWAY_AMQP_URL, or SLIPWAY_AMQP_URL_FILE naming a file that
@@ -188,6 +209,8 @@ struct ProcessorOptions {
           --prefetch N       unacknowledged deliveries per queue (env SLIPWAY_PREFETCH; default 32)
           --concurrency N    hops run at once per queue (env SLIPWAY_CONCURRENCY; default 8)
           --max-attempts N   tries of a throwing execute before the step faults (default 3)
+          --io MODE          loop: one thread for the connections and the hops; threads: a thread per connection,
+                             for steps that block their thread (env SLIPWAY_IO; default loop)
           --log-level LEVEL  trace, debug, info, notice, warning, error, critical (env SLIPWAY_LOG_LEVEL; default info)
         """
     }

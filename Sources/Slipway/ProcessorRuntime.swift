@@ -62,9 +62,13 @@ public final class ProcessorRuntime: Service, Sendable {
             "serving step",
             metadata: ["amqp.queues": "\(topology.executeQueue(step: step)), \(topology.compensateQueue(step: step))"])
         await withGracefulShutdownHandler {
-            await withDiscardingTaskGroup { group in
-                group.addTask { await self.serve(execute, kind: .execute) }
-                group.addTask { await self.serve(compensate, kind: .compensate) }
+            // On the transport's loop when it has one: a hop then runs on the thread that reads its delivery and
+            // sends its forward and ack, and never waits for a thread switch.
+            await withTaskExecutorPreference(transport.taskExecutor) {
+                await withDiscardingTaskGroup { group in
+                    group.addTask { await self.serve(execute, kind: .execute) }
+                    group.addTask { await self.serve(compensate, kind: .compensate) }
+                }
             }
         } onGracefulShutdown: {
             self.stopping.withLock { $0 = true }
@@ -224,7 +228,7 @@ public final class ProcessorRuntime: Service, Sendable {
             let timeout = step.timeoutMs.map { Duration.milliseconds($0) } ?? configuration.timeout
             do {
                 let processor = self.processor
-                switch try await withTimeout(timeout, { try await processor.execute(hop) }) {
+                switch try await withTimeout(timeout, on: transport.taskExecutor, { try await processor.execute(hop) }) {
                 case .completed(let variables, let compensation, let revision, let continueAfter):
                     if let revision { next.revise(revision) }  // Changes what follows the head, which completes now.
                     let waitMs = continueAfter.map { Int(($0 / .milliseconds(1)).rounded(.up)) } ?? 0
@@ -326,7 +330,7 @@ public final class ProcessorRuntime: Service, Sendable {
         }
         let events = outgoing.filter(isHopEvent).map(\.body)
         let others = outgoing.filter { !isHopEvent($0) }
-        let eventsConfirmed = Task { try await hopEvents.publish(events) }
+        let eventsConfirmed = Task(executorPreference: transport.taskExecutor) { try await hopEvents.publish(events) }
         do {
             if !others.isEmpty { try await transport.publish(others) }
         } catch {

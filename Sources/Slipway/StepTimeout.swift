@@ -12,16 +12,16 @@ public struct StepTimeout: Error, Sendable, CustomStringConvertible {
 /// (at 1,000 hops/s and a 30 s timeout, 30,000 of them).
 func withTimeout<T: Sendable>(
     _ timeout: Duration?, sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
-    _ body: @escaping @Sendable () async throws -> T
+    on taskExecutor: (any TaskExecutor)? = nil, _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     guard let timeout else { return try await body() }
     return try await withCheckedThrowingContinuation { continuation in
         let race = TimeoutRace(continuation)
-        let timer = Task {
+        let timer = Task(executorPreference: taskExecutor) {
             try? await sleep(timeout)
             race.finish(.failure(StepTimeout(timeout: timeout)))
         }
-        let work = Task {
+        let work = Task(executorPreference: taskExecutor) {
             let result: Result<T, any Error>
             do { result = .success(try await body()) } catch { result = .failure(error) }
             race.finish(result)

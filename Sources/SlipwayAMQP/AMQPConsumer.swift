@@ -6,11 +6,13 @@ import Glibc
 import Logging
 import SlipwayTransport
 
-/// Consumes one queue on a connection and a thread of its own, reconnecting with backoff when the broker goes away.
+/// Consumes one queue on a connection of its own, reconnecting with backoff when the broker goes away. Its loop is
+/// either a thread of its own or the processor's shared loop (`AMQPLoop`).
 ///
-/// Acks are handed to the thread through a queue and an eventfd that wakes it from `poll`, so an ack never waits for
-/// the next delivery. Acks for deliveries of an earlier connection are dropped: the broker redelivers those messages.
-final class AMQPConsumer: @unchecked Sendable {
+/// Acks are handed to the loop through a queue and a wake-up (an eventfd that wakes it from `poll`, unless the ack
+/// comes from the loop's own thread), so an ack never waits for the next delivery. Acks for deliveries of an earlier
+/// connection are dropped: the broker redelivers those messages.
+final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
     enum Source: Sendable {
         /// A durable, named queue (a step's queue).
         case queue(String)
@@ -23,15 +25,15 @@ final class AMQPConsumer: @unchecked Sendable {
         case release(UInt64)
     }
 
-    // Safe: `connection` and `generation` are used only on the consumer's own thread; `settlements`, `stopRequested`
-    // and `closeRequested` only under `lock`. `continuation` is thread-safe by design.
+    // Safe: `connection`, `generation` and the reconnect state are used only on the loop's thread; `settlements`,
+    // `stopRequested` and `closeRequested` only under `lock`. `continuation` is thread-safe by design.
     private let configuration: AMQPConfiguration
     private let source: Source
     private let prefetch: Int
     private let logger: Logger
+    private let loop: AMQPLoop
     private let continuation: AsyncThrowingStream<Delivery, any Error>.Continuation
     let stream: AsyncThrowingStream<Delivery, any Error>
-    private let wakeFD: Int32
     private let lock = NSLock()
     private var settlements: [(generation: Int, settlement: Settlement)] = []
     private var stopRequested = false
@@ -43,22 +45,30 @@ final class AMQPConsumer: @unchecked Sendable {
     private var unsettled = Set<UInt64>()
     private let ready: AsyncStream<Result<Void, any Error>>.Continuation
     private let readyStream: AsyncStream<Result<Void, any Error>>
+    private var backoff: Duration
+    private var reconnectAt: ContinuousClock.Instant?
+    private var announced = false
+    private var cancelled = false
+    /// librabbitmq sends and checks heartbeats only inside its calls: one at least every second.
+    private var lastRead: ContinuousClock.Instant
+    private(set) var isFinished = false
 
-    init(configuration: AMQPConfiguration, source: Source, prefetch: Int, logger: Logger) {
+    /// - Parameter loop: the processor's loop, or nil for a thread of its own.
+    init(configuration: AMQPConfiguration, source: Source, prefetch: Int, logger: Logger, loop: AMQPLoop?) {
         self.configuration = configuration
         self.source = source
         self.prefetch = prefetch
         self.logger = logger
+        self.loop = loop ?? AMQPLoop(name: "slipway-amqp-consumer", endsWithLastSource: true)
         (stream, continuation) = AsyncThrowingStream.makeStream(of: Delivery.self)
         (readyStream, ready) = AsyncStream.makeStream(of: Result<Void, any Error>.self)
-        wakeFD = slipway_eventfd()
+        backoff = configuration.reconnectBackoff.initial
+        lastRead = ContinuousClock.now
     }
 
-    /// Starts the thread; returns once the first connection consumes, or throws why it could not connect.
+    /// Starts consuming; returns once the first connection consumes, or throws why it could not connect.
     func start() async throws {
-        let thread = Thread { [self] in self.run() }
-        thread.name = "slipway-amqp-consumer"
-        thread.start()
+        loop.add(self)
         for await result in readyStream {
             try result.get()
             return
@@ -70,86 +80,95 @@ final class AMQPConsumer: @unchecked Sendable {
         lock.lock()
         stopRequested = true
         lock.unlock()
-        wake()
+        loop.wake()
     }
 
-    /// Settles what is queued, closes the connection and ends the thread.
+    /// Settles what is queued, closes the connection and leaves the loop.
     func close() {
         lock.lock()
         stopRequested = true
         closeRequested = true
         lock.unlock()
-        wake()
+        loop.wake()
     }
 
     func settle(generation: Int, tag: UInt64, ack: Bool) {
         lock.lock()
         settlements.append((generation, ack ? .ack(tag) : .release(tag)))
         lock.unlock()
-        wake()
+        loop.wake()
     }
 
-    private func wake() {
-        var one: UInt64 = 1
-        _ = write(wakeFD, &one, 8)
-    }
+    // MARK: On the loop's thread
 
-    // MARK: On the consumer's thread
+    var socket: Int32? { connection.map { amqp_get_sockfd($0.state) } }
 
-    private func run() {
-        var backoff = configuration.reconnectBackoff.initial
-        var announced = false
-        var cancelled = false
-        defer {
-            connection?.close()
-            connection = nil
-            Glibc.close(wakeFD)
-            continuation.finish()
-        }
-        while true {
-            lock.lock()
-            let (stop, close) = (stopRequested, closeRequested)
-            lock.unlock()
-            if close {
-                settlePending()
-                return
-            }
-            if stop && !cancelled {
-                cancelled = true
-                continuation.finish()
-                if !announced {
-                    ready.yield(.failure(TransportError("stopped before consuming")))
-                    return
-                }
-            }
-            if connection == nil {
-                if cancelled { return }  // Nothing to settle on a lost connection: the broker requeued it all.
-                do {
-                    try connect()
-                    backoff = configuration.reconnectBackoff.initial
-                    if !announced {
-                        announced = true
-                        ready.yield(.success(()))
-                    } else {
-                        logger.info("AMQP consumer: reconnected", metadata: ["amqp.source": "\(source)"])
-                    }
-                } catch {
-                    if !announced {
-                        announced = true
-                        ready.yield(.failure(error))
-                        return
-                    }
-                    logger.warning(
-                        "AMQP consumer: cannot reconnect yet",
-                        metadata: ["error": "\(error)", "retry.in": "\(backoff)"])
-                    waitForWake(timeoutMilliseconds: Int32(backoff.seconds * 1000))
-                    backoff = min(backoff * 2, configuration.reconnectBackoff.max)
-                    continue
-                }
-            }
+    func service(readable: Bool, now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        guard !isFinished else { return nil }
+        lock.lock()
+        let (stop, close) = (stopRequested, closeRequested)
+        lock.unlock()
+        if close {
             settlePending()
-            receive(rejectingDeliveries: cancelled)
+            finish()
+            return nil
         }
+        if stop && !cancelled {
+            cancelled = true
+            continuation.finish()
+            if !announced {
+                ready.yield(.failure(TransportError("stopped before consuming")))
+                finish()
+                return nil
+            }
+        }
+        if connection == nil {
+            if cancelled {  // Nothing to settle on a lost connection: the broker requeued it all.
+                finish()
+                return nil
+            }
+            if let reconnectAt, now < reconnectAt { return reconnectAt }
+            do {
+                try connect()
+                backoff = configuration.reconnectBackoff.initial
+                reconnectAt = nil
+                lastRead = now
+                if !announced {
+                    announced = true
+                    ready.yield(.success(()))
+                } else {
+                    logger.info("AMQP consumer: reconnected", metadata: ["amqp.source": "\(source)"])
+                }
+            } catch {
+                if !announced {
+                    announced = true
+                    ready.yield(.failure(error))
+                    finish()
+                    return nil
+                }
+                logger.warning(
+                    "AMQP consumer: cannot reconnect yet", metadata: ["error": "\(error)", "retry.in": "\(backoff)"])
+                let next = now.advanced(by: backoff)
+                reconnectAt = next
+                backoff = min(backoff * 2, configuration.reconnectBackoff.max)
+                return next
+            }
+        }
+        settlePending()
+        guard let connection else { return now }  // lost while settling: reconnect on the next pass
+        let buffered = amqp_frames_enqueued(connection.state) != 0 || amqp_data_in_buffer(connection.state) != 0
+        if readable || buffered || now >= lastRead.advanced(by: .seconds(1)) {
+            lastRead = now
+            receiveAvailable(rejectingDeliveries: cancelled)
+        }
+        return self.connection == nil ? now : lastRead.advanced(by: .seconds(1))
+    }
+
+    private func finish() {
+        connection?.close()
+        connection = nil
+        continuation.finish()
+        isFinished = true
     }
 
     private func connect() throws {
@@ -208,22 +227,16 @@ final class AMQPConsumer: @unchecked Sendable {
         }
     }
 
-    private func waitForWake(timeoutMilliseconds: Int32) {
-        var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
-        if let connection { fds.append(pollfd(fd: amqp_get_sockfd(connection.state), events: Int16(POLLIN), revents: 0)) }
-        _ = poll(&fds, nfds_t(fds.count), timeoutMilliseconds)
-        if fds[0].revents != 0 {
-            var value: UInt64 = 0
-            _ = read(wakeFD, &value, 8)
-        }
+    /// Takes every delivery already received, without waiting for more.
+    private func receiveAvailable(rejectingDeliveries: Bool) {
+        repeat {
+            receive(rejectingDeliveries: rejectingDeliveries)
+        } while connection.map { amqp_frames_enqueued($0.state) != 0 || amqp_data_in_buffer($0.state) != 0 } ?? false
     }
 
-    /// Waits (up to a second, so heartbeats keep flowing) for a frame or a wake-up, then takes one delivery if there is.
+    /// Takes one delivery if one has come (a call with a zero timeout: it also sends a heartbeat when one is due).
     private func receive(rejectingDeliveries: Bool) {
         guard let connection else { return }
-        if amqp_frames_enqueued(connection.state) == 0 && amqp_data_in_buffer(connection.state) == 0 {
-            waitForWake(timeoutMilliseconds: 1000)
-        }
         amqp_maybe_release_buffers(connection.state)
         var envelope = amqp_envelope_t()
         var immediately = timeval(tv_sec: 0, tv_usec: 0)

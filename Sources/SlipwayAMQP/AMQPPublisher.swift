@@ -6,15 +6,17 @@ import Glibc
 import Logging
 import SlipwayTransport
 
-/// Publishes with publisher confirms on a connection and a thread of its own.
+/// Publishes with publisher confirms on a connection of its own, driven by a thread of its own or by the processor's
+/// shared loop (`AMQPLoop`).
 ///
 /// Publishes are pipelined: a publish goes on the wire as soon as the thread sees it, even while earlier ones wait for
 /// their confirms, and each caller resumes once the broker has confirmed its own messages (often with one `multiple`
 /// ack for many). So a hop's slip never queues behind another hop's confirm. When the connection is lost, what was
 /// sent and not yet confirmed is sent again on the next one (at least once; receivers deduplicate), until the publish
-/// deadline. librabbitmq's calls block and a connection is not thread-safe: every call on it is made from this thread,
-/// which keeps blocking I/O off Swift's cooperative pool. New work wakes it through an eventfd.
-final class AMQPPublisher: @unchecked Sendable {
+/// deadline. librabbitmq's calls block and a connection is not thread-safe: every call on it is made from the loop's
+/// thread, which keeps blocking I/O off Swift's cooperative pool. New work wakes the loop (unless it comes from the
+/// loop's own thread, which sends it at the end of the pass).
+final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     /// One caller's messages: sent, then resumed when all are confirmed.
     private final class Request {
         let messages: [OutgoingMessage]
@@ -35,7 +37,7 @@ final class AMQPPublisher: @unchecked Sendable {
         case run(@Sendable () -> Void)
     }
 
-    // Safe: `jobs`, `isShutDown` and `finished` only under `lock`; everything else only on the publisher's thread.
+    // Safe: `jobs`, `isShutDown` and `finished` only under `lock`; everything else only on the loop's thread.
     private let configuration: AMQPConfiguration
     private let logger: Logger
     private let lock = NSLock()
@@ -43,7 +45,7 @@ final class AMQPPublisher: @unchecked Sendable {
     private var isShutDown = false
     private var finished: CheckedContinuation<Void, Never>?
     private var threadEnded = false
-    private let wakeFD: Int32
+    private let loop: AMQPLoop
     private let clock = ContinuousClock()
 
     private var connection: AMQPConnection?
@@ -59,15 +61,19 @@ final class AMQPPublisher: @unchecked Sendable {
     private var reconnectAt: ContinuousClock.Instant?
     private var backoff: Duration
     private var lastFailure: (any Error)?
+    /// librabbitmq sends and checks heartbeats only inside its calls: one at least every `readAtLeastEvery`.
+    private var lastRead: ContinuousClock.Instant
+    private let readAtLeastEvery = Duration.seconds(1)
+    private(set) var isFinished = false
 
-    init(configuration: AMQPConfiguration, logger: Logger) {
+    /// - Parameter loop: the processor's loop, or nil for a thread of its own.
+    init(configuration: AMQPConfiguration, logger: Logger, loop: AMQPLoop?) {
         self.configuration = configuration
         self.logger = logger
         self.backoff = configuration.reconnectBackoff.initial
-        wakeFD = slipway_eventfd()
-        let thread = Thread { [self] in self.run() }
-        thread.name = "slipway-amqp-publisher"
-        thread.start()
+        self.lastRead = clock.now
+        self.loop = loop ?? AMQPLoop(name: "slipway-amqp-publisher", endsWithLastSource: true)
+        self.loop.add(self)
     }
 
     func publish(_ messages: [OutgoingMessage]) async throws {
@@ -100,7 +106,7 @@ final class AMQPPublisher: @unchecked Sendable {
                 finished = continuation
                 return false
             }
-            if ended { continuation.resume() } else { wake() }
+            if ended { continuation.resume() } else { loop.wake() }
         }
     }
 
@@ -110,44 +116,50 @@ final class AMQPPublisher: @unchecked Sendable {
             jobs.append(job)
             return true
         }
-        if accepted { wake() }
+        if accepted { loop.wake() }
         return accepted
     }
 
-    private func wake() {
-        var one: UInt64 = 1
-        _ = write(wakeFD, &one, 8)
-    }
+    // MARK: On the loop's thread
 
-    // MARK: On the publisher's thread
+    var socket: Int32? { connection.map { amqp_get_sockfd($0.state) } }
 
-    private func run() {
-        while true {
-            let (newJobs, shutDown) = lock.withLock { () -> ([Job], Bool) in
-                defer { jobs.removeAll(keepingCapacity: true) }
-                return (jobs, isShutDown)
-            }
-            for job in newJobs {
-                switch job {
-                case .publish(let request): unsent.append(request)
-                case .run(let body): body()
-                }
-            }
-            if shutDown && newJobs.isEmpty && unsent.isEmpty && unconfirmed.isEmpty { break }
-            sendUnsent()
-            if !unconfirmed.isEmpty {
-                readConfirms()
-            } else if !unsent.isEmpty {
-                failExpired()
-                waitForWake(until: reconnectAt)  // backing off before reconnecting
-            } else {
-                waitForWake(timeoutMilliseconds: Int32(max(1, configuration.heartbeatSeconds / 2)) * 1000)
-                serviceIdleConnection()
+    func service(readable: Bool, now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        guard !isFinished else { return nil }
+        let (newJobs, shutDown) = lock.withLock { () -> ([Job], Bool) in
+            defer { jobs.removeAll(keepingCapacity: true) }
+            return (jobs, isShutDown)
+        }
+        for job in newJobs {
+            switch job {
+            case .publish(let request): unsent.append(request)
+            case .run(let body): body()
             }
         }
+        if shutDown && newJobs.isEmpty && unsent.isEmpty && unconfirmed.isEmpty {
+            finish()
+            return nil
+        }
+        sendUnsent()
+        let heartbeat = lastRead.advanced(by: readAtLeastEvery)
+        if !unconfirmed.isEmpty {
+            readConfirms(readable: readable || clock.now >= heartbeat)
+            guard let oldest = unconfirmed.first else { return lastRead.advanced(by: readAtLeastEvery) }
+            return min(oldest.giveUpAt, lastRead.advanced(by: readAtLeastEvery))
+        } else if !unsent.isEmpty {
+            failExpired()
+            return reconnectAt ?? unsent.first?.giveUpAt  // backing off before reconnecting
+        } else {
+            let buffered = connection.map { amqp_frames_enqueued($0.state) != 0 || amqp_data_in_buffer($0.state) != 0 }
+            if readable || buffered == true || clock.now >= heartbeat { serviceIdleConnection() }
+            return lastRead.advanced(by: readAtLeastEvery)
+        }
+    }
+
+    private func finish() {
         connection?.close()
         connection = nil
-        Glibc.close(wakeFD)
+        isFinished = true
         let waiter = lock.withLock {
             threadEnded = true
             return finished
@@ -175,13 +187,26 @@ final class AMQPPublisher: @unchecked Sendable {
         }
     }
 
-    /// Waits for frames (or new work) and settles the requests the broker confirmed.
-    private func readConfirms() {
+    /// Reads the frames already received (and, when `readable`, what the socket holds), without waiting, and settles
+    /// the requests the broker confirmed.
+    private func readConfirms(readable: Bool) {
         guard let connection else { return }
-        if amqp_frames_enqueued(connection.state) == 0 && amqp_data_in_buffer(connection.state) == 0 {
-            let oldest = unconfirmed.first?.giveUpAt
-            waitForWake(until: oldest, socket: amqp_get_sockfd(connection.state))
+        let buffered = amqp_frames_enqueued(connection.state) != 0 || amqp_data_in_buffer(connection.state) != 0
+        if readable || buffered {
+            lastRead = clock.now
+            readFrames(connection)
         }
+        var confirmed = 0
+        while confirmed < unconfirmed.count, unconfirmed[confirmed].lastTag < confirmedBelow { confirmed += 1 }
+        let done = unconfirmed.prefix(confirmed)
+        unconfirmed.removeFirst(confirmed)
+        for request in done { request.continuation.resume() }
+        if !unconfirmed.isEmpty, let oldest = unconfirmed.first, clock.now >= oldest.giveUpAt {
+            failed(TransportError("no publisher confirm within \(configuration.publishDeadline)"), doing: "publishing")
+        }
+    }
+
+    private func readFrames(_ connection: AMQPConnection) {
         do {
             // Every frame already received, without blocking.
             while true {
@@ -198,15 +223,6 @@ final class AMQPPublisher: @unchecked Sendable {
             }
         } catch {
             failed(error, doing: "waiting for publisher confirms")
-            return
-        }
-        var confirmed = 0
-        while confirmed < unconfirmed.count, unconfirmed[confirmed].lastTag < confirmedBelow { confirmed += 1 }
-        let done = unconfirmed.prefix(confirmed)
-        unconfirmed.removeFirst(confirmed)
-        for request in done { request.continuation.resume() }
-        if !unconfirmed.isEmpty, let oldest = unconfirmed.first, clock.now >= oldest.giveUpAt {
-            failed(TransportError("no publisher confirm within \(configuration.publishDeadline)"), doing: "publishing")
         }
     }
 
@@ -306,28 +322,10 @@ final class AMQPPublisher: @unchecked Sendable {
         unconfirmed.removeAll()
     }
 
-    private func waitForWake(until deadline: ContinuousClock.Instant?, socket: Int32? = nil) {
-        var milliseconds: Int32 = 1000  // at least once a second: heartbeats, deadlines
-        if let deadline {
-            let left = clock.now.duration(to: deadline)
-            milliseconds = left <= .zero ? 0 : Int32(min(1000, (left.seconds * 1000).rounded(.up)))
-        }
-        waitForWake(timeoutMilliseconds: milliseconds, socket: socket)
-    }
-
-    private func waitForWake(timeoutMilliseconds: Int32, socket: Int32? = nil) {
-        var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
-        if let socket { fds.append(pollfd(fd: socket, events: Int16(POLLIN), revents: 0)) }
-        _ = poll(&fds, nfds_t(fds.count), timeoutMilliseconds)
-        if fds[0].revents != 0 {
-            var value: UInt64 = 0
-            _ = read(wakeFD, &value, 8)
-        }
-    }
-
     /// Lets librabbitmq send and check heartbeats on a connection that has nothing to publish.
     private func serviceIdleConnection() {
         guard let connection, connection.isOpen else { return }
+        lastRead = clock.now
         var frame = amqp_frame_t()
         var immediately = timeval(tv_sec: 0, tv_usec: 0)
         let status = amqp_simple_wait_frame_noblock(connection.state, &frame, &immediately)

@@ -2,20 +2,29 @@ import Foundation
 import Logging
 import SlipwayTransport
 
-/// `MessageTransport` over RabbitMQ through librabbitmq: one connection publishes (with confirms, batched), and each
+/// `MessageTransport` over RabbitMQ through librabbitmq: one connection publishes (with confirms, pipelined), and each
 /// consumer has a connection of its own, so waiting for deliveries never delays a publish.
+///
+/// The connections run on a thread each, or all on one `AMQPLoop` that also runs the tasks preferring it
+/// (`taskExecutor`): a processor's hops, so that a hop never changes threads (docs/performance.md).
 public final class AMQPTransport: MessageTransport {
     public let configuration: AMQPConfiguration
     private let logger: Logger
     private let publisher: AMQPPublisher
     private let consumers = Consumers()
+    private let loop: AMQPLoop?
 
-    public init(configuration: AMQPConfiguration, logger: Logger = Logger(label: "slipway.amqp")) {
+    /// - Parameter loop: one thread for every connection of this transport, and for the tasks that prefer it; nil
+    ///   for a thread per connection.
+    public init(configuration: AMQPConfiguration, logger: Logger = Logger(label: "slipway.amqp"), loop: AMQPLoop? = nil) {
         self.configuration = configuration
         self.logger = logger
+        self.loop = loop
         configuration.warnIfUnverified(logger)
-        self.publisher = AMQPPublisher(configuration: configuration, logger: logger)
+        self.publisher = AMQPPublisher(configuration: configuration, logger: logger, loop: loop)
     }
+
+    public var taskExecutor: (any TaskExecutor)? { loop }
 
     public func declareQueue(_ name: String) async throws {
         _ = try await publisher.withConnection("declaring queue '\(name)'") { try $0.declareQueue(name) }
@@ -42,14 +51,14 @@ public final class AMQPTransport: MessageTransport {
     }
 
     public func consume(queue: String, prefetch: Int) async throws -> DeliveryStream {
-        try await start(AMQPConsumer(configuration: configuration, source: .queue(queue), prefetch: prefetch, logger: logger))
+        try await start(AMQPConsumer(configuration: configuration, source: .queue(queue), prefetch: prefetch, logger: logger, loop: loop))
     }
 
     public func subscribe(exchange: String, bindingKeys: [String]) async throws -> DeliveryStream {
         try await start(
             AMQPConsumer(
                 configuration: configuration, source: .subscription(exchange: exchange, bindingKeys: bindingKeys),
-                prefetch: 100, logger: logger))
+                prefetch: 100, logger: logger, loop: loop))
     }
 
     private func start(_ consumer: AMQPConsumer) async throws -> DeliveryStream {

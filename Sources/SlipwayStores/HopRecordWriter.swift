@@ -22,9 +22,13 @@ final class HopRecordWriter: Sendable {
 
     private let pool: DatabasePool
     private let state = Mutex(State())
+    /// Where a batch is committed: the processor's loop, if it has one, so that it goes after the hops already due
+    /// there have added their saves.
+    private let taskExecutor: (any TaskExecutor)?
 
-    init(pool: DatabasePool) {
+    init(pool: DatabasePool, taskExecutor: (any TaskExecutor)?) {
         self.pool = pool
+        self.taskExecutor = taskExecutor
     }
 
     /// Returns once the record is committed: the new one, or the one already there for the same hop.
@@ -46,7 +50,7 @@ final class HopRecordWriter: Sendable {
             defer { state.flushing = true }
             return !state.flushing
         }
-        if startFlushing { Task { await self.flush() } }
+        if startFlushing { Task(executorPreference: taskExecutor) { await self.flush() } }
     }
 
     private func flush() async {

@@ -22,8 +22,10 @@ public final class SQLiteHopRecordStore: HopRecordStore {
     /// - Parameters:
     ///   - keepFor: how long a hop's record is kept; nil keeps every record for ever.
     ///   - pruneEvery: how often the maintenance thread looks for records past `keepFor`.
+    ///   - taskExecutor: where batches of records are committed (the processor's loop, when it has one).
     public init(
-        path: String, keepFor: Duration? = SQLiteHopRecordStore.defaultKeepFor, pruneEvery: Duration = .seconds(60)
+        path: String, keepFor: Duration? = SQLiteHopRecordStore.defaultKeepFor, pruneEvery: Duration = .seconds(60),
+        taskExecutor: (any TaskExecutor)? = nil
     ) throws {
         self.path = path
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
@@ -40,7 +42,7 @@ public final class SQLiteHopRecordStore: HopRecordStore {
         configuration.maximumReaderCount = 1
         pool = try openDatabasePool(path: path, configuration: configuration)
         try migrateSharedFile(Self.migrator, pool)
-        writer = HopRecordWriter(pool: pool)
+        writer = HopRecordWriter(pool: pool, taskExecutor: taskExecutor)
         let pruning = keepFor.map { keepFor in
             WALCheckpointer.Pruning(keepFor: keepFor, every: pruneEvery) { queue, cutoff in
                 try Self.prune(queue, before: cutoff)

@@ -107,6 +107,13 @@ public protocol MessageTransport: Sendable {
     func subscribe(exchange: String, bindingKeys: [String]) async throws -> DeliveryStream
     /// Closes every connection.
     func shutdown() async
+    /// Where tasks that use this transport run best: the thread that reads and writes its connections, when it has
+    /// one that also runs tasks. Nil: Swift's default pool.
+    var taskExecutor: (any TaskExecutor)? { get }
+}
+
+extension MessageTransport {
+    public var taskExecutor: (any TaskExecutor)? { nil }
 }
 
 /// RabbitMQ queue arguments the framework uses.

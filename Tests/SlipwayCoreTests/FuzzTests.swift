@@ -803,7 +803,7 @@ struct FuzzTests {
             case .generated: strategy = "generated slip"
             }
             let before = clock.now
-            var result = fuzzer.run(input, index: index)
+            let result = fuzzer.run(input, index: index)
             let elapsed = before.duration(to: clock.now)
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             if seconds > slowest.seconds { slowest = (seconds, index) }

@@ -119,4 +119,13 @@ struct HopRecordStoreTests {
         #expect(throws: ProcessorError.self) { try ProcessorOptions(arguments: ["--hop-record-days", "-1"], environment: [:]) }
         #expect(throws: ProcessorError.self) { try ProcessorOptions(arguments: [], environment: ["SLIPWAY_HOP_RECORD_DAYS": "a week"]) }
     }
+
+    @Test("--io and SLIPWAY_IO choose one loop (the default) or a thread per connection; anything else is refused")
+    func ioOption() throws {
+        #expect(try ProcessorOptions(arguments: [], environment: [:]).io == .loop)
+        #expect(try ProcessorOptions(arguments: [], environment: ["SLIPWAY_IO": "threads"]).io == .threads)
+        #expect(try ProcessorOptions(arguments: ["--io", "loop"], environment: ["SLIPWAY_IO": "threads"]).io == .loop)
+        let refused = #expect(throws: ProcessorError.self) { try ProcessorOptions(arguments: ["--io", "async"], environment: [:]) }
+        #expect(refused?.description.contains("loop or threads") == true)
+    }
 }

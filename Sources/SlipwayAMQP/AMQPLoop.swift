@@ -1,0 +1,178 @@
+import CRabbitMQ
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// A thread that drives AMQP connections with `poll(2)` and, when it is a processor's loop, also runs that processor's
+/// Swift tasks between reads (it is a `TaskExecutor`).
+///
+/// librabbitmq's calls block and a connection is not thread-safe, so each connection belongs to one thread. With a
+/// thread per connection, every hop crosses threads four or five times (delivery to a task, publish to the
+/// publisher's thread, its confirm back, the ack to the consumer's thread), and at moderate rates each crossing is a
+/// wake-up, which on a small machine costs more than the hop's own work. A processor's loop runs the connections and
+/// the hops on one thread: a delivery read here resumes its hop here, the hop's publish and ack are sent by this
+/// thread at the end of the same pass, and the confirm that releases it is read here too.
+///
+/// The price: a hop that blocks its thread (a synchronous call into a slow system) holds up every connection of the
+/// processor. Steps that block should keep the thread per connection (`SLIPWAY_IO=threads`).
+public final class AMQPLoop: TaskExecutor, @unchecked Sendable {
+    /// A connection the loop drives. Called on the loop's thread only.
+    protocol Source: AnyObject {
+        /// The socket to watch for input, while connected.
+        var socket: Int32? { get }
+        /// True once the source is done: the loop forgets it.
+        var isFinished: Bool { get }
+        /// Does what can be done without waiting on the network: sends what was queued, reads what arrived
+        /// (`readable`: `poll` saw input on its socket). Returns when it wants to be called again without input or a
+        /// wake-up (heartbeats, deadlines, a reconnect), or nil for never.
+        func service(readable: Bool, now: ContinuousClock.Instant) -> ContinuousClock.Instant?
+    }
+
+    private enum Work: @unchecked Sendable {
+        case job(UnownedJob)
+        case call(() -> Void)
+    }
+
+    private struct Queue {
+        var work: [Work] = []
+        /// A source has something to do (set by `wake`, cleared at the start of each pass).
+        var pending = false
+        /// The loop is in, or about to enter, `poll`: a wake must write the eventfd.
+        var sleeping = false
+    }
+
+    private let queue = Mutex(Queue())
+    private let wakeFD: Int32
+    private let thread = Atomic<UInt>(0)
+    /// A loop of its own for one connection ends with it; a processor's loop runs until the process exits.
+    private let endsWithLastSource: Bool
+    private let clock = ContinuousClock()
+
+    // Only on the loop's thread.
+    private var sources: [any Source] = []
+    private var readable: Set<ObjectIdentifier> = []
+
+    /// - Parameter name: the thread's name (shown by `top -H`, `perf`).
+    public convenience init(name: String = "slipway-amqp-loop") {
+        self.init(name: name, endsWithLastSource: false)
+    }
+
+    init(name: String, endsWithLastSource: Bool) {
+        self.endsWithLastSource = endsWithLastSource
+        wakeFD = slipway_eventfd()
+        let thread = Thread { [self] in self.run() }
+        thread.name = name
+        thread.start()
+    }
+
+    // Closed only here: a wake from another thread may come after the loop has ended, and must not write to a
+    // descriptor number the process has since given to a file.
+    deinit {
+        Glibc.close(wakeFD)
+    }
+
+    /// Runs a task's job: called by Swift's runtime for tasks that prefer this executor.
+    public func enqueue(_ job: consuming ExecutorJob) {
+        submit(.job(UnownedJob(job)))
+    }
+
+    /// Adds a connection to drive, from any thread.
+    func add(_ source: any Source) {
+        submit(.call { self.sources.append(source) })
+    }
+
+    /// A source has work queued from another thread (a publish, an ack): the loop services its sources again.
+    /// Costs nothing on the loop's own thread, which services every source before it sleeps.
+    func wake() {
+        let write = queue.withLock { queue -> Bool in
+            queue.pending = true
+            defer { queue.sleeping = false }
+            return queue.sleeping
+        }
+        if write { signal() }
+    }
+
+    /// True on the loop's own thread.
+    public var isCurrent: Bool { pthread_equal(pthread_self(), pthread_t(thread.load(ordering: .relaxed))) != 0 }
+
+    private func submit(_ work: Work) {
+        let write = queue.withLock { queue -> Bool in
+            queue.work.append(work)
+            defer { queue.sleeping = false }
+            return queue.sleeping
+        }
+        if write { signal() }
+    }
+
+    private func signal() {
+        var one: UInt64 = 1
+        _ = Glibc.write(wakeFD, &one, 8)
+    }
+
+    // MARK: On the loop's thread
+
+    private func run() {
+        thread.store(UInt(pthread_self()), ordering: .relaxed)
+        var everHadSource = false
+        var fds: [pollfd] = []
+        var polled: [any Source] = []
+        while true {
+            let work = queue.withLock { queue -> [Work] in
+                queue.pending = false
+                defer { queue.work.removeAll(keepingCapacity: true) }
+                return queue.work
+            }
+            for item in work {
+                switch item {
+                case .job(let job): job.runSynchronously(on: asUnownedTaskExecutor())
+                case .call(let body): body()
+                }
+            }
+
+            let now = clock.now
+            var deadline = now.advanced(by: .seconds(1))
+            for source in sources {
+                let wasReadable = readable.contains(ObjectIdentifier(source))
+                if let next = source.service(readable: wasReadable, now: now) { deadline = min(deadline, next) }
+            }
+            readable.removeAll(keepingCapacity: true)
+            if sources.contains(where: \.isFinished) { sources.removeAll { $0.isFinished } }
+            everHadSource = everHadSource || !sources.isEmpty
+            if endsWithLastSource && everHadSource && sources.isEmpty {
+                let idle = queue.withLock { $0.work.isEmpty }
+                if idle { break }
+            }
+
+            // Sleep only when nothing is queued; otherwise just look at the sockets and go round again.
+            let sleep = queue.withLock { queue -> Bool in
+                guard queue.work.isEmpty && !queue.pending else { return false }
+                queue.sleeping = true
+                return true
+            }
+            var timeout: Int32 = 0
+            if sleep {
+                let left = clock.now.duration(to: deadline)
+                timeout = left <= .zero ? 0 : Int32(min(1000, (left / .milliseconds(1)).rounded(.up)))
+            }
+            fds.removeAll(keepingCapacity: true)
+            polled.removeAll(keepingCapacity: true)
+            fds.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
+            for source in sources {
+                guard let socket = source.socket else { continue }
+                fds.append(pollfd(fd: socket, events: Int16(POLLIN), revents: 0))
+                polled.append(source)
+            }
+            _ = poll(&fds, nfds_t(fds.count), timeout)
+            if sleep { queue.withLock { $0.sleeping = false } }
+            if fds[0].revents != 0 {
+                var value: UInt64 = 0
+                _ = read(wakeFD, &value, 8)
+            }
+            for (index, source) in polled.enumerated() where fds[index + 1].revents != 0 {
+                readable.insert(ObjectIdentifier(source))
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+import Logging
+import SlipwayAMQP
+import SlipwayTransport
+import Testing
+
+@Suite("One loop for a processor's connections and its hops (SLIPWAY_IO=loop)")
+struct AMQPLoopTests {
+    @Test(
+        "a publisher and a consumer on one loop move 300 messages through RabbitMQ, and the tasks using them run on the loop's thread",
+        .timeLimit(.minutes(1)))
+    func roundTrip() async throws {
+        let loop = AMQPLoop(name: "test-loop")
+        var logger = Logger(label: "test.amqp")
+        logger.logLevel = .warning
+        let transport = AMQPTransport(configuration: try AMQPConfiguration(url: try Broker.url), logger: logger, loop: loop)
+        #expect(transport.taskExecutor != nil)
+        let queue = "slipway-test-loop-\(UUID().uuidString.prefix(8))"
+        try await transport.declareQueue(queue)
+        // A prefetch far below the count: the consumer gets them all only if its acks reach the broker.
+        let deliveries = try await transport.consume(queue: queue, prefetch: 16)
+        let sent = Set((0..<300).map { "message \($0)" })
+
+        let (received, everyHopOnLoop) = try await withTaskExecutorPreference(loop) {
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    var onLoop = true
+                    for body in sent.sorted() {
+                        try await transport.publish([.toQueue(queue, body: Array(body.utf8))])
+                        onLoop = onLoop && loop.isCurrent
+                    }
+                    return onLoop
+                }
+                var received: Set<String> = []
+                var onLoop = true
+                for try await delivery in deliveries {
+                    onLoop = onLoop && loop.isCurrent
+                    received.insert(String(decoding: delivery.body, as: UTF8.self))
+                    await delivery.ack()
+                    if received.count == sent.count { break }
+                }
+                for try await publisherOnLoop in group { onLoop = onLoop && publisherOnLoop }
+                return (received, onLoop)
+            }
+        }
+        deliveries.stop()
+        await transport.shutdown()
+        #expect(received == sent)
+        #expect(everyHopOnLoop)
+    }
+}
