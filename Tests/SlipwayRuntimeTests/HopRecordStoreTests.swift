@@ -80,6 +80,60 @@ struct HopRecordStoreTests {
         #expect(read.forwarded)
     }
 
+    @Test("a file of the earlier layout (WITHOUT ROWID) keeps its records, marks and age index when a store opens it")
+    func upgradeToRowidTable() async throws {
+        let path = temporaryPath()
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let old = try DatabaseQueue(path: path)
+        let earlier = record("before-upgrade", 3)
+        try await old.write { db in
+            // The schema as migrations v1 to v3 left it, and GRDB's note that they ran.
+            try db.execute(
+                sql: """
+                    CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+                    INSERT INTO grdb_migrations VALUES ('v1: hop records'), ('v2: redeliveries'), ('v3: pruning by age');
+                    CREATE TABLE hop_record (
+                        slip_id TEXT NOT NULL, sequence INTEGER NOT NULL, step TEXT NOT NULL, kind TEXT NOT NULL,
+                        outcome TEXT NOT NULL, outgoing BLOB NOT NULL, forwarded INTEGER NOT NULL DEFAULT 0,
+                        recorded_at REAL NOT NULL, PRIMARY KEY (slip_id, sequence)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE redelivery (
+                        slip_id TEXT NOT NULL, sequence INTEGER NOT NULL, attempt INTEGER NOT NULL, count INTEGER NOT NULL,
+                        noted_at REAL NOT NULL DEFAULT 0, PRIMARY KEY (slip_id, sequence, attempt)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX hop_record_by_age ON hop_record (recorded_at);
+                    """)
+            try db.execute(
+                sql: """
+                    INSERT INTO hop_record (slip_id, sequence, step, kind, outcome, outgoing, forwarded, recorded_at)
+                    VALUES ('before-upgrade', 3, 'charge', 'execute', 'completed', ?, 1, ?)
+                    """,
+                arguments: [try JSONEncoder().encode(earlier.outgoing), Date().addingTimeInterval(-3600).timeIntervalSince1970])
+        }
+        try old.close()
+
+        let store = try SQLiteHopRecordStore(path: path)
+        let kept = try #require(try await store.record(slipID: "before-upgrade", sequence: 3))
+        #expect(kept.outgoing == earlier.outgoing)
+        #expect(kept.forwarded)
+        // The key still refuses a second record of the same hop, and new records go in beside the old.
+        let again = try await store.save(record("before-upgrade", 3, body: [1, 2, 3]))
+        #expect(again.outgoing == earlier.outgoing)
+        try await store.save(record("after-upgrade", 1))
+        #expect(try await store.record(slipID: "after-upgrade", sequence: 1) != nil)
+        #expect(try store.prune(recordedBefore: Date().addingTimeInterval(-60)) == 1)
+        #expect(try await store.record(slipID: "before-upgrade", sequence: 3) == nil)
+
+        let check = try DatabaseQueue(path: path)
+        let rowids = try await check.read { db in try Int.fetchOne(db, sql: "SELECT count(rowid) FROM hop_record") }
+        #expect(rowids == 1)
+        let indexes = try await check.read { db in
+            try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'hop_record'")
+        }
+        #expect(indexes.contains("hop_record_by_age"))
+    }
+
     @Test("records older than the retention are pruned; newer ones, and the redeliveries counted since, stay")
     func pruning() async throws {
         let store = try SQLiteHopRecordStore(path: temporaryPath(), keepFor: nil)
