@@ -32,9 +32,32 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         }
     }
 
+    /// A declare or a bind: tried on a live connection, and tried again after a backoff while the broker is away,
+    /// without holding up the loop in between (other connections may share it).
+    private final class Operation: @unchecked Sendable {
+        let doing: String
+        let giveUpAt: ContinuousClock.Instant
+        /// Runs the body and resumes its caller; throws (without resuming) when the connection failed it.
+        let attempt: (AMQPConnection) throws -> Void
+        let fail: (any Error) -> Void
+        var backoff: Duration
+        var retryAt: ContinuousClock.Instant?
+
+        init(
+            _ doing: String, giveUpAt: ContinuousClock.Instant, backoff: Duration,
+            attempt: @escaping (AMQPConnection) throws -> Void, fail: @escaping (any Error) -> Void
+        ) {
+            self.doing = doing
+            self.giveUpAt = giveUpAt
+            self.backoff = backoff
+            self.attempt = attempt
+            self.fail = fail
+        }
+    }
+
     private enum Job {
         case publish(Request)
-        case run(@Sendable () -> Void)
+        case run(Operation)
     }
 
     // Safe: `jobs`, `isShutDown` and `finished` only under `lock`; everything else only on the loop's thread.
@@ -57,6 +80,8 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     private var unconfirmed: [Request] = []
     /// Waiting to be sent: new, or sent on a connection that was lost.
     private var unsent: [Request] = []
+    /// Declares and binds not yet done (waiting for the broker to come back).
+    private var operations: [Operation] = []
     /// No reconnect before this (backoff after a failure).
     private var reconnectAt: ContinuousClock.Instant?
     private var backoff: Duration
@@ -86,14 +111,18 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         }
     }
 
-    /// Runs `body` with a live connection on the publisher's thread, reconnecting (with backoff, until the publish
+    /// Runs `body` with a live connection on the loop's thread, reconnecting (with backoff, until the publish
     /// deadline) when the connection is lost.
     func withConnection<T: Sendable>(_ doing: String, _ body: @escaping @Sendable (AMQPConnection) throws -> T)
         async throws -> T
     {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let job: @Sendable () -> Void = { continuation.resume(with: Result { try self.retrying(doing, body) }) }
-            if !submit(.run(job)) { continuation.resume(throwing: TransportError("the publisher is shut down")) }
+            let operation = Operation(
+                doing, giveUpAt: clock.now.advanced(by: configuration.publishDeadline),
+                backoff: configuration.reconnectBackoff.initial,
+                attempt: { connection in continuation.resume(returning: try body(connection)) },
+                fail: { continuation.resume(throwing: $0) })
+            if !submit(.run(operation)) { continuation.resume(throwing: TransportError("the publisher is shut down")) }
         }
     }
 
@@ -133,13 +162,20 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         for job in newJobs {
             switch job {
             case .publish(let request): unsent.append(request)
-            case .run(let body): body()
+            case .run(let operation): operations.append(operation)
             }
         }
-        if shutDown && newJobs.isEmpty && unsent.isEmpty && unconfirmed.isEmpty {
+        let nextOperation = runOperations()
+        if shutDown && newJobs.isEmpty && unsent.isEmpty && unconfirmed.isEmpty && operations.isEmpty {
             finish()
             return nil
         }
+        if let nextOperation { return min(nextOperation, serviceConnection(readable: readable)) }
+        return serviceConnection(readable: readable)
+    }
+
+    /// Publishes, confirms and heartbeats; returns when to come back without input.
+    private func serviceConnection(readable: Bool) -> ContinuousClock.Instant {
         sendUnsent()
         let heartbeat = lastRead.advanced(by: readAtLeastEvery)
         if !unconfirmed.isEmpty {
@@ -148,7 +184,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
             return min(oldest.giveUpAt, lastRead.advanced(by: readAtLeastEvery))
         } else if !unsent.isEmpty {
             failExpired()
-            return reconnectAt ?? unsent.first?.giveUpAt  // backing off before reconnecting
+            return reconnectAt ?? unsent.first?.giveUpAt ?? clock.now  // backing off before reconnecting
         } else {
             let buffered = connection.map { amqp_frames_enqueued($0.state) != 0 || amqp_data_in_buffer($0.state) != 0 }
             if readable || buffered == true || clock.now >= heartbeat { serviceIdleConnection() }
@@ -279,24 +315,42 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         for request in expired { request.continuation.resume(throwing: error) }
     }
 
-    /// `body` on a live connection, reconnecting with backoff until the publish deadline (declares and binds).
-    private func retrying<T>(_ doing: String, _ body: (AMQPConnection) throws -> T) throws -> T {
-        let giveUpAt = clock.now.advanced(by: configuration.publishDeadline)
-        var backoff = configuration.reconnectBackoff.initial
-        while true {
+    /// Runs the declares and binds whose time has come; a failed one waits for its backoff (until the publish
+    /// deadline). Returns when the next one waiting is due.
+    private func runOperations() -> ContinuousClock.Instant? {
+        guard !operations.isEmpty else { return nil }
+        var waiting: [Operation] = []
+        var next: ContinuousClock.Instant?
+        for operation in operations {
+            if let retryAt = operation.retryAt, clock.now < retryAt {
+                waiting.append(operation)
+                next = min(next ?? retryAt, retryAt)
+                continue
+            }
             do {
-                return try body(try liveConnection())
+                try operation.attempt(try liveConnection())
             } catch {
                 dropConnection()
-                if let error = error as? TransportError, error.isPermanent { throw error }
-                guard clock.now < giveUpAt else { throw error }
+                if let error = error as? TransportError, error.isPermanent {
+                    operation.fail(error)
+                    continue
+                }
+                guard clock.now < operation.giveUpAt else {
+                    operation.fail(error)
+                    continue
+                }
                 logger.warning(
-                    "AMQP publisher: \(doing) failed, reconnecting",
-                    metadata: ["error": "\(error)", "retry.in": "\(backoff)"])
-                Thread.sleep(forTimeInterval: backoff.seconds)
-                backoff = min(backoff * 2, configuration.reconnectBackoff.max)
+                    "AMQP publisher: \(operation.doing) failed, reconnecting",
+                    metadata: ["error": "\(error)", "retry.in": "\(operation.backoff)"])
+                let retryAt = clock.now.advanced(by: operation.backoff)
+                operation.retryAt = retryAt
+                operation.backoff = min(operation.backoff * 2, configuration.reconnectBackoff.max)
+                waiting.append(operation)
+                next = min(next ?? retryAt, retryAt)
             }
         }
+        operations = waiting
+        return next
     }
 
     private func liveConnection() throws -> AMQPConnection {

@@ -48,4 +48,33 @@ struct AMQPLoopTests {
         #expect(received == sent)
         #expect(everyHopOnLoop)
     }
+
+    @Test(
+        "a declare waiting for the broker to come back does not hold up the loop: its other work runs, and the declare succeeds after",
+        .timeLimit(.minutes(2)))
+    func declareDuringOutage() async throws {
+        let broker = try await PrivateBroker.start(portOffset: 30)
+        defer { broker.stop() }
+        let loop = AMQPLoop(name: "test-outage-loop")
+        let logs = CapturedLogs()
+        let transport = AMQPTransport(
+            configuration: try AMQPConfiguration(url: broker.url), logger: logs.logger(), loop: loop)
+        try await transport.declareQueue("slipway-test-before-outage")
+
+        broker.stop()
+        let declare = Task { try await transport.declareQueue("slipway-test-during-outage") }
+        // Once the declare has failed and waits to try again, work for the loop. Were the loop asleep inside the
+        // declare's retries, this would wait for the broker, which is started only after it: the test would run out
+        // of time.
+        while !logs.all.contains(where: { $0.contains("declaring queue 'slipway-test-during-outage' failed") }) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let ranOnLoop = await Task(executorPreference: loop) { loop.isCurrent }.value
+        #expect(ranOnLoop)
+
+        let restarted = try await PrivateBroker.start(port: broker.port)
+        defer { restarted.stop() }
+        try await declare.value
+        await transport.shutdown()
+    }
 }
