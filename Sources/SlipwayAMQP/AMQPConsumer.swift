@@ -59,7 +59,7 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
         self.source = source
         self.prefetch = prefetch
         self.logger = logger
-        self.loop = loop ?? AMQPLoop(name: "slipway-amqp-consumer", endsWithLastSource: true)
+        self.loop = loop ?? AMQPLoop(name: "amqp-consumer", endsWithLastSource: true)
         (stream, continuation) = AsyncThrowingStream.makeStream(of: Delivery.self)
         (readyStream, ready) = AsyncStream.makeStream(of: Result<Void, any Error>.self)
         backoff = configuration.reconnectBackoff.initial

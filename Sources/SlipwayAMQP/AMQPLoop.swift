@@ -54,16 +54,18 @@ public final class AMQPLoop: TaskExecutor, @unchecked Sendable {
     private var sources: [any Source] = []
     private var readable: Set<ObjectIdentifier> = []
 
-    /// - Parameter name: the thread's name (shown by `top -H`, `perf`).
-    public convenience init(name: String = "slipway-amqp-loop") {
+    /// - Parameter name: the thread's name, as `top -H` and `perf` show it (its first 15 bytes).
+    public convenience init(name: String = "slipway-loop") {
         self.init(name: name, endsWithLastSource: false)
     }
 
     init(name: String, endsWithLastSource: Bool) {
         self.endsWithLastSource = endsWithLastSource
         wakeFD = slipway_eventfd()
-        let thread = Thread { [self] in self.run() }
-        thread.name = name
+        let thread = Thread { [self] in
+            slipway_name_thread(name)  // Foundation does not pass `Thread.name` on to the OS thread on Linux
+            self.run()
+        }
         thread.start()
     }
 

@@ -97,7 +97,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         self.logger = logger
         self.backoff = configuration.reconnectBackoff.initial
         self.lastRead = clock.now
-        self.loop = loop ?? AMQPLoop(name: "slipway-amqp-publisher", endsWithLastSource: true)
+        self.loop = loop ?? AMQPLoop(name: "amqp-publisher", endsWithLastSource: true)
         self.loop.add(self)
     }
 
