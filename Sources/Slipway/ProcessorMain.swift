@@ -59,7 +59,7 @@ public func runProcessor(
     }
     do {
         let amqp = try AMQPConfiguration(url: options.amqpURL)
-        let loop = options.io == .loop ? AMQPLoop(name: "slipway-loop") : nil
+        let loop = options.io == .loop ? AMQPLoop(name: "slipway-loop", logger: logger) : nil
         let transport = AMQPTransport(configuration: amqp, logger: logger, loop: loop)
         let storePath = URL(fileURLWithPath: options.stateDirectory)
             .appendingPathComponent("\(processor.step).hops.sqlite").path

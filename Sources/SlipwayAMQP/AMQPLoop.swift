@@ -3,6 +3,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
 import Synchronization
 
 /// A thread that drives AMQP connections with `poll(2)` and, when it is a processor's loop, also runs that processor's
@@ -54,13 +55,20 @@ public final class AMQPLoop: TaskExecutor, @unchecked Sendable {
     private var sources: [any Source] = []
     private var readable: Set<ObjectIdentifier> = []
 
-    /// - Parameter name: the thread's name, as `top -H` and `perf` show it (its first 15 bytes).
-    public convenience init(name: String = "slipway-loop") {
-        self.init(name: name, endsWithLastSource: false)
+    /// A task that keeps the thread this long holds up every connection of the loop: it is logged, with the way out.
+    public static let blockedWarning = Duration.milliseconds(500)
+    private let logger: Logger?
+
+    /// - Parameters:
+    ///   - name: the thread's name, as `top -H` and `perf` show it (its first 15 bytes).
+    ///   - logger: where a task that blocked the thread for `blockedWarning` or more is reported.
+    public convenience init(name: String = "slipway-loop", logger: Logger? = nil) {
+        self.init(name: name, endsWithLastSource: false, logger: logger)
     }
 
-    init(name: String, endsWithLastSource: Bool) {
+    init(name: String, endsWithLastSource: Bool, logger: Logger? = nil) {
         self.endsWithLastSource = endsWithLastSource
+        self.logger = logger
         wakeFD = slipway_eventfd()
         let thread = Thread { [self] in
             slipway_name_thread(name)  // Foundation does not pass `Thread.name` on to the OS thread on Linux
@@ -128,7 +136,14 @@ public final class AMQPLoop: TaskExecutor, @unchecked Sendable {
             }
             for item in work {
                 switch item {
-                case .job(let job): job.runSynchronously(on: asUnownedTaskExecutor())
+                case .job(let job):
+                    let started = clock.now
+                    job.runSynchronously(on: asUnownedTaskExecutor())
+                    if let logger, case let held = started.duration(to: clock.now), held >= Self.blockedWarning {
+                        logger.warning(
+                            "a task held the processor's loop: its connections and other hops waited (a step that blocks its thread? run it with --io threads)",
+                            metadata: ["loop.held_ms": "\(Int(held / .milliseconds(1)))"])
+                    }
                 case .call(let body): body()
                 }
             }

@@ -77,4 +77,22 @@ struct AMQPLoopTests {
         try await declare.value
         await transport.shutdown()
     }
+
+    @Test("a task that blocks the loop's thread is reported with the way out; one that awaits as long is not")
+    func blockingTaskIsReported() async throws {
+        let logs = CapturedLogs()
+        let loop = AMQPLoop(name: "test-blocked", logger: logs.logger())
+        func warnings() -> [String] { logs.all.filter { $0.contains("held the processor's loop") } }
+
+        // Suspended, not blocking: the loop runs other work meanwhile.
+        await Task(executorPreference: loop) { try? await Task.sleep(for: .milliseconds(700)) }.value
+        await Task(executorPreference: loop) {}.value
+        #expect(warnings().isEmpty)
+
+        await Task(executorPreference: loop) { usleep(700_000) }.value
+        await Task(executorPreference: loop) {}.value  // the loop reports a task once it has returned, before the next
+        let reported = try #require(warnings().first)
+        #expect(reported.contains("--io threads"))
+        #expect(reported.contains("loop.held_ms"))
+    }
 }
