@@ -75,6 +75,12 @@ final class AMQPConnection {
     /// Marks the connection unusable after an error; `close()` then only frees it.
     func markBroken() { isOpen = false }
 
+    /// librabbitmq sends and checks heartbeats only inside its calls: an idle connection is read at least this often.
+    static let readAtLeastEvery = Duration.seconds(1)
+
+    /// Input librabbitmq has already taken off the socket: `poll` will not report it, so it must be read first.
+    var hasBufferedInput: Bool { amqp_frames_enqueued(state) != 0 || amqp_data_in_buffer(state) != 0 }
+
     func declareQueue(
         _ name: String, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false,
         arguments: QueueArguments = QueueArguments()

@@ -49,7 +49,7 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
     private var reconnectAt: ContinuousClock.Instant?
     private var announced = false
     private var cancelled = false
-    /// librabbitmq sends and checks heartbeats only inside its calls: one at least every second.
+    /// When the connection was last read (see `AMQPConnection.readAtLeastEvery`).
     private var lastRead: ContinuousClock.Instant
     private(set) var isFinished = false
 
@@ -156,12 +156,11 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
         }
         settlePending()
         guard let connection else { return now }  // lost while settling: reconnect on the next pass
-        let buffered = amqp_frames_enqueued(connection.state) != 0 || amqp_data_in_buffer(connection.state) != 0
-        if readable || buffered || now >= lastRead.advanced(by: .seconds(1)) {
+        if readable || connection.hasBufferedInput || now >= lastRead.advanced(by: AMQPConnection.readAtLeastEvery) {
             lastRead = now
             receiveAvailable(rejectingDeliveries: cancelled)
         }
-        return self.connection == nil ? now : lastRead.advanced(by: .seconds(1))
+        return self.connection == nil ? now : lastRead.advanced(by: AMQPConnection.readAtLeastEvery)
     }
 
     private func finish() {
@@ -231,7 +230,7 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
     private func receiveAvailable(rejectingDeliveries: Bool) {
         repeat {
             receive(rejectingDeliveries: rejectingDeliveries)
-        } while connection.map { amqp_frames_enqueued($0.state) != 0 || amqp_data_in_buffer($0.state) != 0 } ?? false
+        } while connection?.hasBufferedInput == true
     }
 
     /// Takes one delivery if one has come (a call with a zero timeout: it also sends a heartbeat when one is due).

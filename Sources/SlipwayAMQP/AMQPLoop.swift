@@ -18,6 +18,9 @@ import Synchronization
 ///
 /// The price: a hop that blocks its thread (a synchronous call into a slow system) holds up every connection of the
 /// processor. Steps that block should keep the thread per connection (`SLIPWAY_IO=threads`).
+///
+/// Sendable by hand: other threads touch only `queue` (a `Mutex`), `thread` (an atomic) and the eventfd; `sources`
+/// and `readable` are used on the loop's thread alone.
 public final class AMQPLoop: TaskExecutor, @unchecked Sendable {
     /// A connection the loop drives. Called on the loop's thread only.
     protocol Source: AnyObject {
@@ -31,6 +34,8 @@ public final class AMQPLoop: TaskExecutor, @unchecked Sendable {
         func service(readable: Bool, now: ContinuousClock.Instant) -> ContinuousClock.Instant?
     }
 
+    // Sendable by hand: a `call` closure (which adds a source) is made on any thread but runs only on the loop's,
+    // the one thread that touches what it captures; a job is Swift's to run wherever its executor says.
     private enum Work: @unchecked Sendable {
         case job(UnownedJob)
         case call(() -> Void)

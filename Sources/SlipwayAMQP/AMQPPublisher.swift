@@ -34,6 +34,8 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
 
     /// A declare or a bind: tried on a live connection, and tried again after a backoff while the broker is away,
     /// without holding up the loop in between (other connections may share it).
+    // Sendable by hand: it crosses to the loop under `lock`, and `backoff` and `retryAt` change only on the loop's
+    // thread; its closures resume the caller's continuation, which any thread may do.
     private final class Operation: @unchecked Sendable {
         let doing: String
         let giveUpAt: ContinuousClock.Instant
@@ -86,9 +88,8 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     private var reconnectAt: ContinuousClock.Instant?
     private var backoff: Duration
     private var lastFailure: (any Error)?
-    /// librabbitmq sends and checks heartbeats only inside its calls: one at least every `readAtLeastEvery`.
+    /// When the connection was last read (see `AMQPConnection.readAtLeastEvery`).
     private var lastRead: ContinuousClock.Instant
-    private let readAtLeastEvery = Duration.seconds(1)
     private(set) var isFinished = false
 
     /// - Parameter loop: the processor's loop, or nil for a thread of its own.
@@ -177,18 +178,17 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     /// Publishes, confirms and heartbeats; returns when to come back without input.
     private func serviceConnection(readable: Bool) -> ContinuousClock.Instant {
         sendUnsent()
-        let heartbeat = lastRead.advanced(by: readAtLeastEvery)
+        let heartbeat = lastRead.advanced(by: AMQPConnection.readAtLeastEvery)
         if !unconfirmed.isEmpty {
             readConfirms(readable: readable || clock.now >= heartbeat)
-            guard let oldest = unconfirmed.first else { return lastRead.advanced(by: readAtLeastEvery) }
-            return min(oldest.giveUpAt, lastRead.advanced(by: readAtLeastEvery))
+            let nextRead = lastRead.advanced(by: AMQPConnection.readAtLeastEvery)
+            return unconfirmed.first.map { min($0.giveUpAt, nextRead) } ?? nextRead
         } else if !unsent.isEmpty {
             failExpired()
             return reconnectAt ?? unsent.first?.giveUpAt ?? clock.now  // backing off before reconnecting
         } else {
-            let buffered = connection.map { amqp_frames_enqueued($0.state) != 0 || amqp_data_in_buffer($0.state) != 0 }
-            if readable || buffered == true || clock.now >= heartbeat { serviceIdleConnection() }
-            return lastRead.advanced(by: readAtLeastEvery)
+            if readable || connection?.hasBufferedInput == true || clock.now >= heartbeat { serviceIdleConnection() }
+            return lastRead.advanced(by: AMQPConnection.readAtLeastEvery)
         }
     }
 
@@ -227,8 +227,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     /// the requests the broker confirmed.
     private func readConfirms(readable: Bool) {
         guard let connection else { return }
-        let buffered = amqp_frames_enqueued(connection.state) != 0 || amqp_data_in_buffer(connection.state) != 0
-        if readable || buffered {
+        if readable || connection.hasBufferedInput {
             lastRead = clock.now
             readFrames(connection)
         }
@@ -255,7 +254,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
                     throw TransportError("waiting for publisher confirms: \(AMQPConnection.statusText(status))")
                 }
                 try handle(frame, on: connection)
-                if amqp_frames_enqueued(connection.state) == 0 && amqp_data_in_buffer(connection.state) == 0 { break }
+                if !connection.hasBufferedInput { break }
             }
         } catch {
             failed(error, doing: "waiting for publisher confirms")
