@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A private RabbitMQ node on 127.0.0.1 for tests and the demo.
-#   scripts/broker.sh start [--fresh] | stop | restart | status | url
+#   scripts/broker.sh start [--fresh] | stop | kill | restart | status | url
+#   (kill: SIGKILL the node's processes, as a host losing power would; its data stays for the next start)
 # Env: SLIPWAY_BROKER_PORT (5680), SLIPWAY_BROKER_DIR (/tmp/slipway-broker-$PORT),
 #      SLIPWAY_BROKER_TIMEOUT (60 s).
 #      TLS, optional: SLIPWAY_BROKER_TLS_PORT with SLIPWAY_BROKER_TLS_CA, _CERT and _KEY (PEM files) adds an amqps
@@ -153,13 +154,30 @@ stop() {
   say "stopped $NODE in $(since "$t0")s"
 }
 
+# SIGKILL, no shutdown: what a crash or a lost host leaves behind.
+kill_node() {
+  local pids deadline
+  pids=$(node_pids)
+  if [[ -z $pids ]]; then say "$NODE not running"; return 0; fi
+  # shellcheck disable=SC2086
+  kill -KILL $pids 2>/dev/null || true
+  deadline=$((SECONDS + TIMEOUT))
+  while port_open || [[ -n $(node_pids) ]]; do
+    ((SECONDS < deadline)) || fail "$NODE still running ${TIMEOUT}s after SIGKILL"
+    sleep 0.2
+  done
+  rm -f "$DIR/launcher.pid"
+  say "killed $NODE"
+}
+
 [[ ${1:-} == url || $(id -u) -eq 0 ]] || die "must run as root (the node runs as user rabbitmq)"
 case ${1:-} in
   start) shift; start "$@" ;;
   stop) stop ;;
+  kill) kill_node ;;
   restart) stop; start ;;
   status)
     if running; then say "$NODE running on 127.0.0.1:$PORT"; else say "$NODE not running"; exit 1; fi ;;
   url) echo "$URL" ;;
-  *) die "usage: $0 start [--fresh]|stop|restart|status|url" ;;
+  *) die "usage: $0 start [--fresh]|stop|kill|restart|status|url" ;;
 esac

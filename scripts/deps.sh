@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Slipway needs, if any are missing (idempotent).
+#   scripts/deps.sh [postgres]   (postgres: the PostgreSQL server too, for scripts/postgres.sh)
 set -euo pipefail
 me=deps.sh
 # libssl-dev: shim.h calls OpenSSL for TLS checks; openssl: the TLS tests make their certificates with it.
 PACKAGES=(librabbitmq-dev libssl-dev openssl rabbitmq-server libsqlite3-dev sqlite3 pkg-config)
+for extra in "$@"; do
+  case $extra in
+    postgres) PACKAGES+=(postgresql) ;;
+    *) echo "$me: unknown extra '$extra' (known: postgres)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
