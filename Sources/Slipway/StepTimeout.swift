@@ -5,7 +5,7 @@ import Synchronization
 public struct StepTimeout: Error, Sendable, CustomStringConvertible {
     public var timeout: Duration
     /// Which handler ran out of time.
-    public var kind: HopKind = .execute
+    public var kind: HopKind
 
     public init(timeout: Duration, kind: HopKind = .execute) {
         self.timeout = timeout

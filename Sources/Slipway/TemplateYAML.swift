@@ -63,7 +63,7 @@ enum TemplateYAML {
 
         private static func scalar(_ scalar: Node.Scalar, node: Node) throws -> JSONValue {
             let text = scalar.string
-            switch node.tag.name {
+            switch Tag.Name(rawValue: node.tag.rawValue) {
             case .str:
                 return .string(text)
             case .null:
@@ -83,7 +83,7 @@ enum TemplateYAML {
                 throw TemplateError("\(place(node))\(text.prefix(40)) is not a JSON number; quote it to keep it as text")
             default:
                 throw TemplateError(
-                    "\(place(node))the tag '\(node.tag.name.rawValue)' is not supported: use a plain value, or !!str, "
+                    "\(place(node))the tag '\(node.tag.rawValue)' is not supported: use a plain value, or !!str, "
                         + "!!int, !!float, !!bool, !!null")
             }
         }

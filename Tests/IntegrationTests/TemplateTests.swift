@@ -16,7 +16,7 @@ struct TemplateIntegrationTests {
     /// The one JSON line `slip send --json --wait` prints for a slip.
     static func line(_ output: String) throws -> [String: Any] {
         let text = try #require(output.split(separator: "\n").last.map(String.init), "no output")
-        return try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], text)
+        return try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "\(text)")
     }
 
     static func hops(_ line: [String: Any]) -> [(step: String, kind: String, outcome: String, attempt: Int, reason: String)] {
@@ -90,8 +90,8 @@ struct TemplateIntegrationTests {
         let wire = try #require(try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])
         let step = try #require((wire["itinerary"] as? [[String: Any]])?.first)
         let arguments = try #require(step["arguments"] as? [String: Any])
-        #expect(text.contains(#""quantity":1"#) && text.contains(#""flag":true"#) && text.contains(#""price":2.5"#), text)
-        #expect(text.contains(#""nothing":null"#) && text.contains(#""code":"007""#) && text.contains(#""given":2"#), text)
+        #expect(text.contains(#""quantity":1"#) && text.contains(#""flag":true"#) && text.contains(#""price":2.5"#), "\(text)")
+        #expect(text.contains(#""nothing":null"#) && text.contains(#""code":"007""#) && text.contains(#""given":2"#), "\(text)")
         #expect(arguments["label"] as? String == "n=2")
         let read = try SlipCodec().decode(body)
         #expect(read.itinerary[0].arguments["quantity"] == .int(1))
