@@ -24,6 +24,12 @@ struct SlipTemplateTests {
           words: 'true'
           block: |
             42
+          hex: 0x1F
+          octal: 0o17
+          plus: +3
+          half: .5
+          yes: yes
+          thousand: 1_000
         itinerary:
           - step: a
             arguments:
@@ -106,6 +112,9 @@ struct SlipTemplateTests {
         #expect(variables["big"] == .int(Int64.max))
         #expect(variables["words"] == .string("true"))
         #expect(variables["block"] == .string("42\n"))
+        #expect(variables["hex"] == .int(31) && variables["octal"] == .int(15) && variables["plus"] == .int(3))
+        #expect(variables["half"] == .double(0.5))
+        #expect(variables["yes"] == .string("yes") && variables["thousand"] == .string("1_000"))
 
         let arguments = slip.itinerary[0].arguments
         #expect(arguments["quantity"] == .int(1))
