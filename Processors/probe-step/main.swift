@@ -39,6 +39,11 @@ struct ProbeStep: StepProcessor {
     }
 
     func compensate(_ hop: CompensateHop) async throws {
+        // `undoSleepMs: n` (a variable, or `undoSleepMs:<step>` for one step) makes the undo sleep n ms first,
+        // cancellably, on every attempt: with a compensation timeout below n, an undo that hangs.
+        if let sleep = (hop.variables["undoSleepMs:\(step)"] ?? hop.variables["undoSleepMs"])?.intValue {
+            try await Task.sleep(for: .milliseconds(sleep))
+        }
         if hop.variables["failUndo"]?.boolValue == true || hop.variables["failUndo:\(step)"]?.boolValue == true {
             throw ProcessorError("the undo of \(step) fails (failUndo)")
         }

@@ -18,6 +18,10 @@ public struct ProcessorConfiguration: Sendable {
     /// How long an execute may run before it is cancelled and counts as a failed attempt, unless the itinerary gives
     /// the step a timeout of its own. Nil: no limit.
     public var timeout: Duration?
+    /// How long a compensation may run before it is cancelled and counts as a failed attempt (retried by
+    /// `compensationRetry`, then compensation-failed), unless the itinerary gave the step a `compensateTimeoutMs`.
+    /// Nil: no limit.
+    public var compensateTimeout: Duration?
     /// A hop whose message came back this many times without the hop ever finishing (the processor died running it,
     /// again and again) is parked as `poison` instead of being run once more.
     public var poisonRedeliveries = 5

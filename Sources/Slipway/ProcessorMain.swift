@@ -15,6 +15,8 @@ import SlipwayStores
 /// - `--hop-record-days N` (`SLIPWAY_HOP_RECORD_DAYS`, default 7; 0 keeps records for ever): how long a hop is
 ///   remembered against redeliveries
 /// - `--prefetch N` (`SLIPWAY_PREFETCH`), `--concurrency N` (`SLIPWAY_CONCURRENCY`), `--max-attempts N`
+/// - `--timeout-ms N` (`SLIPWAY_TIMEOUT_MS`), `--compensate-timeout-ms N` (`SLIPWAY_COMPENSATE_TIMEOUT_MS`): how long an
+///   execute or a compensation may run, unless the slip's itinerary says (default: no limit)
 /// - `--log-level LEVEL` (`SLIPWAY_LOG_LEVEL`, default `info`)
 /// - `SLIPWAY_BATCH_HOP_EVENTS=false`: one message per hop event, routed by slip (default: batched)
 /// - `SLIPWAY_HOP_EVENT_LINGER_MS`: how long a batch of hop events waits for more (default 20)
@@ -99,6 +101,8 @@ struct ProcessorOptions {
     var prefetch: Int?
     var concurrency: Int?
     var maxAttempts: Int?
+    var timeoutMs: Int?
+    var compensateTimeoutMs: Int?
     var logLevel = Logger.Level.info
     var queuePrefix: String?
     var batchHopEvents: Bool?
@@ -115,6 +119,10 @@ struct ProcessorOptions {
         concurrency = try environment["SLIPWAY_CONCURRENCY"].map { try Self.positive($0, "SLIPWAY_CONCURRENCY") }
         hopEventLingerMs = try environment["SLIPWAY_HOP_EVENT_LINGER_MS"].map {
             try Self.positive($0, "SLIPWAY_HOP_EVENT_LINGER_MS")
+        }
+        timeoutMs = try environment["SLIPWAY_TIMEOUT_MS"].map { try Self.timeout($0, "SLIPWAY_TIMEOUT_MS") }
+        compensateTimeoutMs = try environment["SLIPWAY_COMPENSATE_TIMEOUT_MS"].map {
+            try Self.timeout($0, "SLIPWAY_COMPENSATE_TIMEOUT_MS")
         }
         if let level = environment["SLIPWAY_LOG_LEVEL"] { logLevel = try Self.level(level) }
         if let io = environment["SLIPWAY_IO"] { self.io = try Self.io(io) }
@@ -140,6 +148,8 @@ struct ProcessorOptions {
             case "--prefetch": prefetch = try Self.positive(value, flag)
             case "--concurrency": concurrency = try Self.positive(value, flag)
             case "--max-attempts": maxAttempts = try Self.positive(value, flag)
+            case "--timeout-ms": timeoutMs = try Self.timeout(value, flag)
+            case "--compensate-timeout-ms": compensateTimeoutMs = try Self.timeout(value, flag)
             case "--log-level": logLevel = try Self.level(value)
             case "--queue-prefix": queuePrefix = try Self.prefix(value)
             case "--io": io = try Self.io(value)
@@ -152,6 +162,8 @@ struct ProcessorOptions {
         if let prefetch { configuration.prefetch = prefetch }
         if let concurrency { configuration.concurrency = concurrency }
         if let maxAttempts { configuration.maxAttempts = maxAttempts }
+        if let timeoutMs { configuration.timeout = .milliseconds(timeoutMs) }
+        if let compensateTimeoutMs { configuration.compensateTimeout = .milliseconds(compensateTimeoutMs) }
         if let queuePrefix { configuration.topology = Topology(prefix: queuePrefix) }
         if let batchHopEvents { configuration.batchHopEvents = batchHopEvents }
         if let hopEventLingerMs { configuration.hopEventLinger = .milliseconds(hopEventLingerMs) }
@@ -180,6 +192,14 @@ struct ProcessorOptions {
         return value
     }
 
+    /// A default timeout: the range a slip's own timeouts may take.
+    static func timeout(_ text: String, _ name: String) throws -> Int {
+        guard let value = Int(text), Slip.timeoutRangeMs.contains(value) else {
+            throw ProcessorError("\(name) must be a whole number of milliseconds, 1 to 86400000 (24 h), got '\(text)'")
+        }
+        return value
+    }
+
     static func io(_ text: String) throws -> IO {
         guard let io = IO(rawValue: text.lowercased()) else {
             throw ProcessorError("--io (SLIPWAY_IO) must be loop or threads, got '\(text)'")
@@ -197,7 +217,8 @@ struct ProcessorOptions {
     static func usage(_ step: String) -> String {
         """
         usage: \(step) [--amqp-url URL] [--queue-prefix P] [--state-dir DIR] [--hop-record-days N] [--prefetch N]
-                [--concurrency N] [--max-attempts N] [--io loop|threads] [--log-level LEVEL]
+                [--concurrency N] [--max-attempts N] [--timeout-ms N] [--compensate-timeout-ms N]
+                [--io loop|threads] [--log-level LEVEL]
 
         Serves the '\(step)' step: consumes slipway.\(step).execute and slipway.\(step).compensate until SIGTERM.
           --amqp-url URL     RabbitMQ to use (env SLIPWAY_AMQP_URL, or SLIPWAY_AMQP_URL_FILE naming a file that
@@ -209,6 +230,11 @@ struct ProcessorOptions {
           --prefetch N       unacknowledged deliveries per queue (env SLIPWAY_PREFETCH; default 32)
           --concurrency N    hops run at once per queue (env SLIPWAY_CONCURRENCY; default 8)
           --max-attempts N   tries of a throwing execute before the step faults (default 3)
+          --timeout-ms N     how long an execute may run before it counts as a failed attempt, unless the slip's
+                             itinerary gives the step a timeoutMs (env SLIPWAY_TIMEOUT_MS; default no limit)
+          --compensate-timeout-ms N  the same for a compensation, unless the step's itinerary entry gave it a
+                             compensateTimeoutMs; retried, then compensation-failed
+                             (env SLIPWAY_COMPENSATE_TIMEOUT_MS; default no limit)
           --io MODE          loop: one thread for the connections and the hops; threads: a thread per connection,
                              for steps that block their thread (env SLIPWAY_IO; default loop)
           --log-level LEVEL  trace, debug, info, notice, warning, error, critical (env SLIPWAY_LOG_LEVEL; default info)

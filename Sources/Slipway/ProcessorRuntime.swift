@@ -268,8 +268,13 @@ public final class ProcessorRuntime: Service, Sendable {
                 slipID: slip.id, template: slip.template, step: step, data: record.data, variables: slip.variables,
                 completedSequence: record.sequence, sequence: slip.sequence, attempt: slip.attempt, fault: slip.fault,
                 idempotencyKey: "\(slip.id)/\(step)/undo/\(record.sequence)", logger: logger)
+            // The record carries the step's compensateTimeoutMs: the itinerary entry is gone by now.
+            let timeout = record.timeoutMs.map { Duration.milliseconds($0) } ?? configuration.compensateTimeout
             do {
-                try await processor.compensate(hop)
+                let processor = self.processor
+                try await withTimeout(timeout, kind: .compensate, on: transport.taskExecutor) {
+                    try await processor.compensate(hop)
+                }
                 next.completeCompensation(entry: entry(.completed))
                 return .record(outcome: "compensated", outgoing: try messages.forward(next, lastStep: step))
             } catch {

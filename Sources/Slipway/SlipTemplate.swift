@@ -1,6 +1,5 @@
 import Foundation
 import SlipwayCore
-import Yams
 
 /// A reusable itinerary in YAML (`Slips/*.yaml`): the steps, their arguments, and the variables a producer fills in.
 ///
@@ -14,8 +13,10 @@ import Yams
 ///     arguments: { sku: "${sku}", quantity: "${quantity}" }
 /// ```
 ///
+/// Values keep their YAML type (`quantity: 1` is the number 1, `code: "007"` the string "007"; see `TemplateYAML`).
 /// A string argument that is exactly `${name}` becomes the variable's value with its type; `${name}` inside a longer
-/// string is replaced by the value's text.
+/// string is replaced by the value's text. Everything else an itinerary entry holds (`retry`, `timeoutMs`,
+/// `compensateTimeoutMs`) goes into the slip as written.
 public struct SlipTemplate: Sendable, Hashable, Decodable {
     public var template: String
     public var description: String?
@@ -25,7 +26,7 @@ public struct SlipTemplate: Sendable, Hashable, Decodable {
     /// Seconds from sending after which the slip runs no further steps (optional).
     public var deadlineSeconds: Int?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case template, description, variables, required, itinerary, deadlineSeconds
     }
 
@@ -53,9 +54,13 @@ public struct SlipTemplate: Sendable, Hashable, Decodable {
     public static func parse(_ yaml: String, source: String = "template") throws -> SlipTemplate {
         let template: SlipTemplate
         do {
-            template = try YAMLDecoder().decode(SlipTemplate.self, from: yaml)
+            template = try decode(yaml)
+        } catch let error as TemplateError {
+            throw TemplateError("\(source): \(error.message)")
         } catch let error as DecodingError {
-            throw TemplateError("\(source): \(SlipCodecErrorText.describe(error))")
+            throw TemplateError("\(source): \(SlipCodec.describe(error))")
+        } catch let rejection as SlipRejection {
+            throw TemplateError("\(source): \(rejection.reason)")
         } catch {
             throw TemplateError("\(source): not valid YAML: \(error)")
         }
@@ -66,6 +71,22 @@ public struct SlipTemplate: Sendable, Hashable, Decodable {
         return template
     }
 
+    /// YAML to typed JSON values (`TemplateYAML`), then to a template by the slip format's own decoding, so that an
+    /// itinerary entry means in a template what it means on the wire, and errors name the field.
+    private static func decode(_ yaml: String) throws -> SlipTemplate {
+        guard let root = try TemplateYAML.read(yaml) else { throw TemplateError("the template is empty") }
+        guard case .object(let fields) = root else {
+            throw TemplateError("a template is a YAML mapping (template:, itinerary:, ...), not a single value or a list")
+        }
+        let unknown = fields.keys.filter { CodingKeys(stringValue: $0) == nil }.sorted()
+        if let first = unknown.first {
+            let known = CodingKeys.allCases.map(\.stringValue).joined(separator: ", ")
+            throw TemplateError("unknown field '\(first)' in the template (it may have: \(known))")
+        }
+        let json = try JSONEncoder().encode(root)
+        return try SlipCodec.makeDecoder().decode(SlipTemplate.self, from: json)
+    }
+
     /// A new slip from this template, with `values` over the template's defaults.
     public func makeSlip(values: [String: JSONValue], id: String = Slip.newID(), now: Date = Date()) throws -> Slip {
         let variables = self.variables.merging(values) { _, given in given }
@@ -74,8 +95,11 @@ public struct SlipTemplate: Sendable, Hashable, Decodable {
             throw TemplateError(
                 "template '\(template)' needs \(missing.map { "'\($0)'" }.joined(separator: ", ")): pass --var NAME=VALUE")
         }
+        // The entry as written, arguments filled in: whatever else it holds reaches the wire unchanged.
         let steps = try itinerary.map { step in
-            ItineraryStep(step: step.step, arguments: try step.arguments.mapValues { try substitute($0, variables) })
+            var entry = step
+            entry.arguments = try step.arguments.mapValues { try substitute($0, variables) }
+            return entry
         }
         var slip = Slip(
             id: id, template: template, itinerary: steps, variables: variables,
@@ -130,9 +154,4 @@ public struct TemplateError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
-}
-
-/// Exposes the codec's readable decoding errors to templates.
-enum SlipCodecErrorText {
-    static func describe(_ error: DecodingError) -> String { SlipCodec.describe(error) }
 }

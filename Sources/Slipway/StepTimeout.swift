@@ -1,9 +1,29 @@
+import SlipwayCore
 import Synchronization
 
-/// The step's handler did not finish within its timeout.
+/// The step's handler (its execute, or its compensate) did not finish within its timeout.
 public struct StepTimeout: Error, Sendable, CustomStringConvertible {
     public var timeout: Duration
-    public var description: String { "the step did not finish within its timeout of \(timeout)" }
+    /// Which handler ran out of time.
+    public var kind: HopKind
+
+    public init(timeout: Duration, kind: HopKind = .execute) {
+        self.timeout = timeout
+        self.kind = kind
+    }
+
+    public var description: String {
+        let handler = kind == .execute ? "the step" : "the compensation"
+        return "timed out: \(handler) did not finish within its timeout of \(Self.text(timeout))"
+    }
+
+    /// `300 ms`, `1.5 s`: the reason is read by people and searched for in the audit trail.
+    static func text(_ duration: Duration) -> String {
+        let milliseconds = duration / .milliseconds(1)
+        if milliseconds < 1_000 { return "\(Int(milliseconds.rounded(.up))) ms" }
+        let seconds = milliseconds / 1_000
+        return seconds.rounded() == seconds ? "\(Int(seconds)) s" : "\(seconds) s"
+    }
 }
 
 /// Runs `body`, or throws `StepTimeout` once `timeout` passes: the handler's task is cancelled, and its result, should
@@ -11,7 +31,8 @@ public struct StepTimeout: Error, Sendable, CustomStringConvertible {
 /// A handler that finishes first cancels the timer: before, every hop left a sleeping task behind for the whole timeout
 /// (at 1,000 hops/s and a 30 s timeout, 30,000 of them).
 func withTimeout<T: Sendable>(
-    _ timeout: Duration?, sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
+    _ timeout: Duration?, kind: HopKind = .execute,
+    sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
     on taskExecutor: (any TaskExecutor)? = nil, _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     guard let timeout else { return try await body() }
@@ -19,7 +40,7 @@ func withTimeout<T: Sendable>(
         let race = TimeoutRace(continuation)
         let timer = Task(executorPreference: taskExecutor) {
             try? await sleep(timeout)
-            race.finish(.failure(StepTimeout(timeout: timeout)))
+            race.finish(.failure(StepTimeout(timeout: timeout, kind: kind)))
         }
         let work = Task(executorPreference: taskExecutor) {
             let result: Result<T, any Error>

@@ -29,7 +29,8 @@ public struct Slip: Sendable, Hashable {
     public var variables: [String: JSONValue]
     /// Why the slip stopped running forward, once it did.
     public var fault: Fault?
-    /// No step starts after this instant (enforced from a later issue on; carried and validated now).
+    /// No step starts after this instant: an execute hop that finds it passed faults the step, and the slip
+    /// compensates. Compensations still run after it.
     public var deadline: Date?
 
     public init(
@@ -91,12 +92,19 @@ public struct ItineraryStep: Sendable, Hashable, Codable {
     /// How long this step's execute may run before it is cancelled and counts as a failed attempt (else the
     /// processor's default).
     public var timeoutMs: Int?
+    /// The same for the step's compensation, should it ever run. It travels on in the step's compensation record
+    /// (`CompensationRecord.timeoutMs`), since the entry leaves the itinerary when the step completes.
+    public var compensateTimeoutMs: Int?
 
-    public init(step: String, arguments: [String: JSONValue] = [:], retry: RetryPolicy? = nil, timeoutMs: Int? = nil) {
+    public init(
+        step: String, arguments: [String: JSONValue] = [:], retry: RetryPolicy? = nil, timeoutMs: Int? = nil,
+        compensateTimeoutMs: Int? = nil
+    ) {
         self.step = step
         self.arguments = arguments
         self.retry = retry
         self.timeoutMs = timeoutMs
+        self.compensateTimeoutMs = compensateTimeoutMs
     }
 }
 
@@ -154,12 +162,16 @@ public struct CompensationRecord: Sendable, Hashable, Codable {
     public var data: JSONValue
     /// The hop that completed the step.
     public var sequence: Int
+    /// How long the compensation may run before it is cancelled and counts as a failed attempt (else the
+    /// processor's default): the step's `compensateTimeoutMs`, copied here when the step completed.
+    public var timeoutMs: Int?
 
-    public init(step: String, address: String, data: JSONValue, sequence: Int) {
+    public init(step: String, address: String, data: JSONValue, sequence: Int, timeoutMs: Int? = nil) {
         self.step = step
         self.address = address
         self.data = data
         self.sequence = sequence
+        self.timeoutMs = timeoutMs
     }
 }
 

@@ -208,6 +208,34 @@ public struct SlipCodec: Sendable {
         return names.isEmpty ? "the body" : "'" + names.joined().dropFirst() + "'"
     }
 
+    /// What a type is called in JSON, for messages: people read them, and Swift's type names mean nothing to them.
+    static func jsonKind(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Int.Type, is Int64.Type, is Int32.Type, is UInt.Type, is UInt64.Type: return "an integer"
+        case is Double.Type, is Float.Type: return "a number"
+        case is Bool.Type: return "true or false"
+        default:
+            let name = String(describing: type)
+            if name.hasPrefix("Array") || name.hasPrefix("[") && !name.contains(":") { return "an array" }
+            if name.hasPrefix("Dictionary") || name.hasPrefix("[") { return "an object" }
+            return "a value of another kind"
+        }
+    }
+
+    /// `, not a string`, from Foundation's "Expected to decode Int but found a string instead.", or nothing.
+    private static func found(_ context: DecodingError.Context) -> String {
+        let text = context.debugDescription
+        guard let range = text.range(of: "but found ") else { return "" }
+        let words = text[range.upperBound...].split(separator: " ").map { $0.trimmingCharacters(in: .punctuationCharacters) }
+        let names = [
+            "string": "a string", "number": "a number", "array": "an array", "dictionary": "an object",
+            "object": "an object", "null": "null", "bool": "true or false", "boolean": "true or false",
+        ]
+        guard let kind = words.lazy.compactMap({ names[$0.lowercased()] }).first else { return "" }
+        return ", not \(kind)"
+    }
+
     public static func describe(_ error: DecodingError) -> String {
         func path(_ context: DecodingError.Context) -> String { pathText(context.codingPath) }
         switch error {
@@ -218,9 +246,10 @@ public struct SlipCodec: Sendable {
             let parent = context.codingPath.isEmpty ? "the slip" : path(context)
             return "\(parent) has no '\(key.stringValue)'"
         case .typeMismatch(let type, let context):
-            return "\(path(context)) is not of type \(type)"
+            if context.codingPath.isEmpty { return "the body must be a JSON object\(found(context))" }
+            return "\(path(context)) must be \(jsonKind(type))\(found(context))"
         case .valueNotFound(let type, let context):
-            return "\(path(context)) is null where \(type) is required"
+            return "\(path(context)) is null where \(jsonKind(type)) is required"
         @unknown default:
             return "the body is not a slip: \(error)"
         }
@@ -321,7 +350,7 @@ struct AnyCodingKey: CodingKey {
 // The fixed-shape parts of a slip refuse unknown fields too, and name the field of a value that does not fit.
 
 extension ItineraryStep {
-    enum CodingKeys: String, CodingKey, CaseIterable { case step, arguments, retry, timeoutMs }
+    enum CodingKeys: String, CodingKey, CaseIterable { case step, arguments, retry, timeoutMs, compensateTimeoutMs }
 
     public init(from decoder: any Decoder) throws {
         try rejectUnknownKeys(decoder, CodingKeys.self, in: "an itinerary step")
@@ -330,6 +359,7 @@ extension ItineraryStep {
         arguments = try container.objectField(.arguments)
         retry = try container.optionalField(RetryPolicy.self, .retry)
         timeoutMs = try container.optionalField(Int.self, .timeoutMs)
+        compensateTimeoutMs = try container.optionalField(Int.self, .compensateTimeoutMs)
     }
 }
 
@@ -354,7 +384,7 @@ extension LogEntry {
 }
 
 extension CompensationRecord {
-    enum CodingKeys: String, CodingKey, CaseIterable { case step, address, data, sequence }
+    enum CodingKeys: String, CodingKey, CaseIterable { case step, address, data, sequence, timeoutMs }
 
     public init(from decoder: any Decoder) throws {
         try rejectUnknownKeys(decoder, CodingKeys.self, in: "a compensation record")
@@ -368,6 +398,7 @@ extension CompensationRecord {
         }
         data = try container.decode(JSONValue.self, forKey: .data)
         sequence = try container.field(Int.self, .sequence)
+        timeoutMs = try container.optionalField(Int.self, .timeoutMs)
     }
 }
 

@@ -91,6 +91,9 @@ extension JSONReader {
             } else if matches(name, "timeoutMs") {
                 try seen.note(3)
                 step.timeoutMs = isNull() ? nil : try int()
+            } else if matches(name, "compensateTimeoutMs") {
+                try seen.note(4)
+                step.compensateTimeoutMs = isNull() ? nil : try int()
             } else {
                 throw Miss()
             }
@@ -189,6 +192,9 @@ extension JSONReader {
             } else if matches(name, "sequence") {
                 try seen.note(3)
                 record.sequence = try int()
+            } else if matches(name, "timeoutMs") {
+                try seen.note(4)
+                record.timeoutMs = isNull() ? nil : try int()
             } else {
                 throw Miss()
             }

@@ -44,6 +44,10 @@ extension JSONWriter {
         byte(UInt8(ascii: "{"))
         key("arguments", first: true)
         try object(step.arguments)
+        if let compensateTimeoutMs = step.compensateTimeoutMs {
+            key("compensateTimeoutMs")
+            int(compensateTimeoutMs)
+        }
         if let retry = step.retry {
             key("retry")
             try retryPolicy(retry)
@@ -107,6 +111,10 @@ extension JSONWriter {
         int(record.sequence)
         key("step")
         string(record.step)
+        if let timeoutMs = record.timeoutMs {
+            key("timeoutMs")
+            int(timeoutMs)
+        }
         byte(UInt8(ascii: "}"))
     }
 

@@ -21,7 +21,9 @@ extension Slip {
         let step = itinerary.removeFirst()
         if let compensationData {
             compensations.append(
-                CompensationRecord(step: step.step, address: compensateAddress, data: compensationData, sequence: sequence))
+                CompensationRecord(
+                    step: step.step, address: compensateAddress, data: compensationData, sequence: sequence,
+                    timeoutMs: step.compensateTimeoutMs))
         }
         for name in removedVariables { variables[name] = nil }
         variables.merge(variableUpdates) { _, new in new }

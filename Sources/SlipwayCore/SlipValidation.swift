@@ -27,8 +27,11 @@ extension Slip {
                 throw invalid("'itinerary[\(index)].step' is not a valid step name: '\(entry.step.prefix(80))'")
             }
             if let problem = entry.retry?.problem() { throw invalid("'itinerary[\(index)]': \(problem)") }
-            if let timeout = entry.timeoutMs, timeout < 1 || timeout > 24 * 3_600_000 {
+            if let timeout = entry.timeoutMs, !Slip.timeoutRangeMs.contains(timeout) {
                 throw invalid("'itinerary[\(index)].timeoutMs' must be 1 ms to 24 h")
+            }
+            if let timeout = entry.compensateTimeoutMs, !Slip.timeoutRangeMs.contains(timeout) {
+                throw invalid("'itinerary[\(index)].compensateTimeoutMs' must be 1 ms to 24 h")
             }
         }
         for (index, record) in compensations.enumerated() {
@@ -36,6 +39,9 @@ extension Slip {
                 throw invalid("'compensations[\(index)].step' is not a valid step name")
             }
             guard !record.address.isEmpty else { throw invalid("'compensations[\(index)].address' is empty") }
+            if let timeout = record.timeoutMs, !Slip.timeoutRangeMs.contains(timeout) {
+                throw invalid("'compensations[\(index)].timeoutMs' must be 1 ms to 24 h")
+            }
         }
         switch state {
         case .running:
@@ -47,6 +53,9 @@ extension Slip {
             break
         }
     }
+
+    /// A step's timeouts (`timeoutMs`, `compensateTimeoutMs`, a compensation record's `timeoutMs`): 1 ms to 24 h.
+    public static let timeoutRangeMs = 1...(24 * 3_600_000)
 
     /// Step names, slip ids and template names: they appear in queue names and routing keys, so no dots or spaces.
     public static func isValidName(_ name: String) -> Bool {

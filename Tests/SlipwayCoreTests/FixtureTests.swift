@@ -90,6 +90,9 @@ struct FixtureTests {
         "invalid-template-with-space.json": .mentions("'template'"),
         "invalid-compensation-empty-address.json": .mentions("'compensations[0].address'"),
         "too-large-itinerary.json": .mentions("itinerary has 1001 steps"),
+        "invalid-compensation-timeout-zero.json": .mentions("'compensations[0].timeoutMs'"),
+        "invalid-compensate-timeout-over-a-day.json": .mentions("'itinerary[0].compensateTimeoutMs'"),
+        "malformed-compensation-unknown-field.json": .mentions("'timeout'"),
     ]
 
     @Test("the large-number fixture keeps integers beyond 2^53 exact, doubles as doubles, and unicode as written")
@@ -140,6 +143,29 @@ struct FixtureTests {
         #expect(slip.fault == nil && slip.deadline == nil)
         let minimal = try SlipCodec().decode(try Fixture.named("minimal-running.json").bytes())
         #expect(minimal.log.isEmpty && minimal.compensations.isEmpty && minimal.variables.isEmpty)
+    }
+
+    @Test("a step's retry, timeoutMs and compensateTimeoutMs, and a record's timeoutMs, read the same on both paths")
+    func timeoutsFixture() throws {
+        let codec = SlipCodec()
+        let body = try Fixture.named("timeouts-and-retry.json").bytes()
+        let slip = try codec.decode(body)
+        #expect(slip == (try codec.decodeWithFoundation(Data(body))))
+        let charge = slip.itinerary[0]
+        #expect(charge.retry == RetryPolicy(maxAttempts: 5, initialDelayMs: 200, multiplier: 2, maxDelayMs: 5_000, jitter: 0.2))
+        #expect(charge.timeoutMs == 10_000 && charge.compensateTimeoutMs == 30_000)
+        #expect(slip.itinerary[1].retry?.maxAttempts == 2 && slip.itinerary[1].retry?.initialDelayMs == 200)
+        #expect(slip.itinerary[1].timeoutMs == nil && slip.itinerary[1].compensateTimeoutMs == nil)
+        #expect(slip.compensations[0].timeoutMs == 15_000)
+        let written = String(decoding: try codec.encode(slip), as: UTF8.self)
+        #expect(written.contains(#""compensateTimeoutMs":30000"#) && written.contains(#""sequence":0,"step":"reserve-stock","timeoutMs":15000"#))
+    }
+
+    @Test("a slip written before compensateTimeoutMs existed reads with no compensation timeouts")
+    func oldSlipsHaveNoCompensationTimeouts() throws {
+        let slip = try SlipCodec().decode(try Fixture.named("compensating.json").bytes())
+        #expect(slip.compensations.allSatisfy { $0.timeoutMs == nil })
+        #expect(slip.itinerary.allSatisfy { $0.compensateTimeoutMs == nil })
     }
 
     @Test("timestamps with an offset read as the same instant in UTC")

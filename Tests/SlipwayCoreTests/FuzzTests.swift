@@ -506,7 +506,7 @@ struct SlipFuzzer {
 
     static let fieldNames = [
         "formatVersion", "id", "template", "createdAt", "sequence", "attempt", "state", "itinerary", "log", "compensations",
-        "variables", "fault", "deadline", "step", "arguments", "retry", "timeoutMs", "kind", "outcome", "startedAt",
+        "variables", "fault", "deadline", "step", "arguments", "retry", "timeoutMs", "compensateTimeoutMs", "kind", "outcome", "startedAt",
         "durationMicros", "processor", "reason", "address", "data", "attempts", "maxAttempts", "initialDelayMs",
         "multiplier", "maxDelayMs", "jitter", "fork", "branches", "", "FormatVersion", "formatversion", "id ", "ïd",
     ]
@@ -734,7 +734,8 @@ struct SlipFuzzer {
                         initialDelayMs: rng.below(10_000), multiplier: rng.pick([1, 1.5, 2, 100, 0.5, 101]),
                         maxDelayMs: rng.chance(90) ? rng.below(100_000) : randomInt(&rng), jitter: rng.pick([0, 0.2, 1, 1.5, -0.1]))
                     : nil,
-                timeoutMs: rng.chance(20) ? (rng.chance(80) ? 1 + rng.below(100_000) : randomInt(&rng)) : nil)
+                timeoutMs: rng.chance(20) ? (rng.chance(80) ? 1 + rng.below(100_000) : randomInt(&rng)) : nil,
+                compensateTimeoutMs: rng.chance(20) ? (rng.chance(80) ? 1 + rng.below(100_000) : randomInt(&rng)) : nil)
         }
         var slip = Slip(
             id: rng.chance(50) ? randomUUID(&rng) : randomName(&rng), template: randomName(&rng), itinerary: steps,
@@ -752,7 +753,8 @@ struct SlipFuzzer {
         slip.compensations = (0..<rng.below(4)).map { _ in
             CompensationRecord(
                 step: randomName(&rng), address: rng.chance(95) ? "slipway.x.compensate" : "", data: randomJSON(&rng, depth: 3),
-                sequence: randomInt(&rng))
+                sequence: randomInt(&rng),
+                timeoutMs: rng.chance(20) ? (rng.chance(80) ? 1 + rng.below(100_000) : randomInt(&rng)) : nil)
         }
         if rng.chance(50) {
             slip.fault = Fault(step: randomName(&rng), sequence: randomInt(&rng), reason: randomString(&rng, maxLength: 30), attempts: randomInt(&rng))

@@ -10,7 +10,10 @@ struct SlipCodecTests {
         var slip = Slip(
             id: "full-slip_01", template: "order-fulfillment",
             itinerary: [
-                ItineraryStep(step: "ship-order", arguments: ["carrier": "DHL", "express": true]),
+                ItineraryStep(
+                    step: "ship-order", arguments: ["carrier": "DHL", "express": true],
+                    retry: RetryPolicy(maxAttempts: 5, initialDelayMs: 200, multiplier: 1.5, maxDelayMs: 5_000, jitter: 0.2),
+                    timeoutMs: 10_000, compensateTimeoutMs: 30_000),
                 ItineraryStep(step: "notify-customer", arguments: ["email": "ada@example.com", "copies": 2]),
             ],
             variables: [
@@ -41,7 +44,8 @@ struct SlipCodecTests {
             CompensationRecord(
                 step: "reserve-stock", address: "slipway.reserve-stock.compensate",
                 data: ["reservationId": "res-77", "lines": [1, 2]], sequence: 0),
-            CompensationRecord(step: "charge-card", address: "slipway.charge-card.compensate", data: nil, sequence: 1),
+            CompensationRecord(
+                step: "charge-card", address: "slipway.charge-card.compensate", data: nil, sequence: 1, timeoutMs: 15_000),
         ]
         slip.fault = Fault(step: "ship-order", sequence: 2, reason: "the address is not deliverable", attempts: 1)
         return slip

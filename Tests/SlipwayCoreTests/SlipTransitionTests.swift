@@ -21,6 +21,15 @@ struct SlipTransitionTests {
         #expect(slip.state == .running)
     }
 
+    @Test("a completed step's compensateTimeoutMs goes into its undo record, where the compensate hop reads it")
+    func compensateTimeoutTravelsInTheRecord() {
+        var slip = orderSlip(steps: ["reserve-stock", "charge-card", "ship-order"])
+        slip.itinerary[0].compensateTimeoutMs = 1_500
+        slip.complete(returning: ["reservationId": "res-77"])
+        slip.complete(returning: ["chargeId": "ch-9001"])
+        #expect(slip.compensations.map(\.timeoutMs) == [1_500, nil])
+    }
+
     @Test("a step that returns null as its data still gets an undo record: only no data means no undo")
     func nullDataIsData() {
         var slip = orderSlip(steps: ["reserve-stock", "ship-order"])
