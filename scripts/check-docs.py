@@ -34,7 +34,9 @@ def park_codes(sources: dict[pathlib.Path, str]) -> set[str]:
     for text in sources.values():
         codes.update(re.findall(r'static let \w+ = Code\(rawValue: "([a-z0-9-]+)"\)', text))
         # Literal codes handed to a park, e.g. park(..., code: "poison", ...) or park(body:, code: "compensation-failed")
-        codes.update(re.findall(r'\bcode: "([a-z0-9-]+)"', text))
+        # (code lines only: a doc comment may show `code: "..."` as an example of something else)
+        code_lines = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
+        codes.update(re.findall(r'\bcode: "([a-z0-9-]+)"', code_lines))
     return codes
 
 
