@@ -10,7 +10,7 @@ extension Slip: Codable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         // The version is read first so that a newer slip is refused for its version, not for a field it added.
         guard let version = try? container.decode(Int.self, forKey: .formatVersion) else {
-            throw SlipRejection(.unsupportedVersion, "the slip has no integer 'formatVersion'")
+            throw SlipRejection(.unsupportedVersion, SlipErrorText.formatVersionProblem(container, .formatVersion))
         }
         guard version == Slip.currentFormatVersion else {
             throw SlipRejection(
@@ -208,23 +208,7 @@ public struct SlipCodec: Sendable {
         return names.isEmpty ? "the body" : "'" + names.joined().dropFirst() + "'"
     }
 
-    public static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context) -> String { pathText(context.codingPath) }
-        switch error {
-        case .dataCorrupted(let context):
-            if context.codingPath.isEmpty { return "the body is not valid JSON: \(context.debugDescription)" }
-            return "\(path(context)): \(context.debugDescription)"
-        case .keyNotFound(let key, let context):
-            let parent = context.codingPath.isEmpty ? "the slip" : path(context)
-            return "\(parent) has no '\(key.stringValue)'"
-        case .typeMismatch(let type, let context):
-            return "\(path(context)) is not of type \(type)"
-        case .valueNotFound(let type, let context):
-            return "\(path(context)) is null where \(type) is required"
-        @unknown default:
-            return "the body is not a slip: \(error)"
-        }
-    }
+    public static func describe(_ error: DecodingError) -> String { SlipErrorText.describe(error) }
 }
 
 /// Size limits, enforced on send (refused with the reason) and on receive (parked as `too-large`).
