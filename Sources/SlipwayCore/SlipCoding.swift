@@ -103,7 +103,7 @@ public struct SlipCodec: Sendable {
         } catch let rejection as SlipRejection {
             throw rejection
         } catch let error as DecodingError {
-            throw SlipRejection(.malformed, Self.describe(error))
+            throw SlipRejection(.malformed, SlipErrorText.describe(error, body: body))
         } catch {
             throw SlipRejection(.malformed, "the body is not a slip: \(error)")
         }

@@ -4,11 +4,11 @@ import Foundation
 /// Codable's errors name Swift types ("Dictionary<String, Any>") and hide where the JSON broke; these say what the
 /// slip format wants, in JSON's terms, and where.
 enum SlipErrorText {
-    /// A decoding error of a slip (or an event), in JSON's terms.
-    static func describe(_ error: DecodingError) -> String {
+    /// A decoding error of a slip (or an event), in JSON's terms. With the body, a syntax error says where it is.
+    static func describe(_ error: DecodingError, body: Data? = nil) -> String {
         switch error {
         case .dataCorrupted(let context):
-            if context.codingPath.isEmpty { return notJSON(context) }
+            if context.codingPath.isEmpty { return body.map(notJSON) ?? "the body is not valid JSON" }
             return "\(SlipCodec.pathText(context.codingPath)): \(context.debugDescription)"
         case .keyNotFound(let key, let context):
             let parent = context.codingPath.isEmpty ? "the slip" : SlipCodec.pathText(context.codingPath)
@@ -20,6 +20,7 @@ enum SlipErrorText {
             }
             return "\(SlipCodec.pathText(context.codingPath)) must be \(kind(of: type))\(found.map { ", not \($0)" } ?? "")"
         case .valueNotFound(let type, let context):
+            if context.codingPath.isEmpty { return "the slip must be a JSON object, not null" }
             return "\(SlipCodec.pathText(context.codingPath)) must be \(kind(of: type)), not null"
         @unknown default:
             return "the body is not a slip"
@@ -36,20 +37,49 @@ enum SlipErrorText {
         return "'formatVersion' must be an integer (1)"
     }
 
-    /// Not JSON at all: empty, or broken at a place the parser names (line and column, when it says).
-    static func notJSON(_ context: DecodingError.Context) -> String {
-        let detail = underlyingText(context.underlyingError) ?? context.debugDescription
-        if detail.range(of: "end of file", options: .caseInsensitive) != nil
-            && detail.range(of: "line", options: .caseInsensitive) == nil
-            || detail.range(of: "empty", options: .caseInsensitive) != nil
+    /// Not JSON at all: empty, or broken at a place it names (line and column). Foundation's decoder on Linux only
+    /// says "The given data was not valid JSON"; its `JSONSerialization` says at which byte, so the body is parsed
+    /// again with it (only on this path, for a refusal).
+    static func notJSON(_ body: Data) -> String {
+        guard body.contains(where: { !isSpace($0) }) else { return "the body is empty" }
+        let detail: String
+        do {
+            _ = try JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed])
+            return "the body is not valid JSON"  // something only the decoder refuses (a trailing comma, ...)
+        } catch {
+            detail = underlyingText(error) ?? ""
+        }
+        if detail.range(of: "end of file", options: .caseInsensitive) != nil {
+            let (line, column) = position(of: body.count, in: body)
+            return "the body is not valid JSON: it ends before its JSON does (line \(line), column \(column))"
+        }
+        if let marker = detail.range(of: "character "), let offset = Int(detail[marker.upperBound...].prefix { $0.isNumber }),
+            offset >= 0, offset <= body.count
         {
-            // The parser's only words for "" and "   ", and for a document cut short.
-            return "the body is empty or ends before its JSON does (\(sentence(detail)))"
+            let (line, column) = position(of: offset, in: body)
+            var unexpected = ""
+            if offset < body.count, case let byte = body[body.startIndex + offset], byte >= 0x21, byte < 0x7F {
+                unexpected = " '\(Character(Unicode.Scalar(byte)))'"
+            }
+            return "the body is not valid JSON: unexpected\(unexpected.isEmpty ? " input" : unexpected) at line \(line), column \(column) (byte \(offset))"
         }
         return "the body is not valid JSON: \(sentence(detail))"
     }
 
-    /// The parser's own message, which says where ("around line 3, column 7"), without the error's type name.
+    private static func isSpace(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\t")
+    }
+
+    /// Line and column (from 1) of a byte offset; a column counts characters, not bytes.
+    static func position(of offset: Int, in body: Data) -> (line: Int, column: Int) {
+        let before = body.prefix(offset)
+        let line = before.reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
+        let lineStart = before.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? before.startIndex
+        let column = String(decoding: before[lineStart...], as: UTF8.self).count + 1
+        return (line, column)
+    }
+
+    /// The parser's own message, without the error's type name.
     static func underlyingText(_ error: (any Error)?) -> String? {
         guard let error else { return nil }
         let nsError = error as NSError
@@ -86,11 +116,16 @@ enum SlipErrorText {
         guard let found = debugDescription.range(of: "found "), let instead = debugDescription.range(of: " instead")
         else { return nil }
         guard found.upperBound <= instead.lowerBound else { return nil }
-        let kind = String(debugDescription[found.upperBound..<instead.lowerBound])
-        switch kind {
-        case "a dictionary": return "an object"
-        case "a string", "a number", "an array", "a bool", "null", "a null value": return kind == "a bool" ? "true or false" : kind
-        default: return kind.count <= 20 ? kind : nil
+        var kind = String(debugDescription[found.upperBound..<instead.lowerBound])
+        for article in ["a ", "an "] where kind.hasPrefix(article) { kind.removeFirst(article.count) }
+        switch kind.lowercased() {
+        case "dictionary", "object": return "an object"
+        case "array": return "an array"
+        case "string": return "a string"
+        case "number": return "a number"
+        case "bool", "boolean": return "true or false"
+        case "null", "null value": return "null"
+        default: return nil
         }
     }
 }

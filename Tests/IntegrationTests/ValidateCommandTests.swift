@@ -17,21 +17,21 @@ struct ValidateCommandTests {
     func refusals() async throws {
         let array = try await Self.validate(#"[{"formatVersion": 1}]"#)
         #expect(array.status == 2)
-        #expect(array.errors == "refused (malformed): the slip must be a JSON object, not an array\n", "\(array.errors)")
+        #expect(array.errors == "slip: refused (malformed): the slip must be a JSON object, not an array\n", "\(array.errors)")
 
         let broken = try await Self.validate("{\n  \"formatVersion\": 1,\n  \"id\": oops\n}\n")
         #expect(broken.status == 2)
-        #expect(broken.errors.hasPrefix("refused (malformed): the body is not valid JSON: "), "\(broken.errors)")
+        #expect(broken.errors.hasPrefix("slip: refused (malformed): the body is not valid JSON: unexpected 'o' at line 3, column 9"), "\(broken.errors)")
         #expect(broken.errors.contains("line 3"), "\(broken.errors)")
 
         let empty = try await Self.validate("")
         #expect(empty.status == 2)
-        #expect(empty.errors.hasPrefix("refused (malformed): '") && empty.errors.hasSuffix("' is empty\n"), "\(empty.errors)")
+        #expect(empty.errors.hasPrefix("slip: refused (malformed): '") && empty.errors.hasSuffix("' is empty\n"), "\(empty.errors)")
 
         let version = try await Self.validate(#"{"formatVersion": "1"}"#)
         #expect(version.status == 2)
         #expect(
-            version.errors.hasPrefix("refused (unsupported-version): 'formatVersion' must be an integer, not a string"),
+            version.errors.hasPrefix("slip: refused (unsupported-version): 'formatVersion' must be an integer, not a string"),
             "\(version.errors)")
 
         for errors in [array.errors, broken.errors, empty.errors, version.errors] {
