@@ -70,7 +70,7 @@ struct BlockedBrokerTests {
         while ContinuousClock.now < deadline {
             let result = try await runToEnd(
                 "/usr/sbin/rabbitmq-diagnostics", ["-n", broker.nodeName, "-q", "alarms"], mergingErrors: true)
-            if result.output.contains("memory") == on { return }
+            if result.output.lowercased().contains("memory alarm") == on { return }
             try await Task.sleep(for: .milliseconds(250))
         }
         throw HarnessError("the memory alarm did not turn \(on ? "on" : "off") within 30 s")
