@@ -54,8 +54,16 @@ public final class ProcessorRuntime: Service, Sendable {
             throw ProcessorError("'\(step)' is not a valid step name (1 to 64 characters of A-Z a-z 0-9 _ -)")
         }
         // The audit queue too, not only the exchange: events published before the audit sink's first start would
-        // otherwise go to an exchange with no queue bound, and the broker would confirm and drop them.
-        try await transport.declareAuditQueue(topology)
+        // otherwise go to an exchange with no queue bound, and the broker would confirm and drop them. A user made by
+        // an older `slip topology` may not declare it: the processor still serves, and says what it risks.
+        do {
+            try await transport.declareAuditQueue(topology)
+        } catch let error as TransportError where error.isPermanent {
+            try await transport.declareTopicExchange(topology.eventsExchange)
+            logger.warning(
+                "cannot declare the audit queue: events sent before the audit sink's first start are lost (a RabbitMQ user made by an older `slip topology`? apply it again)",
+                metadata: ["amqp.queue": "\(topology.auditQueue)", "error": "\(error)"])
+        }
         try await declare(topology.deadLetterQueue)
         let execute = try await transport.consume(queue: topology.executeQueue(step: step), prefetch: configuration.prefetch)
         let compensate = try await transport.consume(
