@@ -37,4 +37,40 @@ struct AuditQueueTests {
                 Row(4, "compensate", "reserve-stock", "completed"), Row(4, "terminal", "reserve-stock", "compensated"),
             ])
     }
+
+    @Test("a processor whose user may not declare the audit queue (an older slip topology) still serves, and says so")
+    func olderPermissionsStillServe() async throws {
+        let broker = try await PrivateBroker.start(portOffset: 41)
+        defer { broker.stop() }
+        let prefix = "tolder-\(UUID().uuidString.prefix(8).lowercased())"
+        let user = "\(prefix).step.first"
+        // The processor permissions `slip topology` gave before the audit queue was the processors' to declare.
+        let p = prefix
+        for arguments in [
+            ["add_user", user, "secret"],
+            [
+                "set_permissions", "-p", "/", user, #"^\#(p)\.(events|dead-letters|[^.]+\.(execute|compensate)(\.delay-[0-9]+ms)?)$"#,
+                #"^(amq\.default|\#(p)\.events)$"#,
+                #"^\#(p)\.(first\.(execute|compensate)(\.delay-[0-9]+ms)?|[^.]+\.execute\.delay-[0-9]+ms)$"#,
+            ],
+        ] {
+            let result = try await runToEnd("/usr/sbin/rabbitmqctl", ["-n", broker.nodeName, "-q"] + arguments)
+            try #require(result.status == 0, "\(result.errors)")
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-tests/\(prefix)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let processes = Processes(directory: directory, prefix: prefix)
+        defer { processes.stopAll() }
+        try processes.start(
+            "first", executable: "probe-step", arguments: ["--step", "first"],
+            url: "amqp://\(user):secret@127.0.0.1:\(broker.port)/")
+
+        let producer = try Broker.transport(url: broker.url)
+        defer { Task { await producer.shutdown() } }
+        let topology = Topology(prefix: prefix)
+        let slip = Slip(template: "older-permissions", itinerary: [ItineraryStep(step: "first")])
+        let event = try await SlipSender(transport: producer, topology: topology).sendAndWait(slip, timeout: .seconds(60))
+        #expect(event.state == .completed, "\(processes.logs)")
+        #expect(processes.logs.contains("cannot declare the audit queue"), "\(processes.logs)")
+    }
 }
