@@ -18,6 +18,9 @@ enum SlipErrorText {
             if context.codingPath.isEmpty && kind(of: type) == "a JSON object" {
                 return "the slip must be a JSON object\(found.map { ", not \($0)" } ?? "")"
             }
+            if context.codingPath.isEmpty && kind(of: type) == yamlMapping {  // a template (Yams names its node types)
+                return "the template must be \(yamlMapping)\(found.map { ", not \($0)" } ?? "")"
+            }
             return "\(SlipCodec.pathText(context.codingPath)) must be \(kind(of: type))\(found.map { ", not \($0)" } ?? "")"
         case .valueNotFound(let type, let context):
             if context.codingPath.isEmpty { return "the slip must be a JSON object, not null" }
@@ -96,12 +99,17 @@ enum SlipErrorText {
         return first.lowercased() + text.dropFirst()
     }
 
-    /// What a Swift type is, in JSON's words.
+    private static let yamlMapping = "a mapping (key: value lines)"
+
+    /// What a Swift type is, in JSON's words (or YAML's, for a template's node types).
     static func kind(of type: Any.Type) -> String {
         let name = String(describing: type)
         if name.hasPrefix("Dictionary") || name.hasPrefix("[String") && name.contains(":") { return "a JSON object" }
         if name.hasPrefix("Array") || name.hasPrefix("[") { return "a JSON array" }
         switch name {
+        case "Mapping": return yamlMapping
+        case "Sequence": return "a list"
+        case "Scalar": return "a single value"
         case "String": return "a string"
         case "Int", "Int64", "Int32", "Int16", "Int8", "UInt", "UInt64", "UInt32", "UInt16", "UInt8": return "an integer"
         case "Double", "Float", "Decimal": return "a number"
@@ -125,6 +133,9 @@ enum SlipErrorText {
         case "number": return "a number"
         case "bool", "boolean": return "true or false"
         case "null", "null value": return "null"
+        case "mapping": return yamlMapping
+        case "sequence": return "a list"
+        case "scalar": return "a single value"
         default: return nil
         }
     }
