@@ -10,7 +10,7 @@ struct NotifyCustomer: StepProcessor {
     func execute(_ hop: ExecuteHop) async throws -> ExecuteOutcome {
         await exampleStepDelay()
         guard let email = hop.value("email")?.stringValue else { return .faulted(reason: "the order names no 'email'") }
-        let order = hop.value("orderId")?.stringValue ?? hop.slipID
+        let order = hop.value("orderId")?.scalarText ?? hop.slipID  // "A-1001", or 1001 from --var orderId=1001
         switch try await ledger.notify(
             key: hop.idempotencyKey, slipID: hop.slipID, email: email, message: "Order \(order) is on its way.")
         {

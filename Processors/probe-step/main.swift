@@ -7,9 +7,10 @@ import Slipway
 /// - `throwTimes: n` throws on attempts 1 to n (a transient failure);
 /// - `sleepMs: n` sleeps n ms first (cancellably, so a timeout ends it), on attempts up to `sleepTimes` if given;
 /// - `crashTimes: n` kills the process (abort) on its first n deliveries of the hop: a poison message;
-/// - `fault: "why"` faults; `terminate: "why"` ends the slip; `failUndo: true` makes its compensation throw;
+/// - `fault: "why"` faults; `terminate: "why"` ends the slip;
 /// - `waitMs: n` completes, and the slip waits n ms (in a durable delay queue) before its next step;
 /// - `removeSteps: [names]`, `insertNext: [names]` complete and revise the steps still to come.
+/// The slip's variables make its undo misbehave: `failUndo` throws, `undoSleepMs` sleeps (see `knobs`).
 struct ProbeStep: StepProcessor {
     let step: String
 
@@ -61,8 +62,32 @@ struct ProbeStep: StepProcessor {
     }
 }
 
+/// What `--help` says before the processor options: the arguments a slip gives the step to make it misbehave.
+let knobs = """
+    probe-step --step NAME [processor options]: a step for tests, demos of failure handling and benchmarks. It does
+    nothing by default and always has an undo; the step's arguments in the slip make it misbehave:
+      throwTimes: n           throw on attempts 1 to n (a transient failure; retried as the retry policy says)
+      sleepMs: n              sleep n ms before anything else (a timeout ends the sleep)
+      sleepTimes: n           sleep (sleepMs) on attempts 1 to n only (default: every attempt)
+      crashTimes: n           kill the process (abort) on its first n deliveries of the hop: a poison message
+      fault: "why"            fault the step: the slip compensates
+      terminate: "why"        end the slip here (terminated)
+      waitMs: n               complete, and the slip waits n ms (in a durable delay queue) before its next step
+      removeSteps: [names]    complete, and remove those steps from what is still to come
+      insertNext: [names]     complete, and run those steps next
+    Slip variables (not arguments: an undo sees the variables, not the step's arguments) make the undo misbehave:
+      failUndo: true          every probe's undo throws
+      failUndo:NAME: true     the undo of step NAME throws
+      undoSleepMs: n          every probe's undo sleeps n ms first, on every attempt (with a compensation timeout
+                              below n: a hanging compensation)
+      undoSleepMs:NAME: n     the undo of step NAME sleeps n ms first
+
+    """
+
 var arguments = Array(CommandLine.arguments.dropFirst())
-var step = ProcessInfo.processInfo.environment["SLIPWAY_STEP"]
+let help = arguments.contains("--help") || arguments.contains("-h")
+if help { print(knobs) }  // the processor options follow, from runProcessor
+var step = ProcessInfo.processInfo.environment["SLIPWAY_STEP"] ?? (help ? "NAME" : nil)
 if let index = arguments.firstIndex(of: "--step"), index + 1 < arguments.count {
     step = arguments[index + 1]
     arguments.removeSubrange(index...(index + 1))

@@ -19,10 +19,32 @@ static inline int slipway_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_C
 static inline void slipway_name_thread(const char *name) { prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
 
 // amqp_login is variadic (SASL arguments), which Swift cannot call: this wrapper fixes the PLAIN mechanism's arguments.
+// It also announces the `connection.blocked` capability, which librabbitmq (0.11) does not by default: without it,
+// RabbitMQ under a memory or disk alarm silently stops reading a publishing connection, and the client sees only
+// confirms that never come. With it, the broker says `connection.blocked` (with its reason) and later `unblocked`.
+// librabbitmq merges this table into its own default capabilities.
 static inline amqp_rpc_reply_t slipway_amqp_login_plain(amqp_connection_state_t state, const char *vhost,
                                                         int channel_max, int frame_max, int heartbeat,
                                                         const char *user, const char *password) {
-    return amqp_login(state, vhost, channel_max, frame_max, heartbeat, AMQP_SASL_METHOD_PLAIN, user, password);
+    amqp_table_entry_t capability;
+    capability.key = amqp_cstring_bytes("connection.blocked");
+    capability.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    capability.value.value.boolean = 1;
+    amqp_table_entry_t property;
+    property.key = amqp_cstring_bytes("capabilities");
+    property.value.kind = AMQP_FIELD_KIND_TABLE;
+    property.value.value.table.num_entries = 1;
+    property.value.value.table.entries = &capability;
+    amqp_table_t properties;
+    properties.num_entries = 1;
+    properties.entries = &property;
+    return amqp_login_with_properties(state, vhost, channel_max, frame_max, heartbeat, &properties,
+                                      AMQP_SASL_METHOD_PLAIN, user, password);
+}
+
+// The broker's reason for a connection.blocked method ("low on memory", "low on disk").
+static inline amqp_bytes_t slipway_connection_blocked_reason(const amqp_method_t *method) {
+    return ((const amqp_connection_blocked_t *)method->decoded)->reason;
 }
 
 // Method ids are macros with casts, which Swift does not import: re-exported as plain enum constants.

@@ -75,9 +75,7 @@ final class AuditSink: Service, Sendable {
     }
 
     func run() async throws {
-        try await transport.declareTopicExchange(topology.eventsExchange)
-        try await transport.declareQueue(topology.auditQueue)
-        try await transport.bindQueue(topology.auditQueue, exchange: topology.eventsExchange, bindingKey: "#")
+        try await transport.declareAuditQueue(topology)
         try await transport.declareQueue(topology.deadLetterQueue)
         let deliveries = try await transport.consume(queue: topology.auditQueue, prefetch: prefetch)
         let pending = PendingDeliveries()

@@ -117,11 +117,38 @@ struct TopologyCommand: AsyncParsableCommand {
                 throw ExitCodes.unavailable
             }
             print("\(plan.users.count) users ready in vhost '\(vhost)' on \(nodeName); credentials in \(files.directory)")
+            do {
+                try await declareAuditQueue(plan, files: files)
+            } catch {
+                printError(
+                    "cannot declare \(topology.auditQueue) at \(files.broker.host):\(files.broker.port) (--amqp-url): "
+                        + "\(error); the audit sink and the processors declare it when they start")
+                throw ExitCodes.unavailable
+            }
+            print("declared \(topology.auditQueue), bound to every event of \(topology.eventsExchange)")
         } else if json {
             printJSON(plan.described(node: nodeName, files: files))
         } else {
             print(plan.script(node: nodeName, passwordDir: files?.directory), terminator: "")
         }
+    }
+}
+
+extension TopologyCommand {
+    /// Declares the audit queue and its binding, as the audit sink's new user, over AMQP (rabbitmqctl cannot declare
+    /// queues): events published before the sink's first start are then kept, not dropped.
+    func declareAuditQueue(_ plan: AccessPlan, files: PasswordFiles) async throws {
+        let user = "\(topology.prefix).audit-sink"
+        var configuration = try AMQPConfiguration(url: files.url(user: user, password: try files.password(of: user)))
+        configuration.publishDeadline = .seconds(15)
+        let transport = AMQPTransport(configuration: configuration)
+        do {
+            try await transport.declareAuditQueue(topology)
+        } catch {
+            await transport.shutdown()
+            throw error
+        }
+        await transport.shutdown()
     }
 }
 

@@ -16,10 +16,11 @@ struct Validate: AsyncParsableCommand {
         let body: Data
         if file == "-" {
             body = FileHandle.standardInput.readDataToEndOfFile()
-        } else if let handle = FileHandle(forReadingAtPath: file), let data = try? handle.readToEnd() {
-            body = data  // A FileHandle also reads pipes and process substitution, e.g. <(curl ...).
+        } else if let handle = FileHandle(forReadingAtPath: file), let data = try? handle.readToEnd() ?? Data() {
+            body = data  // readToEnd() says nil for an empty file. A FileHandle also reads pipes, e.g. <(curl ...).
         } else {
-            printError("cannot read '\(file)'")
+            let why = FileManager.default.fileExists(atPath: file) ? "not readable, or a directory" : "no such file"
+            printError("cannot read '\(file)': \(why)")
             throw ExitCodes.badInput
         }
         struct Verdict: Encodable {
@@ -28,7 +29,10 @@ struct Validate: AsyncParsableCommand {
             var code: String?
             var reason: String?
         }
-        do {
+        do throws(SlipRejection) {
+            guard body.contains(where: { !" \t\r\n".utf8.contains($0) }) else {
+                throw SlipRejection(.malformed, "\(file == "-" ? "the input" : "'\(file)'") is empty")
+            }
             let slip = try SlipCodec().decode(body)
             if json {
                 printJSON(Verdict(valid: true, slipId: slip.id))
@@ -39,7 +43,7 @@ struct Validate: AsyncParsableCommand {
             if json {
                 printJSON(Verdict(valid: false, code: error.code.rawValue, reason: error.reason))
             } else {
-                printError("invalid (\(error.code)): \(error.reason)")
+                printError("refused (\(error.code.rawValue)): \(error.reason)")
             }
             throw ExitCodes.badInput
         }

@@ -53,7 +53,17 @@ public final class ProcessorRuntime: Service, Sendable {
         guard Slip.isValidName(step) else {
             throw ProcessorError("'\(step)' is not a valid step name (1 to 64 characters of A-Z a-z 0-9 _ -)")
         }
-        try await transport.declareTopicExchange(topology.eventsExchange)
+        // The audit queue too, not only the exchange: events published before the audit sink's first start would
+        // otherwise go to an exchange with no queue bound, and the broker would confirm and drop them. A user made by
+        // an older `slip topology` may not declare it: the processor still serves, and says what it risks.
+        do {
+            try await transport.declareAuditQueue(topology)
+        } catch let error as TransportError where error.isPermanent {
+            try await transport.declareTopicExchange(topology.eventsExchange)
+            logger.warning(
+                "cannot declare the audit queue: events sent before the audit sink's first start are lost (a RabbitMQ user made by an older `slip topology`? apply it again)",
+                metadata: ["amqp.queue": "\(topology.auditQueue)", "error": "\(error)"])
+        }
         try await declare(topology.deadLetterQueue)
         let execute = try await transport.consume(queue: topology.executeQueue(step: step), prefetch: configuration.prefetch)
         let compensate = try await transport.consume(
@@ -86,6 +96,9 @@ public final class ProcessorRuntime: Service, Sendable {
             do {
                 for try await delivery in deliveries {
                     let slot = await slots.acquire()
+                    // While the broker blocks publishing (a resource alarm), a hop could not forward its slip: none
+                    // starts. The hops in flight wait for their forwards; the transport logs the block and its end.
+                    await transport.waitWhilePublishingBlocked()
                     if stopping.withLock({ $0 }) {
                         slot.release()
                         await delivery.release()  // Not started: another instance (or this one, restarted) takes it.

@@ -56,6 +56,11 @@ public struct AMQPConfiguration: Sendable, Hashable {
         if let timeout = try query.take("connection_timeout", as: "a positive number of milliseconds", positive) {
             connectTimeout = .milliseconds(timeout)
         }
+        // How long a publish may wait for its confirm (through reconnects) before the caller is told it failed; time
+        // the broker spends blocking publishers (a resource alarm) does not count.
+        if let timeout = try query.take("publish_timeout", as: "a positive number of milliseconds", positive) {
+            publishDeadline = .milliseconds(timeout)
+        }
         tls = isTLS ? try TLS(query: query, environment: environment) : nil
         try query.finish(isTLS: isTLS)
     }
@@ -128,7 +133,7 @@ final class URLQuery {
     }
 
     static let tlsNames = ["cacertfile", "certfile", "keyfile", "verify", "server_name_indication"]
-    static let commonNames = ["heartbeat", "connection_timeout"]
+    static let commonNames = ["heartbeat", "connection_timeout", "publish_timeout"]
 
     func finish(isTLS: Bool) throws {
         guard let name = items.keys.sorted().first else { return }

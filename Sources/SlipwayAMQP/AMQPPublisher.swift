@@ -16,12 +16,17 @@ import SlipwayTransport
 /// deadline. librabbitmq's calls block and a connection is not thread-safe: every call on it is made from the loop's
 /// thread, which keeps blocking I/O off Swift's cooperative pool. New work wakes the loop (unless it comes from the
 /// loop's own thread, which sends it at the end of the pass).
+///
+/// When RabbitMQ blocks publishers (a memory or disk alarm: `connection.blocked`), nothing more is sent on the
+/// connection until `connection.unblocked`: the broker has stopped reading it, and a send into a full socket would
+/// hold up the loop's thread. Publishes and declares wait, and the time spent blocked does not count against their
+/// deadline: a blocked broker is not a failed one, and a hop retried for it would only add to the broker's load.
 final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     /// One caller's messages: sent, then resumed when all are confirmed.
     private final class Request {
         let messages: [OutgoingMessage]
         let continuation: CheckedContinuation<Void, any Error>
-        let giveUpAt: ContinuousClock.Instant
+        var giveUpAt: ContinuousClock.Instant
         /// The delivery tag of its last message on the current connection, once sent.
         var lastTag: UInt64 = 0
 
@@ -38,7 +43,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     // thread; its closures resume the caller's continuation, which any thread may do.
     private final class Operation: @unchecked Sendable {
         let doing: String
-        let giveUpAt: ContinuousClock.Instant
+        var giveUpAt: ContinuousClock.Instant
         /// Runs the body and resumes its caller; throws (without resuming) when the connection failed it.
         let attempt: (AMQPConnection) throws -> Void
         let fail: (any Error) -> Void
@@ -62,7 +67,8 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         case run(Operation)
     }
 
-    // Safe: `jobs`, `isShutDown` and `finished` only under `lock`; everything else only on the loop's thread.
+    // Safe: `jobs`, `isShutDown`, `finished`, `isBlocked` and `blockedWaiters` only under `lock`; everything else only
+    // on the loop's thread.
     private let configuration: AMQPConfiguration
     private let logger: Logger
     private let lock = NSLock()
@@ -70,6 +76,9 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     private var isShutDown = false
     private var finished: CheckedContinuation<Void, Never>?
     private var threadEnded = false
+    /// The broker blocks publishing: callers of `waitWhileBlocked` wait in `blockedWaiters`.
+    private var isBlocked = false
+    private var blockedWaiters: [CheckedContinuation<Void, Never>] = []
     private let loop: AMQPLoop
     private let clock = ContinuousClock()
 
@@ -90,6 +99,8 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     private var lastFailure: (any Error)?
     /// When the connection was last read (see `AMQPConnection.readAtLeastEvery`).
     private var lastRead: ContinuousClock.Instant
+    /// Since when the broker has blocked this connection (`connection.blocked`), nil when it does not.
+    private var blockedSince: ContinuousClock.Instant?
     private(set) var isFinished = false
 
     /// - Parameter loop: the processor's loop, or nil for a thread of its own.
@@ -124,6 +135,19 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
                 attempt: { connection in continuation.resume(returning: try body(connection)) },
                 fail: { continuation.resume(throwing: $0) })
             if !submit(.run(operation)) { continuation.resume(throwing: TransportError("the publisher is shut down")) }
+        }
+    }
+
+    /// Returns at once unless the broker blocks publishing; then once it unblocks, or the publisher ends.
+    func waitWhileBlocked() async {
+        guard lock.withLock({ isBlocked }) else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let waiting = lock.withLock {
+                guard isBlocked && !threadEnded else { return false }
+                blockedWaiters.append(continuation)
+                return true
+            }
+            if !waiting { continuation.resume() }
         }
     }
 
@@ -166,22 +190,32 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
             case .run(let operation): operations.append(operation)
             }
         }
-        let nextOperation = runOperations()
+        // Declares and binds run only with nothing in flight and not blocked. A broker that blocks a connection stops
+        // reading it: a declare sent after the publish that blocked it would never be answered, and librabbitmq would
+        // wait for that reply on the loop's thread forever. With every publish confirmed, the broker has already said
+        // whether it blocks us (its connection.blocked comes before the confirm of the publish that caused it).
+        let mayRunOperations = blockedSince == nil && unconfirmed.isEmpty
+        let nextOperation = mayRunOperations ? runOperations() : nil
         if shutDown && newJobs.isEmpty && unsent.isEmpty && unconfirmed.isEmpty && operations.isEmpty {
             finish()
             return nil
         }
-        if let nextOperation { return min(nextOperation, serviceConnection(readable: readable)) }
-        return serviceConnection(readable: readable)
+        let next = serviceConnection(readable: readable)
+        // The last confirm just came, or the block just ended: the declares that waited for it go now.
+        if !mayRunOperations && blockedSince == nil && unconfirmed.isEmpty && !operations.isEmpty { return clock.now }
+        return nextOperation.map { min($0, next) } ?? next
     }
 
     /// Publishes, confirms and heartbeats; returns when to come back without input.
     private func serviceConnection(readable: Bool) -> ContinuousClock.Instant {
+        let wasBlocked = blockedSince != nil
         sendUnsent()
         let heartbeat = lastRead.advanced(by: AMQPConnection.readAtLeastEvery)
-        if !unconfirmed.isEmpty {
+        if !unconfirmed.isEmpty || wasBlocked {
             readConfirms(readable: readable || clock.now >= heartbeat)
+            if wasBlocked && blockedSince == nil { return clock.now }  // unblocked: send what waited, right away
             let nextRead = lastRead.advanced(by: AMQPConnection.readAtLeastEvery)
+            if blockedSince != nil { return nextRead }  // only the broker's unblocked (or a heartbeat) is awaited
             return unconfirmed.first.map { min($0.giveUpAt, nextRead) } ?? nextRead
         } else if !unsent.isEmpty {
             failExpired()
@@ -196,16 +230,20 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         connection?.close()
         connection = nil
         isFinished = true
-        let waiter = lock.withLock {
+        let (waiter, blockedWaiters) = lock.withLock {
             threadEnded = true
-            return finished
+            isBlocked = false
+            defer { self.blockedWaiters.removeAll() }
+            return (finished, self.blockedWaiters)
         }
         waiter?.resume()
+        for waiter in blockedWaiters { waiter.resume() }
     }
 
     /// Sends what waits, on a live connection (reconnecting once the backoff allows).
     private func sendUnsent() {
-        guard !unsent.isEmpty else { return }
+        // Held while a declare waits for what is in flight to be confirmed (see `service`).
+        guard !unsent.isEmpty, blockedSince == nil, operations.isEmpty else { return }
         if let reconnectAt, clock.now < reconnectAt, connection == nil { return }
         do {
             let connection = try liveConnection()
@@ -236,7 +274,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         let done = unconfirmed.prefix(confirmed)
         unconfirmed.removeFirst(confirmed)
         for request in done { request.continuation.resume() }
-        if !unconfirmed.isEmpty, let oldest = unconfirmed.first, clock.now >= oldest.giveUpAt {
+        if blockedSince == nil, !unconfirmed.isEmpty, let oldest = unconfirmed.first, clock.now >= oldest.giveUpAt {
             failed(TransportError("no publisher confirm within \(configuration.publishDeadline)"), doing: "publishing")
         }
     }
@@ -276,6 +314,11 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
             while confirmedAbove.remove(confirmedBelow) != nil { confirmedBelow += 1 }
         case amqp_method_number_t(SLIPWAY_BASIC_NACK_METHOD):
             throw TransportError("the broker refused a published message (basic.nack)")
+        case amqp_method_number_t(SLIPWAY_CONNECTION_BLOCKED_METHOD):
+            var method = method
+            blocked(reason: String(amqpBytes: slipway_connection_blocked_reason(&method)))
+        case amqp_method_number_t(SLIPWAY_CONNECTION_UNBLOCKED_METHOD):
+            unblocked(by: "RabbitMQ unblocked publishing")
         case amqp_method_number_t(SLIPWAY_CHANNEL_CLOSE_METHOD), amqp_method_number_t(SLIPWAY_CONNECTION_CLOSE_METHOD):
             var reply = amqp_rpc_reply_t()
             reply.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION
@@ -284,6 +327,40 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         default:
             return
         }
+    }
+
+    /// The broker blocks this connection: say so once, with its reason, and hold everything until it unblocks.
+    private func blocked(reason: String) {
+        guard blockedSince == nil else { return }
+        blockedSince = clock.now
+        lock.withLock { isBlocked = true }
+        logger.warning(
+            "RabbitMQ blocked publishing (\(reason.isEmpty ? "a resource alarm" : reason)): hops in flight wait, and no new hop starts until it unblocks; see the broker's memory and disk alarms",
+            metadata: ["amqp.blocked_reason": "\(reason)"])
+    }
+
+    /// The block is over (the broker said so, or the blocked connection is gone): the time it lasted is added to
+    /// every deadline it overlapped, and what waited goes on.
+    private func unblocked(by how: String) {
+        guard let since = blockedSince else { return }
+        let now = clock.now
+        blockedSince = nil
+        func extended(_ giveUpAt: ContinuousClock.Instant) -> ContinuousClock.Instant {
+            let asked = giveUpAt.advanced(by: .zero - configuration.publishDeadline)
+            let waited = max(since, asked).duration(to: now)
+            return waited > .zero ? giveUpAt.advanced(by: waited) : giveUpAt
+        }
+        for request in unsent + unconfirmed { request.giveUpAt = extended(request.giveUpAt) }
+        for operation in operations { operation.giveUpAt = extended(operation.giveUpAt) }
+        let waiters = lock.withLock {
+            isBlocked = false
+            defer { blockedWaiters.removeAll() }
+            return blockedWaiters
+        }
+        let seconds = since.duration(to: now).seconds
+        logger.info(
+            "\(how) after \(String(format: "%.1f", seconds)) s", metadata: ["amqp.blocked_ms": "\(Int(seconds * 1000))"])
+        for waiter in waiters { waiter.resume() }
     }
 
     /// The connection failed: what was sent and not confirmed is sent again on the next one, after a backoff; a
@@ -306,6 +383,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
 
     /// Requests past their deadline fail with the last connection error.
     private func failExpired() {
+        guard blockedSince == nil else { return }
         let now = clock.now
         let expired = unsent.filter { $0.giveUpAt <= now }
         guard !expired.isEmpty else { return }
@@ -368,6 +446,8 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
 
     /// Closes the connection; what it had sent and not seen confirmed goes back to be sent again, first.
     private func dropConnection() {
+        // A new connection starts unblocked; if the alarm is still on, the broker blocks it again on its first publish.
+        unblocked(by: "the blocked connection closed; publishing goes on on a new one")
         connection?.markBroken()
         connection?.close()
         connection = nil
@@ -382,9 +462,14 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         var frame = amqp_frame_t()
         var immediately = timeval(tv_sec: 0, tv_usec: 0)
         let status = amqp_simple_wait_frame_noblock(connection.state, &frame, &immediately)
-        if status != AMQP_STATUS_OK.rawValue && status != AMQP_STATUS_TIMEOUT.rawValue {
-            logger.info("AMQP publisher: idle connection lost; it reconnects on the next publish",
-                        metadata: ["error": "\(AMQPConnection.statusText(status))"])
+        var lost: String?
+        if status == AMQP_STATUS_OK.rawValue {
+            do { try handle(frame, on: connection) } catch { lost = "\(error)" }  // a close, a blocked
+        } else if status != AMQP_STATUS_TIMEOUT.rawValue {
+            lost = AMQPConnection.statusText(status)
+        }
+        if let lost {
+            logger.info("AMQP publisher: idle connection lost; it reconnects on the next publish", metadata: ["error": "\(lost)"])
             dropConnection()
         }
     }

@@ -50,6 +50,10 @@ public final class AMQPTransport: MessageTransport {
         try await publisher.publish(messages)
     }
 
+    public func waitWhilePublishingBlocked() async {
+        await publisher.waitWhileBlocked()
+    }
+
     public func consume(queue: String, prefetch: Int) async throws -> DeliveryStream {
         try await start(AMQPConsumer(configuration: configuration, source: .queue(queue), prefetch: prefetch, logger: logger, loop: loop))
     }

@@ -91,6 +91,18 @@ extension JSONValue {
         }
     }
 
+    /// A scalar as text: a string as it is, a number or boolean as JSON writes it (an order id sent as `1001` or as
+    /// `"1001"` reads the same). Nil for null, arrays and objects.
+    public var scalarText: String? {
+        switch self {
+        case .string(let value): value
+        case .int(let value): String(value)
+        case .double(let value): value.rounded() == value && abs(value) < 9.0e15 ? String(Int64(value)) : "\(value)"
+        case .bool(let value): value ? "true" : "false"
+        case .null, .array, .object: nil
+        }
+    }
+
     public var boolValue: Bool? {
         switch self {
         case .bool(let value): return value

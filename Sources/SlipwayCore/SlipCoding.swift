@@ -10,7 +10,7 @@ extension Slip: Codable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         // The version is read first so that a newer slip is refused for its version, not for a field it added.
         guard let version = try? container.decode(Int.self, forKey: .formatVersion) else {
-            throw SlipRejection(.unsupportedVersion, "the slip has no integer 'formatVersion'")
+            throw SlipRejection(.unsupportedVersion, SlipErrorText.formatVersionProblem(container, .formatVersion))
         }
         guard version == Slip.currentFormatVersion else {
             throw SlipRejection(
@@ -103,7 +103,7 @@ public struct SlipCodec: Sendable {
         } catch let rejection as SlipRejection {
             throw rejection
         } catch let error as DecodingError {
-            throw SlipRejection(.malformed, Self.describe(error))
+            throw SlipRejection(.malformed, SlipErrorText.describe(error, body: body))
         } catch {
             throw SlipRejection(.malformed, "the body is not a slip: \(error)")
         }
@@ -208,52 +208,7 @@ public struct SlipCodec: Sendable {
         return names.isEmpty ? "the body" : "'" + names.joined().dropFirst() + "'"
     }
 
-    /// What a type is called in JSON, for messages: people read them, and Swift's type names mean nothing to them.
-    static func jsonKind(_ type: Any.Type) -> String {
-        switch type {
-        case is String.Type: return "a string"
-        case is Int.Type, is Int64.Type, is Int32.Type, is UInt.Type, is UInt64.Type: return "an integer"
-        case is Double.Type, is Float.Type: return "a number"
-        case is Bool.Type: return "true or false"
-        default:
-            let name = String(describing: type)
-            if name.hasPrefix("Array") || name.hasPrefix("[") && !name.contains(":") { return "an array" }
-            if name.hasPrefix("Dictionary") || name.hasPrefix("[") { return "an object" }
-            return "a value of another kind"
-        }
-    }
-
-    /// `, not a string`, from Foundation's "Expected to decode Int but found a string instead.", or nothing.
-    private static func found(_ context: DecodingError.Context) -> String {
-        let text = context.debugDescription
-        guard let range = text.range(of: "but found ") else { return "" }
-        let words = text[range.upperBound...].split(separator: " ").map { $0.trimmingCharacters(in: .punctuationCharacters) }
-        let names = [
-            "string": "a string", "number": "a number", "array": "an array", "dictionary": "an object",
-            "object": "an object", "null": "null", "bool": "true or false", "boolean": "true or false",
-        ]
-        guard let kind = words.lazy.compactMap({ names[$0.lowercased()] }).first else { return "" }
-        return ", not \(kind)"
-    }
-
-    public static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context) -> String { pathText(context.codingPath) }
-        switch error {
-        case .dataCorrupted(let context):
-            if context.codingPath.isEmpty { return "the body is not valid JSON: \(context.debugDescription)" }
-            return "\(path(context)): \(context.debugDescription)"
-        case .keyNotFound(let key, let context):
-            let parent = context.codingPath.isEmpty ? "the slip" : path(context)
-            return "\(parent) has no '\(key.stringValue)'"
-        case .typeMismatch(let type, let context):
-            if context.codingPath.isEmpty { return "the body must be a JSON object\(found(context))" }
-            return "\(path(context)) must be \(jsonKind(type))\(found(context))"
-        case .valueNotFound(let type, let context):
-            return "\(path(context)) is null where \(jsonKind(type)) is required"
-        @unknown default:
-            return "the body is not a slip: \(error)"
-        }
-    }
+    public static func describe(_ error: DecodingError) -> String { SlipErrorText.describe(error) }
 }
 
 /// Size limits, enforced on send (refused with the reason) and on receive (parked as `too-large`).

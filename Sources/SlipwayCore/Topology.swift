@@ -46,6 +46,11 @@ public struct Topology: Sendable, Hashable {
 
     /// The durable queue the audit sink consumes: bound to every event.
     public var auditQueue: String { "\(prefix).audit" }
+
+    /// The audit queue's binding to the events exchange: every event. The sink, the processors and
+    /// `slip topology --apply` all declare the queue and this binding (see `MessageTransport.declareAuditQueue`), so
+    /// an event published before the sink's first start waits in the queue instead of being dropped.
+    public static let auditBindingKey = "#"
 }
 
 // MARK: - RabbitMQ permissions
@@ -73,23 +78,26 @@ extension Topology {
 
     /// The permissions of the processors of `step`: they read only their own step's queues.
     ///
-    /// - configure: the events exchange, the dead-letter queue, and every step's execute and compensate queue and
-    ///   their delay queues. The runtime declares every queue before its first publish to it (a message to a queue
-    ///   that does not exist is confirmed and dropped), and a slip may go to any step (itinerary revisions,
-    ///   compensation addresses); a delay queue expires when unused, so whoever publishes to it declares it.
-    /// - write: the default exchange (forwards, retries, parking) and the events exchange.
+    /// - configure: the events exchange, the dead-letter queue, the audit queue, and every step's execute and
+    ///   compensate queue and their delay queues. The runtime declares every queue before its first publish to it (a
+    ///   message to a queue that does not exist is confirmed and dropped), and a slip may go to any step (itinerary
+    ///   revisions, compensation addresses); a delay queue expires when unused, so whoever publishes to it declares
+    ///   it. The audit queue is declared so that events sent before the sink's first start are kept.
+    /// - write: the default exchange (forwards, retries, parking), the events exchange, and the audit queue (binding
+    ///   a queue needs `write` on it).
     /// - read: the step's own queues and their delay queues, and the delay queues in front of other steps' execute
     ///   queues: RabbitMQ asks for `read` on a queue to declare it with a dead-letter exchange, and a step that
-    ///   completes with a wait (`continueAfter`) declares the next step's delay queue.
+    ///   completes with a wait (`continueAfter`) declares the next step's delay queue. And the events exchange:
+    ///   binding the audit queue to it needs `read` on it.
     public func processorPermissions(step: String) -> BrokerPermissions {
         let p = Self.escaped(prefix)
         let s = Self.escaped(step)
         let stepQueue = #"[^.]+\.(execute|compensate)"#
         let delay = #"\.delay-[0-9]+ms"#
         return BrokerPermissions(
-            configure: "^\(p)\\.(events|dead-letters|\(stepQueue)(\(delay))?)$",
-            write: "^(\(Self.escaped(Self.defaultExchangePermissionName))|\(p)\\.events)$",
-            read: "^\(p)\\.(\(s)\\.(execute|compensate)(\(delay))?|[^.]+\\.execute\(delay))$")
+            configure: "^\(p)\\.(events|dead-letters|audit|\(stepQueue)(\(delay))?)$",
+            write: "^(\(Self.escaped(Self.defaultExchangePermissionName))|\(p)\\.(events|audit))$",
+            read: "^\(p)\\.(events|\(s)\\.(execute|compensate)(\(delay))?|[^.]+\\.execute\(delay))$")
     }
 
     /// The permissions of producers: send slips to any step's execute queue (declaring it first) and follow slip

@@ -87,8 +87,27 @@ public actor InMemoryBroker {
     var violations: [String] = []
     var waiters: [Int: (condition: Condition, continuation: CheckedContinuation<Bool, Never>)] = [:]
     var nextWaiterID = 1
+    /// As RabbitMQ under a memory or disk alarm: publishes wait (`blockPublishers`).
+    public private(set) var blocksPublishers = false
+    private var unblockWaiters: [CheckedContinuation<Void, Never>] = []
 
     public init() {}
+
+    // MARK: Resource alarms
+
+    /// Blocks every publisher, as RabbitMQ does under a memory or disk alarm: publishes wait until `unblockPublishers`.
+    public func blockPublishers() { blocksPublishers = true }
+
+    public func unblockPublishers() {
+        blocksPublishers = false
+        let waiting = unblockWaiters
+        unblockWaiters.removeAll()
+        for waiter in waiting { waiter.resume() }
+    }
+
+    func waitWhileBlocked() async {
+        while blocksPublishers { await withCheckedContinuation { unblockWaiters.append($0) } }
+    }
 
     // MARK: Topology
 

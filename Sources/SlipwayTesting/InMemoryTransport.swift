@@ -38,7 +38,12 @@ public final class InMemoryTransport: MessageTransport {
     }
 
     public func publish(_ messages: [OutgoingMessage]) async throws {
+        await broker.waitWhileBlocked()
         try await broker.publish(messages, connection: connection)
+    }
+
+    public func waitWhilePublishingBlocked() async {
+        await broker.waitWhileBlocked()
     }
 
     public func consume(queue: String, prefetch: Int) async throws -> DeliveryStream {

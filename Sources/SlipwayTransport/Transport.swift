@@ -110,10 +110,15 @@ public protocol MessageTransport: Sendable {
     /// Where tasks that use this transport run best: the thread that reads and writes its connections, when it has
     /// one that also runs tasks. Nil: Swift's default pool.
     var taskExecutor: (any TaskExecutor)? { get }
+    /// Returns once the broker takes this transport's publishes: at once, unless the broker has said it blocks them
+    /// (RabbitMQ's `connection.blocked`, under a memory or disk alarm), then when it unblocks (or the transport shuts
+    /// down). A processor waits here before it starts a hop, whose slip could not be forwarded meanwhile.
+    func waitWhilePublishingBlocked() async
 }
 
 extension MessageTransport {
     public var taskExecutor: (any TaskExecutor)? { nil }
+    public func waitWhilePublishingBlocked() async {}
 }
 
 /// RabbitMQ queue arguments the framework uses.

@@ -34,9 +34,9 @@ struct TopologyTests {
             #expect(plan.output.contains("add_user '\(user)' < '\(credentials)'/'\(user)' || rabbitmqctl -n "))
         }
         let pickPermissions = [
-            #"'^tplan\.(events|dead-letters|[^.]+\.(execute|compensate)(\.delay-[0-9]+ms)?)$'"#,
-            #"'^(amq\.default|tplan\.events)$'"#,
-            #"'^tplan\.(pick\.(execute|compensate)(\.delay-[0-9]+ms)?|[^.]+\.execute\.delay-[0-9]+ms)$'"#,
+            #"'^tplan\.(events|dead-letters|audit|[^.]+\.(execute|compensate)(\.delay-[0-9]+ms)?)$'"#,
+            #"'^(amq\.default|tplan\.(events|audit))$'"#,
+            #"'^tplan\.(events|pick\.(execute|compensate)(\.delay-[0-9]+ms)?|[^.]+\.execute\.delay-[0-9]+ms)$'"#,
         ]
         #expect(
             plan.output.contains("set_permissions -p '/' 'tplan.step.pick' \(pickPermissions.joined(separator: " "))"),
@@ -66,7 +66,11 @@ struct TopologyTests {
             #expect(try !Self.matches(pick.read, other), "pick can read \(other)")
         }
         #expect(try Self.matches(pick.write, "amq.default") && Self.matches(pick.write, "tplan.events"))
-        #expect(try !Self.matches(pick.write, "amqXdefault") && !Self.matches(pick.write, "tplan.audit"))
+        #expect(try !Self.matches(pick.write, "amqXdefault") && !Self.matches(pick.write, "tplan.dead-letters"))
+        // A processor declares the audit queue and binds it (so events sent before the sink's first start are kept):
+        // configure and write on the queue, read on the events exchange; it still cannot consume the queue.
+        #expect(try Self.matches(pick.configure, "tplan.audit") && Self.matches(pick.write, "tplan.audit"))
+        #expect(try Self.matches(pick.read, "tplan.events"))
         let sink = try #require(json.users.first { $0.name == "tplan.audit-sink" }).permissions
         #expect(try Self.matches(sink.read, "tplan.audit") && !Self.matches(sink.read, "tplan.pick.execute"))
         let producer = try #require(json.users.first { $0.name == "tplan.producer" }).permissions
@@ -143,14 +147,9 @@ struct TopologyTests {
             _ = try await producerTransport.consume(queue: topology.executeQueue(step: "first"), prefetch: 1)
         } throws: { "\($0)".contains("ACCESS_REFUSED") }
 
-        // The audit queue and its binding exist before any event is published, as an operator sets them up (or the
-        // sink's first start does): an event published while nothing is bound is dropped by the broker, and a sink
-        // slow to start on a loaded machine would otherwise miss the first hops.
-        let admin = try Broker.transport(url: broker.url)
-        try await admin.declareTopicExchange(topology.eventsExchange)
-        try await admin.declareQueue(topology.auditQueue)
-        try await admin.bindQueue(topology.auditQueue, exchange: topology.eventsExchange, bindingKey: "#")
-        await admin.shutdown()
+        // `--apply` declared the audit queue and its binding (as the audit-sink user): an event published while
+        // nothing is bound would be dropped by the broker, and a sink slow to start would miss the first hops.
+        #expect(try await Self.queueBindings(node: broker.nodeName).contains("\(topology.eventsExchange) -> \(topology.auditQueue) #"))
 
         // The audit sink and two processors, each with its own URL; a producer with its own.
         let processes = Processes(directory: directory, prefix: prefix)
@@ -263,6 +262,16 @@ struct TopologyTests {
         try #require(result.status == 0, "\(result.errors)")
         let rows = try JSONDecoder().decode([[String: String]].self, from: Data(result.output.utf8))
         return Set(rows.compactMap { $0["user"] })
+    }
+
+    /// The node's bindings, as "exchange -> queue key".
+    static func queueBindings(node: String) async throws -> [String] {
+        let result = try await runToEnd(
+            "/usr/sbin/rabbitmqctl",
+            ["-n", node, "-q", "list_bindings", "source_name", "destination_name", "routing_key", "--formatter", "json"])
+        try #require(result.status == 0, "\(result.errors)")
+        let rows = try JSONDecoder().decode([[String: String]].self, from: Data(result.output.utf8))
+        return rows.map { "\($0["source_name"] ?? "") -> \($0["destination_name"] ?? "") \($0["routing_key"] ?? "")" }
     }
 
     /// Polls the audit database until the sink has recorded the slip's end.

@@ -73,6 +73,18 @@ struct JSONValueTests {
         #expect(JSONValue.bool(true).intValue == nil)
     }
 
+    @Test("scalarText reads an id the same whether it came as a string or a number, and refuses containers")
+    func scalarText() {
+        #expect(JSONValue.string("A-1001").scalarText == "A-1001")
+        #expect(JSONValue.int(1001).scalarText == "1001")
+        #expect(JSONValue.double(1001.0).scalarText == "1001")
+        #expect(JSONValue.double(2.5).scalarText == "2.5")
+        #expect(JSONValue.bool(true).scalarText == "true")
+        #expect(JSONValue.null.scalarText == nil)
+        #expect(JSONValue.array([1]).scalarText == nil)
+        #expect(JSONValue.object(["a": 1]).scalarText == nil)
+    }
+
     @Test("boolValue, stringValue and the key subscript read what they name")
     func accessors() {
         #expect(JSONValue.string("true").boolValue == true)
