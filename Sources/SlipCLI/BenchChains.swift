@@ -52,10 +52,7 @@ final class SlipChain: BenchChain {
         // queue with its binding (what the sink declares too).
         try await transport.declareTopicExchange(topology.eventsExchange)
         for step in steps { try await transport.declareQueue(topology.executeQueue(step: step)) }
-        if setup.auditSink {
-            try await transport.declareQueue(topology.auditQueue)
-            try await transport.bindQueue(topology.auditQueue, exchange: topology.eventsExchange, bindingKey: "#")
-        }
+        if setup.auditSink { try await transport.declareAuditQueue(topology) }
         follower = try await SlipEventFollower.terminalEvents(of: [], transport: transport, topology: topology)
         // With signing keys in the environment, the benchmark signs what it sends and the processors sign and verify.
         sender = SlipSender(transport: transport, topology: topology, signing: try SigningKeys.fromEnvironment())
@@ -75,6 +72,9 @@ final class SlipChain: BenchChain {
         {
             environment[name] = value
         }
+        // Without the sink, no audit queue either (processors declare it by default): the events then go to an
+        // exchange with no queue bound, as they would in a deployment that keeps no audit trail.
+        if !setup.auditSink { environment["SLIPWAY_AUDIT_QUEUE"] = "off" }
         var workers: [ChildProcess] = []
         for step in steps {
             var stepEnvironment = environment

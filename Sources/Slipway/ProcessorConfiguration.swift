@@ -35,6 +35,9 @@ public struct ProcessorConfiguration: Sendable {
     /// prefetch). The audit trail lags by up to this much; a slip's journey does not, since a hop forwards its slip
     /// without waiting for its events.
     public var hopEventLinger = Duration.milliseconds(20)
+    /// Declare `<prefix>.audit` (bound to every event) at start, so that events sent before the audit sink's first
+    /// start wait for it. Off for a deployment that keeps no audit trail: that queue would only grow.
+    public var declaresAuditQueue = true
     /// Names this instance in logs, slip logs and events.
     public var instance = ProcessorConfiguration.defaultInstanceName()
 

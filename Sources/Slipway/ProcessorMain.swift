@@ -20,6 +20,7 @@ import SlipwayStores
 /// - `--log-level LEVEL` (`SLIPWAY_LOG_LEVEL`, default `info`)
 /// - `SLIPWAY_BATCH_HOP_EVENTS=false`: one message per hop event, routed by slip (default: batched)
 /// - `SLIPWAY_HOP_EVENT_LINGER_MS`: how long a batch of hop events waits for more (default 20)
+/// - `SLIPWAY_AUDIT_QUEUE=off`: do not declare the audit queue (a deployment that keeps no audit trail; default on)
 /// - `--queue-prefix P` (`SLIPWAY_QUEUE_PREFIX`, default `slipway`): lets deployments share a virtual host
 /// - `--io loop|threads` (`SLIPWAY_IO`, default `loop`): one thread for the connections and the hops, or a thread per
 ///   connection with the hops on Swift's default pool (for steps that block their thread)
@@ -106,6 +107,7 @@ struct ProcessorOptions {
     var logLevel = Logger.Level.info
     var queuePrefix: String?
     var batchHopEvents: Bool?
+    var declaresAuditQueue: Bool?
     var hopEventLingerMs: Int?
     var io = IO.loop
     var help = false
@@ -127,13 +129,8 @@ struct ProcessorOptions {
         if let level = environment["SLIPWAY_LOG_LEVEL"] { logLevel = try Self.level(level) }
         if let io = environment["SLIPWAY_IO"] { self.io = try Self.io(io) }
         queuePrefix = try environment["SLIPWAY_QUEUE_PREFIX"].map { try Self.prefix($0) }
-        batchHopEvents = try environment["SLIPWAY_BATCH_HOP_EVENTS"].map { text in
-            switch text.lowercased() {
-            case "1", "true", "yes", "on": return true
-            case "0", "false", "no", "off": return false
-            default: throw ProcessorError("SLIPWAY_BATCH_HOP_EVENTS must be true or false, got '\(text)'")
-            }
-        }
+        batchHopEvents = try environment["SLIPWAY_BATCH_HOP_EVENTS"].map { try Self.switchValue($0, "SLIPWAY_BATCH_HOP_EVENTS") }
+        declaresAuditQueue = try environment["SLIPWAY_AUDIT_QUEUE"].map { try Self.switchValue($0, "SLIPWAY_AUDIT_QUEUE") }
         var remaining = arguments[...]
         while let flag = remaining.popFirst() {
             if flag == "--help" || flag == "-h" {
@@ -166,6 +163,7 @@ struct ProcessorOptions {
         if let compensateTimeoutMs { configuration.compensateTimeout = .milliseconds(compensateTimeoutMs) }
         if let queuePrefix { configuration.topology = Topology(prefix: queuePrefix) }
         if let batchHopEvents { configuration.batchHopEvents = batchHopEvents }
+        if let declaresAuditQueue { configuration.declaresAuditQueue = declaresAuditQueue }
         if let hopEventLingerMs { configuration.hopEventLinger = .milliseconds(hopEventLingerMs) }
     }
 
@@ -178,6 +176,15 @@ struct ProcessorOptions {
             throw ProcessorError("\(name) must be a whole number of days (0 keeps records for ever), got '\(text)'")
         }
         return value
+    }
+
+    /// `true`/`on`/`1`/`yes` or `false`/`off`/`0`/`no`.
+    static func switchValue(_ text: String, _ name: String) throws -> Bool {
+        switch text.lowercased() {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default: throw ProcessorError("\(name) must be on or off (true or false), got '\(text)'")
+        }
     }
 
     static func prefix(_ text: String) throws -> String {
@@ -238,6 +245,13 @@ struct ProcessorOptions {
           --io MODE          loop: one thread for the connections and the hops; threads: a thread per connection,
                              for steps that block their thread (env SLIPWAY_IO; default loop)
           --log-level LEVEL  trace, debug, info, notice, warning, error, critical (env SLIPWAY_LOG_LEVEL; default info)
+        Environment only:
+          SLIPWAY_AUDIT_QUEUE=off      do not declare <prefix>.audit (no audit trail kept: the queue would only grow)
+          SLIPWAY_BATCH_HOP_EVENTS=off one message per hop event, routed by its slip (default: batched)
+          SLIPWAY_HOP_EVENT_LINGER_MS  how long a batch of hop events waits for more (default 20)
+          SLIPWAY_SIGNING_KEYS         keys to verify and sign slips with (docs/slip-format.md#signatures)
+          SLIPWAY_MAX_MESSAGE_BYTES, SLIPWAY_MAX_ITINERARY_STEPS, SLIPWAY_MAX_VARIABLES_BYTES  size limits
+                                       (docs/security.md)
         """
     }
 }

@@ -57,7 +57,11 @@ public final class ProcessorRuntime: Service, Sendable {
         // otherwise go to an exchange with no queue bound, and the broker would confirm and drop them. A user made by
         // an older `slip topology` may not declare it: the processor still serves, and says what it risks.
         do {
-            try await transport.declareAuditQueue(topology)
+            if configuration.declaresAuditQueue {
+                try await transport.declareAuditQueue(topology)
+            } else {
+                try await transport.declareTopicExchange(topology.eventsExchange)
+            }
         } catch let error as TransportError where error.isPermanent {
             try await transport.declareTopicExchange(topology.eventsExchange)
             logger.warning(

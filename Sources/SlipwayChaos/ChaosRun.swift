@@ -42,11 +42,7 @@ struct ChaosRun {
         let transport = try connect(topology)
         // Before the first slip: the audit queue and its binding (an event published while no queue is bound goes
         // nowhere, and the sink's first start may come late), and the driver's own queue of ends.
-        try await reachable(transport) {
-            try await transport.declareTopicExchange(topology.eventsExchange)
-            try await transport.declareQueue(topology.auditQueue)
-            try await transport.bindQueue(topology.auditQueue, exchange: topology.eventsExchange, bindingKey: "#")
-        }
+        try await reachable(transport) { try await transport.declareAuditQueue(topology) }
         let ends = try await EndWatcher.start(transport: transport, topology: topology)
 
         var random = SplitMix64(seed: settings.seed)
