@@ -244,3 +244,13 @@ struct AuditTests {
         #expect(list.slips.first { $0.slipID == "stalled" }?.waitingOn?.certain == false)
     }
 }
+
+extension Producer {
+    /// Declares and binds the sink's queue as the sink does, so that events published before the sink process has
+    /// done so itself are kept for it (until it does, the broker drops them: issue 15's defect 7).
+    func bindAuditQueue() async throws {
+        try await transport.declareTopicExchange(topology.eventsExchange)
+        try await transport.declareQueue(topology.auditQueue)
+        try await transport.bindQueue(topology.auditQueue, exchange: topology.eventsExchange, bindingKey: "#")
+    }
+}

@@ -159,6 +159,7 @@ struct DeadLetterTests {
         try fleet.startSink()
         defer { fleet.stopAll() }
         let producer = try Producer(fleet: fleet)
+        try await producer.bindAuditQueue()
         let slip = try producer.order(["orderId": "T-no-itinerary"])
         var object = try #require(
             try JSONSerialization.jsonObject(with: Data(try SlipCodec().encode(slip))) as? [String: Any])

@@ -41,6 +41,7 @@ struct SigningIntegrationTests {
         try fleet.start("reserve-stock")
         try fleet.startSink()
         defer { fleet.stopAll() }
+        try await Producer(fleet: fleet).bindAuditQueue()
 
         let sent = try await fleet.slip([
             "send", Producer.templatePath, "--var", "orderId=S-3", "--id", "unsigned-order-3", "--wait", "--timeout", "60",
