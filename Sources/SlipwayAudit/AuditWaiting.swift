@@ -31,17 +31,17 @@ extension AuditStore {
             if let step = guesses[key] ?? nil {
                 return AuditWaitingOn(
                     kind: "execute", step: step, certain: false,
-                    note: "a guess: \(step) followed \(slip.lastStep) in another \(slip.template) slip "
-                        + "(the audit trail does not record itineraries)")
+                    note: "a guess: \(step) followed \(slip.lastStep) in another \(slip.template) slip; "
+                        + "the audit trail does not record itineraries")
             }
             return AuditWaitingOn(
                 kind: "execute", step: nil, certain: false,
-                note: "the step after \(slip.lastStep), which the audit trail cannot name (it does not record itineraries)")
+                note: "the step after \(slip.lastStep), which the audit trail cannot name: it does not record itineraries")
         case .compensating:
             let step = try nextUndo(slip, db: db)
             return AuditWaitingOn(
                 kind: "compensate", step: step, certain: false,
-                note: step.map { "the newest completed step not yet compensated: \($0), if it has an undo (else an earlier one)" }
+                note: step.map { "the newest completed step not yet compensated: \($0), if it has an undo, else an earlier one" }
                     ?? "no completed step left to undo that the audit trail knows of")
         default:
             return nil
