@@ -65,8 +65,13 @@ struct AuditShowCommand: AsyncParsableCommand {
 
     static func render(_ timeline: AuditTimeline, now: Date) -> String {
         let slip = timeline.slip
-        var state = slip.state.rawValue + (slip.terminal ? " (final)" : " (not final)")
-        if slip.lastKind == "parked" { state += ", parked: \(slip.lastOutcome)" }
+        let parked = slip.lastKind == SlipEvent.Kind.parked.rawValue
+        let reason = slip.lastReason.map { ": " + AuditCLI.oneLine($0) } ?? ""
+        // A parked slip goes no further until its message is replayed: that is its state, whatever it was before.
+        let state =
+            parked
+            ? "parked (\(slip.lastOutcome))\(reason); the slip was \(slip.state.rawValue)"
+            : slip.state.rawValue + (slip.terminal ? " (final)" : " (not final)")
         var header: [(String, String)] = [
             ("slip", slip.slipID),
             ("template", slip.template),
@@ -74,14 +79,20 @@ struct AuditShowCommand: AsyncParsableCommand {
         ]
         if !slip.terminal {
             let ago = AuditTime.formatDuration(seconds: max(0, now.timeIntervalSince(slip.lastAt)))
-            let reason = slip.lastReason.map { ": " + AuditCLI.oneLine($0) } ?? ""
             header.append((
-                "at", "\(slip.lastKind) \(slip.lastStep), sequence \(slip.lastSequence), attempt \(slip.lastAttempt): "
-                    + "\(slip.lastOutcome)\(reason), \(ago) ago"))
+                "at",
+                parked
+                    ? "parked by \(slip.lastStep), sequence \(slip.lastSequence), \(ago) ago (see slip dlq list)"
+                    : "\(slip.lastKind) \(slip.lastStep), sequence \(slip.lastSequence), attempt \(slip.lastAttempt): "
+                        + "\(slip.lastOutcome)\(reason), \(ago) ago"))
+        }
+        if let waiting = slip.waitingOn, !parked {
+            header.append(("waits on", waiting.queue + (waiting.note.map { " (\($0))" } ?? "")))
         }
         if slip.faultStep != nil { header.append(("fault", AuditCLI.fault(slip))) }
         if let createdAt = slip.createdAt { header.append(("created", AuditTime.formatTimestamp(createdAt))) }
-        let span = AuditTime.formatDuration(seconds: slip.lastAt.timeIntervalSince(slip.createdAt ?? slip.firstAt))
+        // The same span for a finished slip and a running one: its first recorded event to its last.
+        let span = AuditTime.formatDuration(seconds: slip.lastAt.timeIntervalSince(slip.firstAt))
         header.append(("events", "\(AuditTime.formatTimestamp(slip.firstAt)) to \(AuditTime.formatTimestamp(slip.lastAt)) (\(span))"))
         header.append(("hops", "\(slip.hops) (\(slip.events) events)"))
         let width = header.map(\.0.count).max() ?? 0
@@ -246,16 +257,19 @@ struct AuditStuckCommand: AsyncParsableCommand {
                 + "(since \(AuditTime.formatTimestamp(stuck.cutoff)))")
             print("")
             var table = TextTable(
-                headers: ["SLIP", "TEMPLATE", "STATE", "LAST EVENT", "AGE", "LAST", "REASON"], rightAligned: [4])
+                headers: ["SLIP", "TEMPLATE", "STATE", "LAST EVENT", "AGE", "WAITS ON", "LAST", "REASON"],
+                rightAligned: [4])
             for slip in stuck.slips {
                 table.rows.append([
                     slip.slipID, slip.template, slip.state.rawValue, AuditTime.formatTimestamp(slip.lastAt),
                     AuditTime.formatDuration(seconds: max(0, now.timeIntervalSince(slip.lastAt))),
-                    "\(slip.lastKind) \(slip.lastStep) \(slip.lastOutcome)",
+                    slip.waitingOn?.queue ?? "-", "\(slip.lastKind) \(slip.lastStep) \(slip.lastOutcome)",
                     slip.lastReason.map { AuditCLI.oneLine($0) } ?? "",
                 ])
             }
             print(table.render())
+            print("(WAITS ON: the queue without its prefix; '?' marks a guess: the audit trail does not record "
+                + "itineraries, so the next step is the one that followed in another slip of the template)")
             if stuck.total > stuck.slips.count { print("(\(stuck.slips.count) oldest shown: raise --limit for more)") }
         }
     }

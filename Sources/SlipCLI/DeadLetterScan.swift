@@ -21,7 +21,8 @@ struct ParkedSummary: Encodable {
         reasonCode = delivery.headers[ParkedHeaders.reasonCode]
         reason = delivery.headers[ParkedHeaders.reason]
         originalQueue = delivery.headers[ParkedHeaders.originalQueue]
-        slipId = delivery.headers[ParkedHeaders.slipID]
+        // Messages parked by older versions name no slip when their body was not a valid slip: read its id here.
+        slipId = delivery.headers[ParkedHeaders.slipID] ?? SlipPeek.read(delivery.body)?.slipID
         processor = delivery.headers[ParkedHeaders.processor]
         parkedAt = delivery.headers[ParkedHeaders.parkedAt]
         size = delivery.body.count
@@ -121,24 +122,54 @@ final class DeadLetterScan: @unchecked Sendable {
         delivery.headers[ParkedHeaders.parkedID] ?? delivery.messageID ?? "-"
     }
 
-    /// The one delivery named `id`; otherwise a one-line error and exit 2 (after giving everything back).
+    /// The one delivery named `id`, or whose parked id starts with `id` (at least 4 characters) when no id is
+    /// exactly that and one starts so; otherwise a one-line error naming the candidates, and exit 2 (after giving
+    /// everything back).
     func single(_ id: String, in deliveries: [Delivery]) async throws -> Delivery {
-        let matches = deliveries.filter { Self.parkedID(of: $0) == id }
-        guard matches.count == 1 else {
+        switch Self.match(id, in: deliveries.map(Self.parkedID(of:))) {
+        case .one(let index):
+            return deliveries[index]
+        case .nothing:
             await finish(ack: [])
+            printError("no parked message with id '\(id)' in '\(queue)'")
+            throw ExitCodes.badInput
+        case .several(let ids):
+            await finish(ack: [])
+            let listed = ids.prefix(10).joined(separator: ", ") + (ids.count > 10 ? ", ..." : "")
             printError(
-                matches.isEmpty
-                    ? "no parked message with id '\(id)' in '\(queue)'"
-                    : "'\(id)' names \(matches.count) parked messages in '\(queue)' (an old message id); nothing done")
+                ids.allSatisfy { $0 == id }
+                    ? "'\(id)' names \(ids.count) parked messages in '\(queue)' (an old message id); nothing done"
+                    : "'\(id)' is the start of \(ids.count) parked ids in '\(queue)': \(listed); give more of it")
             throw ExitCodes.badInput
         }
-        return matches[0]
+    }
+
+    enum Match: Equatable {
+        case one(Int)
+        case nothing
+        /// The ids that match (all equal to the one asked for when an old message id names several messages).
+        case several([String])
+    }
+
+    /// Which of `ids` `id` names: exactly, else as the unique start of one (4 characters at least, as `slip audit
+    /// show` takes a slip id).
+    static func match(_ id: String, in ids: [String]) -> Match {
+        let exact = ids.indices.filter { ids[$0] == id }
+        if exact.count == 1 { return .one(exact[0]) }
+        if exact.count > 1 { return .several(exact.map { ids[$0] }) }
+        guard id.count >= 4 else { return .nothing }
+        let starting = ids.indices.filter { ids[$0].hasPrefix(id) }
+        switch starting.count {
+        case 0: return .nothing
+        case 1: return .one(starting[0])
+        default: return .several(starting.map { ids[$0] }.sorted())
+        }
     }
 }
 
 /// The parked id, or --all, for replay and drop.
 struct ParkedSelection: ParsableArguments {
-    @Argument(help: "The parked id (see `slip dlq list`).")
+    @Argument(help: "The parked id (see `slip dlq list`), or a unique start of it (at least 4 characters).")
     var parkedID: String?
 
     @Flag(help: "Every parked message.")

@@ -15,7 +15,7 @@ struct DeadLetters: AsyncParsableCommand {
         commandName: "dlq",
         abstract: "List, show, replay or drop the messages parked in the dead-letter queue.",
         discussion: """
-            Parked messages are named by their parked id (header x-slipway-parked-id; messages parked by older versions, without it, by their AMQP message id). See docs/dead-letters.md.
+            Parked messages are named by their parked id (header x-slipway-parked-id; messages parked by older versions, without it, by their AMQP message id). show, replay and drop also take a unique start of it (at least 4 characters). See docs/dead-letters.md.
 
             Examples:
               slip dlq list
@@ -80,7 +80,7 @@ extension DeadLetters {
         static let configuration = CommandConfiguration(
             abstract: "Show one parked message: its headers and its body. Leaves it (and every other) in place.")
 
-        @Argument(help: "The parked id (see `slip dlq list`).")
+        @Argument(help: "The parked id (see `slip dlq list`), or a unique start of it (at least 4 characters).")
         var parkedID: String
 
         @Flag(help: "Print a JSON object (the body as JSON when it parses, else as text in bodyText).")
@@ -108,13 +108,13 @@ extension DeadLetters {
                 }
                 printJSON(
                     Shown(
-                        parkedId: parkedID, headers: delivery.headers, messageId: delivery.messageID,
+                        parkedId: DeadLetterScan.parkedID(of: delivery), headers: delivery.headers, messageId: delivery.messageID,
                         correlationId: delivery.correlationID, contentType: delivery.contentType,
                         size: delivery.body.count, body: parsed,
                         bodyText: parsed == nil ? String(decoding: delivery.body, as: UTF8.self) : nil))
                 return
             }
-            print("parked id     \(parkedID)")
+            print("parked id     \(DeadLetterScan.parkedID(of: delivery))")
             if let messageID = delivery.messageID { print("message id    \(messageID)") }
             if let correlationID = delivery.correlationID { print("correlation   \(correlationID)") }
             if let contentType = delivery.contentType { print("content type  \(contentType)") }

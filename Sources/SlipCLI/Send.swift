@@ -9,6 +9,13 @@ struct Send: AsyncParsableCommand {
             Examples:
               slip send Slips/order-fulfillment.yaml --var orderId=A-1001 --var quantity=2
               slip send Slips/order-fulfillment.yaml --var orderId=A-1002 --var card=4000-0000-0000-0002 --wait
+
+            With --wait, each slip's end is printed: its final state, or "parked: <code>: <reason>" when a processor \
+            parked its message in the dead-letter queue (it goes no further until replayed: slip dlq).
+
+            Exit status: 0 sent (with --wait: every slip completed); 1 a slip ended otherwise (faulted, compensated, \
+            compensation-failed, terminated); 2 bad usage or input; 3 the broker could not be reached, or a wait timed \
+            out; 4 a slip was parked (and none timed out).
             """)
 
     @Argument(help: "The slip template (YAML).")
@@ -23,7 +30,7 @@ struct Send: AsyncParsableCommand {
     @Option(help: "How many slips to send from the template.")
     var count = 1
 
-    @Flag(help: "Wait for each slip's terminal state; exit non-zero unless every slip completed.")
+    @Flag(help: "Wait for each slip's terminal state, or its park; exit non-zero unless every slip completed.")
     var wait = false
 
     @Option(help: "Seconds to wait with --wait.")
@@ -83,7 +90,7 @@ struct Send: AsyncParsableCommand {
         let sender = SlipSender(transport: transport, topology: broker.topology, limits: limits, signing: signing)
         do {
             let follower =
-                wait ? try await SlipEventFollower.terminalEvents(
+                wait ? try await SlipEventFollower.endEvents(
                     of: slips.map(\.id), transport: transport, topology: broker.topology) : nil
             // In batches: one confirm wait per batch rather than per slip.
             for start in stride(from: 0, to: slips.count, by: 500) {
@@ -112,6 +119,11 @@ struct Send: AsyncParsableCommand {
                 printError("\(missing.count) slip(s) did not end within \(timeout) s")
                 throw ExitCodes.unavailable
             }
+            let parked = outcomes.values.filter { $0.kind == .parked }.count
+            if parked > 0 {
+                printError("\(parked) slip(s) parked in the dead-letter queue: see slip dlq list")
+                throw ExitCodes.parked
+            }
             if outcomes.values.contains(where: { $0.state != .completed }) { throw ExitCodes.slipNotCompleted }
         } catch let exit as ExitCode {
             throw exit
@@ -126,9 +138,16 @@ struct Send: AsyncParsableCommand {
 
     private func report(slipID: String, event: SlipEvent?, timedOut: Bool = false) {
         if json {
+            struct Parked: Encodable {
+                var code: String
+                var reason: String?
+                var step: String
+            }
             struct Line: Encodable {
                 var slipId: String
+                /// The final state, or "parked".
                 var state: String?
+                var parked: Parked?
                 var fault: Fault?
                 var timedOut: Bool?
                 var createdAt: Date?
@@ -137,8 +156,12 @@ struct Send: AsyncParsableCommand {
             }
             printJSON(
                 Line(
-                    slipId: slipID, state: event?.state.rawValue, fault: event?.fault, timedOut: timedOut ? true : nil,
+                    slipId: slipID, state: event.map { $0.kind == .parked ? "parked" : $0.state.rawValue },
+                    parked: event.flatMap { $0.kind == .parked ? Parked(code: $0.outcome, reason: $0.reason, step: $0.step) : nil },
+                    fault: event?.fault, timedOut: timedOut ? true : nil,
                     createdAt: event?.createdAt, endedAt: event?.at, hops: event?.log))
+        } else if let event, event.kind == .parked {
+            print("\(slipID) parked: \(event.outcome): \(event.reason ?? "no reason given")")
         } else if let event {
             var line = "\(slipID) \(event.state.rawValue)"
             if let fault = event.fault { line += " (fault at \(fault.step): \(fault.reason))" }
@@ -149,4 +172,9 @@ struct Send: AsyncParsableCommand {
             print(slipID)
         }
     }
+}
+
+extension ExitCodes {
+    /// `send --wait`: a slip was parked in the dead-letter queue instead of ending.
+    static let parked = ExitCode(4)
 }

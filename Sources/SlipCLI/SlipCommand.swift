@@ -57,7 +57,7 @@ struct BrokerOptions: ParsableArguments {
 }
 
 /// Exit codes: 0 all slips completed (or were sent, without --wait); 1 a slip ended otherwise; 2 bad usage or input;
-/// 3 the broker could not be reached or a wait timed out.
+/// 3 the broker could not be reached or a wait timed out; 4 (`send --wait`) a slip was parked (Send.swift).
 enum ExitCodes {
     static let slipNotCompleted = ExitCode(1)
     static let badInput = ExitCode(2)

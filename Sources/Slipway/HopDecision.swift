@@ -108,14 +108,32 @@ struct MessageFactory: Sendable {
             correlationID: slipID)
     }
 
-    /// The event that tells the audit trail a message was parked.
-    func parkedEvent(slip: Slip?, step: String, code: String, reason: String) throws -> OutgoingMessage {
-        // A message that is not a slip has no stable identity: its parking gets an id of its own.
-        let event = SlipEvent(
-            id: slip == nil ? "unknown.parked.\(UUID().uuidString.lowercased())" : nil,
-            slipID: slip?.id ?? "unknown", template: slip?.template ?? "unknown", kind: .parked, step: step,
-            sequence: slip?.sequence ?? 0, attempt: slip?.attempt ?? 1, outcome: code, state: slip?.state ?? .running,
-            processor: instance, reason: reason)
+    /// The event that tells the audit trail (and a producer waiting for the slip) a message was parked.
+    ///
+    /// `slip`: the slip as decoded and verified. Otherwise `peek`, the id read from a body that is not a valid or
+    /// verified slip: the event names that slip (its template and sequence too, when readable) so the operator sees the
+    /// park where the slip is, but gets an id of its own, so that such a body, forged or not, never takes the place of
+    /// another event in the audit trail. Its state is a guess (`running`); the audit trail keeps the state it knew.
+    func parkedEvent(slip: Slip?, peek: SlipPeek? = nil, step: String, code: String, reason: String) throws
+        -> OutgoingMessage
+    {
+        let event: SlipEvent
+        if let slip {
+            event = SlipEvent(
+                slipID: slip.id, template: slip.template, kind: .parked, step: step, sequence: slip.sequence,
+                attempt: slip.attempt, outcome: code, state: slip.state, processor: instance, reason: reason)
+        } else if let peek {
+            event = SlipEvent(
+                id: "\(peek.slipID).parked.\(UUID().uuidString.lowercased())", slipID: peek.slipID,
+                template: peek.template ?? "unknown", kind: .parked, step: step, sequence: peek.sequence ?? 0,
+                attempt: 1, outcome: code, state: .running, processor: instance, reason: reason)
+        } else {
+            // A message that is not a slip has no stable identity: its parking gets an id of its own.
+            event = SlipEvent(
+                id: "unknown.parked.\(UUID().uuidString.lowercased())", slipID: "unknown", template: "unknown",
+                kind: .parked, step: step, sequence: 0, attempt: 1, outcome: code, state: .running,
+                processor: instance, reason: reason)
+        }
         return try eventMessage(event)
     }
 }

@@ -139,7 +139,11 @@ public final class ProcessorRuntime: Service, Sendable {
             try configuration.signing?.verify(delivery.body, headers: delivery.headers)
             slip = try codec.decode(delivery.body)
         } catch {
-            return try await park(delivery, slip: nil, queue: queue, code: error.code.rawValue, reason: error.reason)
+            // Not a slip this processor may run, but most often still a slip someone waits for: the park names it
+            // when its id can be read. Unverified, so a label only; the hop record is never touched.
+            return try await park(
+                delivery, slip: nil, peek: SlipPeek.read(delivery.body), queue: queue, code: error.code.rawValue,
+                reason: error.reason)
         }
         if kind == .compensate && slip.state == .compensationFailed {
             slip.resumeCompensation()  // A parked walk-back, replayed from the dead-letter queue.
@@ -311,11 +315,15 @@ public final class ProcessorRuntime: Service, Sendable {
     }
 
     /// Bad input: to the dead-letter queue with its reason, and an event for the audit trail; never dropped.
-    private func park(_ delivery: Delivery, slip: Slip?, queue: String, code: String, reason: String) async throws {
+    /// `peek`: for a body that is not a valid (or verified) slip, the id read from it, to name the park.
+    private func park(
+        _ delivery: Delivery, slip: Slip?, peek: SlipPeek? = nil, queue: String, code: String, reason: String
+    ) async throws {
+        let slipID = slip?.id ?? peek?.slipID
         logger.warning(
             "message parked in the dead-letter queue",
             metadata: [
-                "park.code": "\(code)", "park.reason": "\(reason)", "slip.id": "\(slip?.id ?? "-")",
+                "park.code": "\(code)", "park.reason": "\(reason)", "slip.id": "\(slipID ?? "-")",
                 "amqp.message_id": "\(delivery.messageID ?? "-")",
             ])
         let signature = delivery.headers.filter {
@@ -323,8 +331,8 @@ public final class ProcessorRuntime: Service, Sendable {
         }
         try await publish([
             try messages.park(
-                body: delivery.body, code: code, reason: reason, queue: queue, slipID: slip?.id, signature: signature),
-            try messages.parkedEvent(slip: slip, step: step, code: code, reason: reason),
+                body: delivery.body, code: code, reason: reason, queue: queue, slipID: slipID, signature: signature),
+            try messages.parkedEvent(slip: slip, peek: peek, step: step, code: code, reason: reason),
         ])
         await delivery.ack()
     }

@@ -52,9 +52,11 @@ public struct SlipSender: Sendable {
     }
 
     /// Sends the slip and waits for its terminal event (completed, compensated, faulted, compensation-failed,
-    /// terminated). Listens before sending, so even an instant end is not missed.
+    /// terminated), or for its parked event: a slip parked in the dead-letter queue (`kind == .parked`, the reason code
+    /// in `outcome`, the reason in `reason`) goes no further until its message is replayed. Listens before sending, so
+    /// even an instant end is not missed.
     public func sendAndWait(_ slip: Slip, timeout: Duration) async throws -> SlipEvent {
-        let follower = try await SlipEventFollower.terminalEvents(of: [slip.id], transport: transport, topology: topology)
+        let follower = try await SlipEventFollower.endEvents(of: [slip.id], transport: transport, topology: topology)
         defer { follower.stop() }
         try await send(slip)
         guard let event = await follower.next(timeout: timeout) else {
@@ -103,6 +105,19 @@ public final class SlipEventFollower: Sendable {
         async throws -> SlipEventFollower
     {
         let keys = slipIDs.isEmpty ? ["terminal.#"] : slipIDs.map { topology.terminalBindingKey(slipID: $0) }
+        return try await SlipEventFollower(transport: transport, topology: topology, bindingKeys: keys)
+    }
+
+    /// The events that end a wait for these slips (all slips' when `slipIDs` is empty): terminal events, and parked
+    /// events, which name the slip whenever its id could be read from the parked message, even an invalid or
+    /// unverified one (a label: anyone who can publish to a step's queue can make a slip id appear parked).
+    public static func endEvents(of slipIDs: [String], transport: any MessageTransport, topology: Topology = Topology())
+        async throws -> SlipEventFollower
+    {
+        let keys =
+            slipIDs.isEmpty
+            ? ["terminal.#", "parked.#"]
+            : slipIDs.flatMap { [topology.terminalBindingKey(slipID: $0), "\(SlipEvent.Kind.parked.rawValue).*.\($0)"] }
         return try await SlipEventFollower(transport: transport, topology: topology, bindingKeys: keys)
     }
 

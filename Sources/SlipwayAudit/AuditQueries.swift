@@ -51,7 +51,9 @@ extension AuditStore {
             guard let slipRow else {
                 throw AuditError(.unknownSlip, "no slip '\(slipID)' in the audit trail at \(path)")
             }
-            let slip = Self.slip(slipRow)
+            var slip = Self.slip(slipRow)
+            var guesses: [String: String?] = [:]
+            slip.waitingOn = try Self.waitingOn(slip, db: db, guesses: &guesses)
             let hops = try Row.fetchAll(
                 db,
                 sql: """
@@ -237,7 +239,7 @@ extension AuditStore {
     }
 
     /// Slips not in a terminal state (`running`, `compensating`) whose newest event is older than `olderThan`
-    /// seconds before `now`, oldest first.
+    /// seconds before `now`, oldest first, each with the queue it waits on.
     public func stuck(olderThan: TimeInterval, now: Date = Date(), limit: Int = 100) throws -> AuditStuckList {
         let limit = try Self.validLimit(limit)
         guard olderThan >= 0 else { throw AuditError.invalid("--older-than must not be negative") }
@@ -260,8 +262,13 @@ extension AuditStore {
                         """,
                     arguments: [state, cutoffMillis])
             }
-            let slips = rows.sorted { ($0["last_at"] as Int64) < ($1["last_at"] as Int64) }.prefix(limit).map(Self.slip)
-            return AuditStuckList(olderThanSeconds: olderThan, cutoff: cutoff, total: total, slips: Array(slips))
+            var guesses: [String: String?] = [:]
+            let slips = try rows.sorted { ($0["last_at"] as Int64) < ($1["last_at"] as Int64) }.prefix(limit).map { row in
+                var slip = Self.slip(row)
+                slip.waitingOn = try Self.waitingOn(slip, db: db, guesses: &guesses)
+                return slip
+            }
+            return AuditStuckList(olderThanSeconds: olderThan, cutoff: cutoff, total: total, slips: slips)
         }
     }
 

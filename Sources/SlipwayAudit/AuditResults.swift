@@ -26,6 +26,8 @@ public struct AuditSlip: Sendable, Hashable, Codable {
     /// Where and why the slip stopped running forward, once it did.
     public var faultStep: String?
     public var faultReason: String?
+    /// For a slip that has not ended, in `stuck` and `show`: the queue it waits on.
+    public var waitingOn: AuditWaitingOn?
 }
 
 /// One recorded event of a slip, in hop order.
@@ -157,4 +159,32 @@ public struct AuditFailureList: Sendable, Hashable, Codable {
     public var until: Date?
     public var total: Int
     public var failures: [AuditFailure]
+}
+
+/// What a slip that has not ended waits for: a step's queue, or the dead-letter queue.
+///
+/// Hop events do not carry the itinerary, so after a completed step the audit trail cannot know the next one for
+/// sure: `certain` is then false, `step` is the step that followed the same step in another slip of the template (if
+/// one did), and `note` says so. While compensating, the next undo is the newest completed step not yet compensated,
+/// unless that step had nothing to undo (which no event says).
+public struct AuditWaitingOn: Sendable, Hashable, Codable {
+    /// `execute` or `compensate` (the step's queue, `<prefix>.<step>.<kind>`), or `dead-letters` for a parked slip.
+    public var kind: String
+    /// The step; nil when the audit trail has no idea (or, for `dead-letters`, the step whose processor parked it).
+    public var step: String?
+    public var certain: Bool
+    public var note: String?
+
+    public init(kind: String, step: String?, certain: Bool, note: String? = nil) {
+        self.kind = kind
+        self.step = step
+        self.certain = certain
+        self.note = note
+    }
+
+    /// `charge-card.execute` (the queue without its prefix), `dead-letters`; `?` marks a guess.
+    public var queue: String {
+        if kind == "dead-letters" { return kind }
+        return "\(step ?? "(next step)").\(kind)" + (certain ? "" : "?")
+    }
 }

@@ -150,15 +150,25 @@ struct SlipRow: Equatable {
     static func isHop(_ kind: SlipEvent.Kind) -> Bool { kind == .execute || kind == .compensate }
 
     /// Counts an event that was not recorded before; it becomes the current state if it is at least as new as the
-    /// event the row has it from (sequence, then attempt, then kind rank).
+    /// event the row has it from (sequence, then attempt, then kind rank), with two exceptions for parks, whose
+    /// sequence may come from a body that was never verified: a park never reopens a slip that ended, and an end
+    /// always replaces a park. A park keeps the state the row had (the parked event's own is a guess when the body
+    /// was not a valid slip).
     mutating func apply(_ event: SlipEvent) {
         let at = AuditTime.milliseconds(event.at)
         firstAt = min(firstAt, at)
         lastAt = max(lastAt, at)
         if template == AuditStore.unknownSlipID, event.template != AuditStore.unknownSlipID { template = event.template }
         let rank = KindRank.of(event.kind)
-        if (event.sequence, event.attempt, rank) >= (lastSequence, lastAttempt, lastRank) {
-            state = event.state.rawValue
+        let ended = SlipState(rawValue: state)?.isTerminal ?? false
+        let isNewer: Bool =
+            switch event.kind {
+            case .parked: !ended && (event.sequence, event.attempt, rank) >= (lastSequence, lastAttempt, lastRank)
+            case .terminal where lastKind == SlipEvent.Kind.parked.rawValue: true
+            default: (event.sequence, event.attempt, rank) >= (lastSequence, lastAttempt, lastRank)
+            }
+        if isNewer {
+            if event.kind != .parked { state = event.state.rawValue }
             lastSequence = event.sequence
             lastAttempt = event.attempt
             lastRank = rank

@@ -23,6 +23,22 @@ struct AuditTests {
         throw HarnessError("the audit trail did not record the end of slip \(slipID) within \(timeout)")
     }
 
+    /// Polls `slip audit show ID --json` until the sink has recorded a park as the slip's newest event.
+    static func recordedPark(_ fleet: SagaFleet, _ slipID: String, timeout: Duration = .seconds(60)) async throws
+        -> AuditTimeline
+    {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while ContinuousClock.now < deadline {
+            let result = try await fleet.slip(["audit", "show", slipID, "--json"])
+            if result.status == 0 {
+                let timeline = try SlipCodec.makeDecoder().decode(AuditTimeline.self, from: Data(result.output.utf8))
+                if timeline.slip.lastKind == "parked" { return timeline }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw HarnessError("the audit trail did not record a park of slip \(slipID) within \(timeout)")
+    }
+
     struct Row: Equatable, CustomStringConvertible {
         var sequence: Int, kind: String, step: String, outcome: String
         init(_ sequence: Int, _ kind: String, _ step: String, _ outcome: String) {
@@ -158,5 +174,83 @@ struct AuditTests {
         let entry = try #require(found.slips.first { $0.slipID == waiting.id })
         #expect(entry.lastStep == "charge-card" && entry.state == .running)
         #expect(!found.slips.contains { $0.slipID == completed.id })
+    }
+
+    /// `slip audit` on a database written here (no broker): what the commands print.
+    static func slipOnDatabase(_ path: String, _ arguments: [String]) async throws -> (status: Int32, output: String, errors: String) {
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLIPWAY_AUDIT_DB"] = path
+        return try await runToEnd(try Binaries.path("slip"), arguments, environment: environment)
+    }
+
+    @Test("`slip audit show`'s span is first event to last for a finished slip as for a running one")
+    func showSpanIsTheSameForFinishedAndRunning() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-audit-span-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("audit.sqlite").path
+        let store = try AuditStore(path: path)
+        // Created 10 minutes before its first event: a span from creation would say 10m 4s, not 4s.
+        let created = Date(timeIntervalSince1970: 1_790_000_000)
+        let first = created.addingTimeInterval(600)
+        func hop(_ slipID: String, _ step: String, _ sequence: Int, at: Date, state: SlipState = .running) -> SlipEvent {
+            SlipEvent(
+                slipID: slipID, template: "order", kind: .execute, step: step, sequence: sequence, attempt: 1,
+                outcome: "completed", state: state, processor: "h:1", startedAt: at, durationMicros: 1_000, at: at)
+        }
+        let finished = [
+            hop("finished", "a", 0, at: first), hop("finished", "b", 1, at: first.addingTimeInterval(4), state: .completed),
+            SlipEvent(
+                slipID: "finished", template: "order", kind: .terminal, step: "b", sequence: 1, attempt: 1,
+                outcome: "completed", state: .completed, processor: "h:1", at: first.addingTimeInterval(4),
+                createdAt: created),
+        ]
+        let running = [hop("running", "a", 0, at: first), hop("running", "b", 1, at: first.addingTimeInterval(4))]
+        try await store.record(finished + running)
+
+        for slipID in ["finished", "running"] {
+            let shown = try await Self.slipOnDatabase(path, ["audit", "show", slipID])
+            #expect(shown.status == 0, "\(shown.errors)")
+            let events = try #require(shown.output.split(separator: "\n").first { $0.hasPrefix("events") })
+            #expect(events.hasSuffix("(4s)") || events.hasSuffix("(4.00s)"), "\(slipID): \(events)")
+        }
+    }
+
+    @Test("`slip audit stuck` shows the queue a slip waits on, and says when that is a guess")
+    func stuckShowsTheQueueWaitedOn() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-audit-stuck-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("audit.sqlite").path
+        let store = try AuditStore(path: path)
+        let at = Date().addingTimeInterval(-3_600)
+        func hop(_ slipID: String, _ step: String, _ sequence: Int, _ outcome: String, attempt: Int = 1) -> SlipEvent {
+            SlipEvent(
+                slipID: slipID, template: "order", kind: .execute, step: step, sequence: sequence, attempt: attempt,
+                outcome: outcome, state: .running, processor: "h:1", startedAt: at, durationMicros: 1_000, at: at)
+        }
+        try await store.record([
+            hop("retrying", "reserve-stock", 0, "completed"), hop("retrying", "charge-card", 1, "retried", attempt: 2),
+            hop("stalled", "reserve-stock", 0, "completed"),
+        ])
+
+        let stuck = try await Self.slipOnDatabase(path, ["audit", "stuck", "--older-than", "10m"])
+        #expect(stuck.status == 0, "\(stuck.errors)")
+        let lines = stuck.output.split(separator: "\n").map(String.init)
+        #expect(lines.contains { $0.hasPrefix("SLIP") && $0.contains("WAITS ON") }, "\(stuck.output)")
+        #expect(lines.contains { $0.hasPrefix("retrying") && $0.contains("charge-card.execute ") }, "\(stuck.output)")
+        // After reserve-stock: another slip of the template went on to charge-card, so that is the (marked) guess.
+        #expect(lines.contains { $0.hasPrefix("stalled") && $0.contains("charge-card.execute?") }, "\(stuck.output)")
+        let json = try await Self.slipOnDatabase(path, ["audit", "stuck", "--json"])
+        let list = try SlipCodec.makeDecoder().decode(AuditStuckList.self, from: Data(json.output.utf8))
+        #expect(list.slips.first { $0.slipID == "stalled" }?.waitingOn?.certain == false)
+    }
+}
+
+extension Producer {
+    /// Declares and binds the sink's queue as the sink does, so that events published before the sink process has
+    /// done so itself are kept for it (until it does, the broker drops them: issue 15's defect 7).
+    func bindAuditQueue() async throws {
+        try await transport.declareTopicExchange(topology.eventsExchange)
+        try await transport.declareQueue(topology.auditQueue)
+        try await transport.bindQueue(topology.auditQueue, exchange: topology.eventsExchange, bindingKey: "#")
     }
 }

@@ -149,6 +149,77 @@ struct DeadLetterTests {
         #expect(try await list(fleet).count == 1, "nothing else comes back")
     }
 
+    /// What this proves: a body that names a slip but is not a valid one (here: no itinerary) is parked under that
+    /// slip's id. The processor puts the id in the parked message's headers and in the parked event, which a producer
+    /// following the slip (as `slip send --wait` does) receives; the audit sink records the park as the slip's state.
+    @Test("a slip without an itinerary is parked under its slip id: headers, the parked event and the audit trail name it")
+    func invalidSlipIsParkedUnderItsID() async throws {
+        let fleet = try SagaFleet(name: "dlq-invalid")
+        try fleet.start("reserve-stock")
+        try fleet.startSink()
+        defer { fleet.stopAll() }
+        let producer = try Producer(fleet: fleet)
+        try await producer.bindAuditQueue()
+        let slip = try producer.order(["orderId": "T-no-itinerary"])
+        var object = try #require(
+            try JSONSerialization.jsonObject(with: Data(try SlipCodec().encode(slip))) as? [String: Any])
+        object["itinerary"] = nil
+        let body = Array(try JSONSerialization.data(withJSONObject: object))
+        let follower = try await SlipEventFollower.endEvents(
+            of: [slip.id], transport: producer.transport, topology: fleet.topology)
+        defer { follower.stop() }
+        let queue = fleet.topology.executeQueue(step: "reserve-stock")
+        try await producer.transport.declareQueue(queue)
+        try await producer.transport.publish([.toQueue(queue, body: body)])
+
+        let event = try #require(await follower.next(timeout: .seconds(30)), "no parked event for slip \(slip.id)")
+        #expect(event.kind == .parked && event.slipID == slip.id && event.template == "order-fulfillment")
+        #expect(event.outcome == "malformed" || event.outcome == "invalid", "\(event.outcome)")
+        let parked = try await waitForParked(fleet, count: 1)
+        let shown = try await fleet.slip(["dlq", "show", parked[0].parkedId, "--json"])
+        let headers = try #require(
+            (try JSONSerialization.jsonObject(with: Data(shown.output.utf8)) as? [String: Any])?["headers"] as? [String: String])
+        #expect(headers[ParkedHeaders.slipID] == slip.id)
+        let timeline = try await AuditTests.recordedPark(fleet, slip.id)
+        #expect(timeline.slip.template == "order-fulfillment")
+        let human = try await fleet.slip(["audit", "show", slip.id])
+        #expect(human.output.contains("parked (\(event.outcome))"), "\(human.output)")
+    }
+
+    /// What this proves: `show` (and replay, drop) take a unique start of a parked id, as `slip audit show` takes one
+    /// of a slip id; a start shared by several is refused with the candidates named, and nothing is consumed.
+    @Test("`slip dlq show` takes a unique start of a parked id; an ambiguous one is refused, naming the candidates")
+    func showTakesAUniquePrefix() async throws {
+        let fleet = try SagaFleet(name: "dlq-prefix")
+        let producer = try Producer(fleet: fleet)
+        let queue = fleet.topology.deadLetterQueue
+        try await producer.transport.declareQueue(queue)
+        // Parked ids chosen to share a start (real ones are UUIDs): as a processor parks them, headers and all.
+        try await producer.transport.publish(["feed0001-aaaa", "feed0002-bbbb", "cafe0003-cccc"].map { id in
+            .toQueue(
+                queue, body: Array("body of \(id)".utf8),
+                headers: [ParkedHeaders.parkedID: id, ParkedHeaders.reasonCode: "malformed",
+                          ParkedHeaders.originalQueue: fleet.topology.executeQueue(step: "x")])
+        })
+        _ = try await waitForParked(fleet, count: 3)
+
+        let unique = try await fleet.slip(["dlq", "show", "feed0001"])
+        #expect(unique.status == 0, "\(unique.errors)")
+        #expect(unique.output.contains("parked id     feed0001-aaaa"), "\(unique.output)")
+        #expect(unique.output.contains("body of feed0001-aaaa"))
+        let json = try await fleet.slip(["dlq", "show", "cafe", "--json"])
+        #expect(json.status == 0 && json.output.contains(#""parkedId":"cafe0003-cccc""#), "\(json.output)")
+
+        let ambiguous = try await fleet.slip(["dlq", "show", "feed"])
+        #expect(ambiguous.status == 2)
+        #expect(ambiguous.errors.contains("feed0001-aaaa") && ambiguous.errors.contains("feed0002-bbbb"), "\(ambiguous.errors)")
+        #expect(ambiguous.errors.split(separator: "\n").count == 1)
+        #expect(try await fleet.slip(["dlq", "show", "fee"]).status == 2, "a start shorter than 4 characters names nothing")
+        #expect(try await list(fleet).count == 3, "show consumes nothing")
+        #expect(try await fleet.slip(["dlq", "drop", "feed0002"]).output.contains("dropped feed0002-bbbb"))
+        #expect(Set(try await list(fleet).map(\.parkedId)) == ["feed0001-aaaa", "cafe0003-cccc"])
+    }
+
     // MARK: Helpers
 
     struct Entry: Decodable {

@@ -1,6 +1,7 @@
 import ExampleLedger
 import Foundation
 import Slipway
+import SlipwayAudit
 import Testing
 
 @Suite("Signed slips over RabbitMQ")
@@ -29,5 +30,38 @@ struct SigningIntegrationTests {
         try #require(parked.count == 1)
         #expect(parked[0].headers[ParkedHeaders.reasonCode] == "signature")
         #expect(try await fleet.ledger.calls(slipID: unsigned.id).isEmpty, "an unsigned slip must never run")
+    }
+
+    /// What this proves: a slip parked for its signature keeps its slip. `slip send --wait` without the keys ends at
+    /// once with "parked" and exit status 4 (not a time-out); `slip dlq list`, `slip audit failures` and `slip audit
+    /// show` name the slip, and `audit show` gives the park as its state. The processor never runs it.
+    @Test("an unsigned slip sent with `slip send --wait` to a signed processor ends 'parked' under its own slip id")
+    func unsignedSlipIsParkedUnderItsID() async throws {
+        let fleet = try SagaFleet(name: "signed-park", environment: ["reserve-stock": ["SLIPWAY_SIGNING_KEYS": Self.keys]])
+        try fleet.start("reserve-stock")
+        try fleet.startSink()
+        defer { fleet.stopAll() }
+        try await Producer(fleet: fleet).bindAuditQueue()
+
+        let sent = try await fleet.slip([
+            "send", Producer.templatePath, "--var", "orderId=S-3", "--id", "unsigned-order-3", "--wait", "--timeout", "60",
+        ])
+        #expect(sent.status == 4, "exit status \(sent.status): \(sent.output) \(sent.errors)")
+        #expect(sent.output.contains("unsigned-order-3 parked: signature: "), "\(sent.output)")
+
+        let listed = try await fleet.slip(["dlq", "list", "--json"])
+        let entries = try #require(try JSONSerialization.jsonObject(with: Data(listed.output.utf8)) as? [[String: Any]])
+        #expect(entries.count == 1)
+        #expect(entries.first?["slipId"] as? String == "unsigned-order-3")
+        #expect(entries.first?["reasonCode"] as? String == "signature")
+
+        let timeline = try await AuditTests.recordedPark(fleet, "unsigned-order-3")
+        #expect(timeline.slip.lastOutcome == "signature" && timeline.slip.template == "order-fulfillment")
+        let shown = try await fleet.slip(["audit", "show", "unsigned-order-3"])
+        #expect(shown.output.contains("parked (signature)"), "\(shown.output)")
+        let failures = try await fleet.slip(["audit", "failures", "--json"])
+        let list = try SlipCodec.makeDecoder().decode(AuditFailureList.self, from: Data(failures.output.utf8))
+        #expect(list.failures.map(\.slipID) == ["unsigned-order-3"])
+        #expect(try await fleet.ledger.calls(slipID: "unsigned-order-3").isEmpty, "an unsigned slip must never run")
     }
 }

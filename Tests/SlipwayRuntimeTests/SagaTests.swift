@@ -193,12 +193,13 @@ struct SagaTests {
                 code = "malformed"
                 slipID = nil
             case .newerVersion:
+                let slip = saga.slip()
                 var object = try #require(
-                    try JSONSerialization.jsonObject(with: Data(SlipCodec().encode(saga.slip()))) as? [String: Any])
+                    try JSONSerialization.jsonObject(with: Data(SlipCodec().encode(slip))) as? [String: Any])
                 object["formatVersion"] = 2
                 body = Array(try JSONSerialization.data(withJSONObject: object))
                 code = "unsupported-version"
-                slipID = nil
+                slipID = slip.id  // Not a slip this processor reads, but its id can be: the park names it.
             case .misrouted:
                 let slip = saga.slip(["b", "c"])
                 body = try SlipCodec().encode(slip)
