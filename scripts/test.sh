@@ -13,6 +13,8 @@ export SLIPWAY_BIN_DIR
 python3 -c 'import jsonschema' 2>/dev/null || python3 -m pip install --quiet jsonschema
 echo "test.sh: checking the JSON Schema against the slip fixtures"
 python3 scripts/check-schema.py
+echo "test.sh: checking that the docs name every park code, outcome, state and limit the code names"
+python3 scripts/check-docs.py
 
 # Two runs: the unit tests, then the tests against RabbitMQ with processors as processes. Apart, a machine saturated
 # by dozens of processor processes cannot starve the unit tests' timeouts (they share one test process otherwise).
