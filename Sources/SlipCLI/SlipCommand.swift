@@ -20,10 +20,19 @@ struct BrokerOptions: ParsableArguments {
     @Option(
         name: .customLong("amqp-url"),
         help: """
-            RabbitMQ URL, amqps:// for TLS (default: $SLIPWAY_AMQP_URL, or the file $SLIPWAY_AMQP_URL_FILE names, \
+            RabbitMQ URL, amqps:// for TLS; a cluster's nodes as URLs separated by commas (default: $SLIPWAY_AMQP_URL \
+            or $SLIPWAY_AMQP_URLS, or the file $SLIPWAY_AMQP_URL_FILE or $SLIPWAY_AMQP_URLS_FILE names, \
             else amqp://guest:guest@127.0.0.1:5672/)
             """)
     var amqpURL: String?
+
+    @Option(
+        name: .customLong("queue-type"),
+        help: """
+            Type of the durable queues this command declares: classic or quorum, as the processors declare them \
+            (default: $SLIPWAY_QUEUE_TYPE, else classic)
+            """)
+    var queueType: String?
 
     @Option(name: .customLong("queue-prefix"), help: "Prefix of queue and exchange names (default: $SLIPWAY_QUEUE_PREFIX, else slipway)")
     var queuePrefix: String?
@@ -36,6 +45,17 @@ struct BrokerOptions: ParsableArguments {
         guard Slip.isValidName(topology.prefix) else {
             throw ValidationError("the queue prefix must be 1 to 64 characters of A-Z a-z 0-9 _ -")
         }
+        do {
+            _ = try resolvedQueueType()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    /// `--queue-type`, else `SLIPWAY_QUEUE_TYPE`, else classic.
+    func resolvedQueueType() throws -> QueueType {
+        if let queueType { return try QueueType(parsing: queueType, from: "--queue-type") }
+        return try QueueType.fromEnvironment(ProcessInfo.processInfo.environment)
     }
 
     func makeTransport(logLevel: Logger.Level = .warning) throws -> AMQPTransport {
@@ -44,9 +64,10 @@ struct BrokerOptions: ParsableArguments {
             handler.logLevel = logLevel
             return handler
         }
-        let configuration: AMQPConfiguration
+        var configuration: AMQPConfiguration
         do {
             configuration = try AMQPConfiguration.fromEnvironment(override: amqpURL)
+            configuration.queueType = try resolvedQueueType()
         } catch {
             throw ValidationError("\(error)")
         }

@@ -45,8 +45,21 @@ struct TopologyCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("amqp-url"),
-        help: "The broker the URL files point at: its host and port (default: $SLIPWAY_AMQP_URL, else 127.0.0.1:5672).")
+        help: """
+            The broker the URL files point at: its host and port, or a cluster's nodes as URLs separated by commas \
+            (default: $SLIPWAY_AMQP_URL, else 127.0.0.1:5672).
+            """)
     var amqpURL: String?
+
+    @Option(
+        name: .customLong("queue-type"),
+        help: "Type of the audit queue --apply declares: classic or quorum (default: $SLIPWAY_QUEUE_TYPE, else classic).")
+    var queueType: String?
+
+    func resolvedQueueType() throws -> QueueType {
+        if let queueType { return try QueueType(parsing: queueType, from: "--queue-type") }
+        return try QueueType.fromEnvironment(ProcessInfo.processInfo.environment)
+    }
 
     @Flag(help: "Run the plan with rabbitmqctl: creates missing users, sets passwords and permissions (idempotent).")
     var apply = false
@@ -77,6 +90,11 @@ struct TopologyCommand: AsyncParsableCommand {
             throw ValidationError("--apply needs --password-dir DIR: where the users' passwords are kept")
         }
         if steps.isEmpty && template.isEmpty { throw ValidationError("name the steps with --steps or --template") }
+        do {
+            _ = try resolvedQueueType()
+        } catch {
+            throw ValidationError("\(error)")
+        }
         for step in steps.flatMap({ $0.split(separator: ",") }) where !Slip.isValidName(String(step)) {
             throw ValidationError("'\(step)' is not a valid step name (1 to 64 characters of A-Z a-z 0-9 _ -)")
         }
@@ -101,7 +119,7 @@ struct TopologyCommand: AsyncParsableCommand {
         var files: PasswordFiles?
         if let passwordDir {
             do {
-                let store = PasswordFiles(directory: passwordDir, broker: try BrokerAddress(url: amqpURL), vhost: vhost)
+                let store = PasswordFiles(directory: passwordDir, brokers: try BrokerAddress.list(url: amqpURL), vhost: vhost)
                 try store.prepare(plan.users.map(\.name), rotate: rotate)
                 files = store
             } catch {
@@ -121,7 +139,7 @@ struct TopologyCommand: AsyncParsableCommand {
                 try await declareAuditQueue(plan, files: files)
             } catch {
                 printError(
-                    "cannot declare \(topology.auditQueue) at \(files.broker.host):\(files.broker.port) (--amqp-url): "
+                    "cannot declare \(topology.auditQueue) at \(files.brokers.map(\.description).joined(separator: ",")) (--amqp-url): "
                         + "\(error); the audit sink and the processors declare it when they start")
                 throw ExitCodes.unavailable
             }
@@ -141,6 +159,7 @@ extension TopologyCommand {
         let user = "\(topology.prefix).audit-sink"
         var configuration = try AMQPConfiguration(url: files.url(user: user, password: try files.password(of: user)))
         configuration.publishDeadline = .seconds(15)
+        configuration.queueType = try resolvedQueueType()
         let transport = AMQPTransport(configuration: configuration)
         do {
             try await transport.declareAuditQueue(topology)
@@ -244,9 +263,23 @@ func shellQuoted(_ text: String) -> String {
 // MARK: - Password files
 
 /// Where the URL files send clients: host and port only (a user, password or vhost in the URL is ignored).
-struct BrokerAddress {
+struct BrokerAddress: CustomStringConvertible {
     var host: String
     var port: Int
+
+    /// Every node of a URL list (a cluster), in order.
+    static func list(url: String?) throws -> [BrokerAddress] {
+        let text = url ?? ProcessInfo.processInfo.environment["SLIPWAY_AMQP_URL"] ?? AMQPConfiguration.defaultURL
+        let addresses: [String]
+        do {
+            addresses = try AMQPConfiguration.split(text)
+        } catch {
+            throw ValidationError("--amqp-url: \(error)")
+        }
+        return try addresses.map { try BrokerAddress(url: $0) }
+    }
+
+    var description: String { "\(host):\(port)" }
 
     init(url: String?) throws {
         let text = url ?? ProcessInfo.processInfo.environment["SLIPWAY_AMQP_URL"] ?? AMQPConfiguration.defaultURL
@@ -263,7 +296,8 @@ struct BrokerAddress {
 /// their owner only. A password that exists is kept (so running processors keep working) unless rotated.
 struct PasswordFiles {
     let directory: String
-    let broker: BrokerAddress
+    /// A cluster's nodes, or the one broker.
+    let brokers: [BrokerAddress]
     let vhost: String
 
     func passwordPath(_ user: String) -> String { "\(directory)/\(user)" }
@@ -294,12 +328,14 @@ struct PasswordFiles {
         return text
     }
 
-    /// `amqp://user:password@host:port/vhost`; the default vhost `/` is the empty path.
+    /// `amqp://user:password@host:port/vhost`; the default vhost `/` is the empty path. For a cluster, a URL per
+    /// node, separated by commas.
     func url(user: String, password: String) -> String {
         let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
         func encoded(_ text: String) -> String { text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text }
         let path = vhost == "/" ? "" : encoded(vhost)
-        return "amqp://\(encoded(user)):\(encoded(password))@\(broker.host):\(broker.port)/\(path)"
+        return brokers.map { "amqp://\(encoded(user)):\(encoded(password))@\($0.host):\($0.port)/\(path)" }
+            .joined(separator: ",")
     }
 
     /// 32 letters and digits from the system's cryptographic generator: about 190 bits, and nothing a URL or a

@@ -1,5 +1,6 @@
 import Foundation
 import SlipwayCore
+import SlipwayTransport
 
 /// How a processor runs. The defaults suit most steps; executables fill it from flags and the environment.
 public struct ProcessorConfiguration: Sendable {
@@ -38,6 +39,9 @@ public struct ProcessorConfiguration: Sendable {
     /// Declare `<prefix>.audit` (bound to every event) at start, so that events sent before the audit sink's first
     /// start wait for it. Off for a deployment that keeps no audit trail: that queue would only grow.
     public var declaresAuditQueue = true
+    /// The type of the durable queues the processor declares (`--queue-type`): quorum for a RabbitMQ cluster, where a
+    /// classic queue is lost with its node. Every processor and producer of a deployment must use the same type.
+    public var queueType = QueueType.classic
     /// Names this instance in logs, slip logs and events.
     public var instance = ProcessorConfiguration.defaultInstanceName()
 

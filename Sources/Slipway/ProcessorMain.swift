@@ -4,13 +4,16 @@ import ServiceLifecycle
 import SlipwayAMQP
 import SlipwayCore
 import SlipwayStores
+import SlipwayTransport
 
 /// The entry point of a processor executable: reads its options, connects, and serves the step until SIGTERM or
 /// SIGINT, then finishes the hops in flight and exits.
 ///
 /// Options (each also read from the environment):
 /// - `--amqp-url URL` (`SLIPWAY_AMQP_URL`, or a file holding it: `SLIPWAY_AMQP_URL_FILE`; default
-///   `amqp://guest:guest@127.0.0.1:5672/`; `amqps://` for TLS, see docs/security.md)
+///   `amqp://guest:guest@127.0.0.1:5672/`; `amqps://` for TLS, see docs/security.md); for a cluster, its nodes' URLs
+///   separated by commas (also as `SLIPWAY_AMQP_URLS`, `SLIPWAY_AMQP_URLS_FILE`; docs/deploy.md)
+/// - `--queue-type classic|quorum` (`SLIPWAY_QUEUE_TYPE`, default classic): quorum for a cluster
 /// - `--state-dir DIR` (`SLIPWAY_STATE_DIR`, default `.slipway/state`): where the hop record lives
 /// - `--hop-record-days N` (`SLIPWAY_HOP_RECORD_DAYS`, default 7; 0 keeps records for ever): how long a hop is
 ///   remembered against redeliveries
@@ -61,7 +64,8 @@ public func runProcessor(
         logger.notice("slip signing is off: unsigned slips are accepted (set SLIPWAY_SIGNING_KEYS to sign and verify)")
     }
     do {
-        let amqp = try AMQPConfiguration(url: options.amqpURL)
+        var amqp = try AMQPConfiguration(url: options.amqpURL)
+        amqp.queueType = configuration.queueType
         let loop = options.io == .loop ? AMQPLoop(name: "slipway-loop", logger: logger) : nil
         let transport = AMQPTransport(configuration: amqp, logger: logger, loop: loop)
         let storePath = URL(fileURLWithPath: options.stateDirectory)
@@ -71,6 +75,7 @@ public func runProcessor(
             "starting",
             metadata: [
                 "slip.step": "\(processor.step)", "amqp.url": "\(amqp.redactedURL)", "store.path": "\(storePath)",
+                "amqp.queue_type": "\(amqp.queueType.rawValue)",
                 "processor.instance": "\(configuration.instance)", "processor.io": "\(options.io.rawValue)",
                 "store.keep_days": "\(options.hopRecordDays == 0 ? "for ever" : "\(options.hopRecordDays)")",
             ])
@@ -110,6 +115,7 @@ struct ProcessorOptions {
     var declaresAuditQueue: Bool?
     var hopEventLingerMs: Int?
     var io = IO.loop
+    var queueType: QueueType?
     var help = false
 
     init(arguments: [String], environment: [String: String]) throws {
@@ -128,6 +134,9 @@ struct ProcessorOptions {
         }
         if let level = environment["SLIPWAY_LOG_LEVEL"] { logLevel = try Self.level(level) }
         if let io = environment["SLIPWAY_IO"] { self.io = try Self.io(io) }
+        if let type = environment["SLIPWAY_QUEUE_TYPE"], !type.isEmpty {
+            queueType = try QueueType(parsing: type, from: "SLIPWAY_QUEUE_TYPE")
+        }
         queuePrefix = try environment["SLIPWAY_QUEUE_PREFIX"].map { try Self.prefix($0) }
         batchHopEvents = try environment["SLIPWAY_BATCH_HOP_EVENTS"].map { try Self.switchValue($0, "SLIPWAY_BATCH_HOP_EVENTS") }
         declaresAuditQueue = try environment["SLIPWAY_AUDIT_QUEUE"].map { try Self.switchValue($0, "SLIPWAY_AUDIT_QUEUE") }
@@ -150,6 +159,7 @@ struct ProcessorOptions {
             case "--log-level": logLevel = try Self.level(value)
             case "--queue-prefix": queuePrefix = try Self.prefix(value)
             case "--io": io = try Self.io(value)
+            case "--queue-type": queueType = try QueueType(parsing: value, from: flag)
             default: throw ProcessorError("unknown option '\(flag)'")
             }
         }
@@ -165,6 +175,7 @@ struct ProcessorOptions {
         if let batchHopEvents { configuration.batchHopEvents = batchHopEvents }
         if let declaresAuditQueue { configuration.declaresAuditQueue = declaresAuditQueue }
         if let hopEventLingerMs { configuration.hopEventLinger = .milliseconds(hopEventLingerMs) }
+        if let queueType { configuration.queueType = queueType }
     }
 
     var hopRecordRetention: Duration? {
@@ -223,13 +234,18 @@ struct ProcessorOptions {
 
     static func usage(_ step: String) -> String {
         """
-        usage: \(step) [--amqp-url URL] [--queue-prefix P] [--state-dir DIR] [--hop-record-days N] [--prefetch N]
-                [--concurrency N] [--max-attempts N] [--timeout-ms N] [--compensate-timeout-ms N]
+        usage: \(step) [--amqp-url URL[,URL...]] [--queue-type classic|quorum] [--queue-prefix P] [--state-dir DIR]
+                [--hop-record-days N] [--prefetch N] [--concurrency N] [--max-attempts N] [--timeout-ms N]
+                [--compensate-timeout-ms N]
                 [--io loop|threads] [--log-level LEVEL]
 
         Serves the '\(step)' step: consumes slipway.\(step).execute and slipway.\(step).compensate until SIGTERM.
           --amqp-url URL     RabbitMQ to use (env SLIPWAY_AMQP_URL, or SLIPWAY_AMQP_URL_FILE naming a file that
-                             holds it; default \(AMQPConfiguration.defaultURL); amqps://...?cacertfile=PATH for TLS)
+                             holds it; default \(AMQPConfiguration.defaultURL); amqps://...?cacertfile=PATH for TLS);
+                             a cluster: its nodes' URLs separated by commas (also env SLIPWAY_AMQP_URLS,
+                             SLIPWAY_AMQP_URLS_FILE; SLIPWAY_AMQP_NODE_ORDER=listed starts at the first, default shuffled)
+          --queue-type T     classic (default: one broker) or quorum (a cluster: replicated queues, RabbitMQ 3.10+);
+                             every processor and slip command of a deployment must use the same (env SLIPWAY_QUEUE_TYPE)
           --queue-prefix P   prefix of queue and exchange names (env SLIPWAY_QUEUE_PREFIX; default slipway)
           --state-dir DIR    where the hop record (SQLite) lives (env SLIPWAY_STATE_DIR; default .slipway/state)
           --hop-record-days N  days a hop is remembered against redeliveries, then pruned; 0 keeps every record

@@ -2,10 +2,45 @@ import Foundation
 import SlipwayTransport
 
 /// Where and how to reach RabbitMQ. Filled from an AMQP URL: `amqp://user:pass@host:port/vhost`, or
-/// `amqps://user:pass@host:port/vhost?cacertfile=...` for TLS (see `TLS` and docs/security.md).
+/// `amqps://user:pass@host:port/vhost?cacertfile=...` for TLS (see `TLS` and docs/security.md); or, for a cluster, from
+/// several URLs separated by commas, which differ only in host and port (see `nodes` and docs/deploy.md).
 public struct AMQPConfiguration: Sendable, Hashable {
-    public var host: String
-    public var port: Int
+    /// A broker node's address.
+    public struct Node: Sendable, Hashable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
+    /// The nodes of the cluster, as listed (at least one). A connection goes to the first that answers, starting at
+    /// the node `nodeOrder` says; when it is lost, the next connection starts at the node after it.
+    public var nodes: [Node]
+    /// Where connections start in `nodes`.
+    public var nodeOrder = NodeOrder.shuffled
+    /// The type of the durable queues this client declares (`--queue-type`, `SLIPWAY_QUEUE_TYPE`).
+    public var queueType = QueueType.classic
+
+    public enum NodeOrder: String, Sendable, Hashable {
+        /// Each client starts at a node of its own, picked at random, so that instances spread over the cluster.
+        case shuffled
+        /// Every client starts at the first node listed (the nearest one, say) and moves on only when it fails.
+        case listed
+    }
+
+    /// The first node's host.
+    public var host: String {
+        get { nodes[0].host }
+        set { nodes[0].host = newValue }
+    }
+    /// The first node's port.
+    public var port: Int {
+        get { nodes[0].port }
+        set { nodes[0].port = newValue }
+    }
     public var user: String
     public var password: String
     public var virtualHost: String
@@ -21,12 +56,74 @@ public struct AMQPConfiguration: Sendable, Hashable {
 
     public static let defaultURL = "amqp://guest:guest@127.0.0.1:5672/"
 
-    /// Parses `url`. For `amqps://` URLs, `environment` supplies the TLS files the URL does not name
-    /// (`SLIPWAY_AMQP_CA_FILE`, `SLIPWAY_AMQP_CERT_FILE`, `SLIPWAY_AMQP_KEY_FILE`).
+    /// Parses `url`: one AMQP URL, or several separated by commas (a cluster's nodes) that differ only in host and
+    /// port. For `amqps://` URLs, `environment` supplies the TLS files the URL does not name
+    /// (`SLIPWAY_AMQP_CA_FILE`, `SLIPWAY_AMQP_CERT_FILE`, `SLIPWAY_AMQP_KEY_FILE`); `SLIPWAY_AMQP_NODE_ORDER`
+    /// (`shuffled` or `listed`) sets `nodeOrder`.
     public init(
         url: String = AMQPConfiguration.defaultURL,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws {
+        let addresses = try Self.split(url)
+        try self.init(single: addresses[0], environment: environment)
+        for (index, address) in addresses.enumerated().dropFirst() {
+            let other = try AMQPConfiguration(single: address, environment: environment)
+            if let difference = settingsDifference(other) {
+                throw TransportError(
+                    "'\(Self.redacted(address))': the URLs of a list must differ only in host and port, but address "
+                        + "\(index + 1) has another \(difference) than the first")
+            }
+            nodes.append(contentsOf: other.nodes)
+        }
+        if let order = environment["SLIPWAY_AMQP_NODE_ORDER"], !order.isEmpty {
+            guard let order = NodeOrder(rawValue: order.lowercased()) else {
+                throw TransportError("SLIPWAY_AMQP_NODE_ORDER must be shuffled or listed, got '\(order)'")
+            }
+            nodeOrder = order
+        }
+    }
+
+    /// A URL list split into its URLs: at each comma followed by `amqp://` or `amqps://` (a comma elsewhere, as in
+    /// a password, belongs to its URL).
+    public static func split(_ list: String) throws -> [String] {
+        let addresses = pieces(list)
+        if addresses.contains(where: \.isEmpty) {
+            throw TransportError("'\(redacted(list))': an empty address in the list (a comma too many?)")
+        }
+        return addresses
+    }
+
+    private static func pieces(_ list: String) -> [String] {
+        var addresses: [String] = []
+        for piece in list.split(separator: ",", omittingEmptySubsequences: false) {
+            let trimmed = piece.trimmingCharacters(in: .whitespaces)
+            let lowered = trimmed.lowercased()
+            if addresses.isEmpty || trimmed.isEmpty || lowered.hasPrefix("amqp://") || lowered.hasPrefix("amqps://") {
+                addresses.append(trimmed)
+            } else {
+                addresses[addresses.count - 1] += "," + piece
+            }
+        }
+        return addresses
+    }
+
+    /// What, other than the node, differs from `other`'s settings; nil if nothing does.
+    private func settingsDifference(_ other: AMQPConfiguration) -> String? {
+        if (tls == nil) != (other.tls == nil) { return "scheme" }
+        if user != other.user { return "user" }
+        if password != other.password { return "password" }
+        if virtualHost != other.virtualHost { return "vhost" }
+        if tls != other.tls { return "TLS setting" }
+        if heartbeatSeconds != other.heartbeatSeconds || connectTimeout != other.connectTimeout
+            || publishDeadline != other.publishDeadline
+        {
+            return "query"
+        }
+        return nil
+    }
+
+    /// One URL.
+    private init(single url: String, environment: [String: String]) throws {
         let uri: AMQPURI
         do {
             uri = try AMQPURI(url)
@@ -37,8 +134,12 @@ public struct AMQPConfiguration: Sendable, Hashable {
             throw TransportError("'\(Self.redacted(url))' is not a valid AMQP URL: \(reason)")
         }
         let isTLS = uri.scheme == "amqps"
-        host = uri.host.isEmpty ? "127.0.0.1" : uri.host
-        port = uri.port ?? (isTLS ? 5671 : 5672)
+        guard !uri.host.contains(",") else {
+            throw TransportError(
+                "'\(Self.redacted(url))': one URL names several hosts; list a cluster's nodes as whole URLs separated by "
+                    + "commas (amqp://user:pass@host1:5672/vhost,amqp://user:pass@host2:5672/vhost)")
+        }
+        nodes = [Node(host: uri.host.isEmpty ? "127.0.0.1" : uri.host, port: uri.port ?? (isTLS ? 5671 : 5672))]
         user = uri.user ?? "guest"
         password = uri.password ?? "guest"
         // AMQP URI spec: an empty path means the default vhost "/"; "/%2F" names "/" explicitly.
@@ -65,25 +166,38 @@ public struct AMQPConfiguration: Sendable, Hashable {
         try query.finish(isTLS: isTLS)
     }
 
-    /// The URL from the environment (`SLIPWAY_AMQP_URL` or the file `SLIPWAY_AMQP_URL_FILE` names), or `override`
-    /// if given, or the default.
+    /// The URL (or URL list) from the environment (`SLIPWAY_AMQP_URL`, `SLIPWAY_AMQP_URLS` or the file
+    /// `SLIPWAY_AMQP_URL_FILE` or `SLIPWAY_AMQP_URLS_FILE` names), or `override` if given, or the default.
     public static func fromEnvironment(
         override: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> AMQPConfiguration {
         try AMQPConfiguration(url: override ?? url(fromEnvironment: environment) ?? defaultURL, environment: environment)
     }
 
-    /// For logs and errors: the URL without its password and its query; `amqps` for TLS.
+    /// For logs and errors: the URL without its password and its query; `amqps` for TLS. A URL per node, separated
+    /// by commas, for a cluster.
     public var redactedURL: String {
-        let pathCharacters = CharacterSet.urlPathAllowed.subtracting(["/"])
-        let vhost = virtualHost == "/" ? "" : virtualHost.addingPercentEncoding(withAllowedCharacters: pathCharacters) ?? ""
-        let host = self.host.contains(":") ? "[\(self.host)]" : self.host  // an IPv6 address
-        return "\(tls == nil ? "amqp" : "amqps")://\(user):***@\(host):\(port)/\(vhost)"
+        nodes.map(redactedURL(of:)).joined(separator: ",")
     }
 
-    /// Any string that might be an AMQP URL, with whatever could be a password masked: a parseable URL loses its
-    /// password; in anything else, all before the last "@" (user and password) is masked.
+    /// One node's URL, without its password and its query.
+    public func redactedURL(of node: Node) -> String {
+        let pathCharacters = CharacterSet.urlPathAllowed.subtracting(["/"])
+        let vhost = virtualHost == "/" ? "" : virtualHost.addingPercentEncoding(withAllowedCharacters: pathCharacters) ?? ""
+        return "\(tls == nil ? "amqp" : "amqps")://\(user):***@\(node)/\(vhost)"
+    }
+
+    /// Any string that might be an AMQP URL or a list of them, with whatever could be a password masked: a parseable
+    /// URL loses its password; in anything else, all before the last "@" (user and password) is masked.
     public static func redacted(_ url: String) -> String {
+        if url.contains(",") {
+            let addresses = pieces(url)
+            if addresses.count > 1 { return addresses.map(redactedAddress).joined(separator: ",") }
+        }
+        return redactedAddress(url)
+    }
+
+    private static func redactedAddress(_ url: String) -> String {
         if let uri = try? AMQPURI(url) {
             guard let password = uri.passwordRange else { return url }
             return url.replacingCharacters(in: password, with: "***")
@@ -96,10 +210,12 @@ public struct AMQPConfiguration: Sendable, Hashable {
 
     public static func == (lhs: Self, rhs: Self) -> Bool {
         lhs.redactedURL == rhs.redactedURL && lhs.password == rhs.password && lhs.tls == rhs.tls
+            && lhs.nodeOrder == rhs.nodeOrder && lhs.queueType == rhs.queueType
     }
     public func hash(into hasher: inout Hasher) {
         hasher.combine(redactedURL)
         hasher.combine(tls)
+        hasher.combine(queueType)
     }
 }
 

@@ -11,10 +11,21 @@ final class AMQPConnection {
     private(set) var isOpen = false
     /// Kept until the connection is destroyed: OpenSSL's callbacks write to it during the handshake.
     private var tlsSocket: AMQPTLSSocket?
+    /// The node this connection is to.
+    let node: AMQPConfiguration.Node
+    /// The queue type of the durable queues it declares.
+    let queueType: QueueType
+    /// Called once, when the connection breaks (see `AMQPNodeRotation`).
+    var onBroken: (() -> Void)?
 
-    init(configuration: AMQPConfiguration) throws {
+    /// A connection to `node` (one of `configuration.nodes`); `AMQPNodeRotation.connect()` picks the node.
+    init(configuration: AMQPConfiguration, node: AMQPConfiguration.Node) throws {
         guard let state = amqp_new_connection() else { throw TransportError("librabbitmq could not allocate a connection") }
         self.state = state
+        self.node = node
+        queueType = configuration.queueType
+        var configuration = configuration
+        configuration.nodes = [node]
         do {
             try open(configuration)
         } catch {
@@ -73,7 +84,12 @@ final class AMQPConnection {
     }
 
     /// Marks the connection unusable after an error; `close()` then only frees it.
-    func markBroken() { isOpen = false }
+    func markBroken() {
+        isOpen = false
+        let broken = onBroken
+        onBroken = nil
+        broken?()
+    }
 
     /// librabbitmq sends and checks heartbeats only inside its calls: an idle connection is read at least this often.
     static let readAtLeastEvery = Duration.seconds(1)
@@ -81,24 +97,58 @@ final class AMQPConnection {
     /// Input librabbitmq has already taken off the socket: `poll` will not report it, so it must be read first.
     var hasBufferedInput: Bool { amqp_frames_enqueued(state) != 0 || amqp_data_in_buffer(state) != 0 }
 
+    /// Declares a queue. A durable, shared queue has this connection's `queueType`; an exclusive or auto-delete one
+    /// is always classic (a quorum queue can be neither).
     func declareQueue(
         _ name: String, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false,
         arguments: QueueArguments = QueueArguments()
     ) throws -> String {
-        var fields: [(String, FieldValue)] = []
-        if let ttl = arguments.messageTTLMs { fields.append(("x-message-ttl", .int(ttl))) }
-        if let exchange = arguments.deadLetterExchange { fields.append(("x-dead-letter-exchange", .text(exchange))) }
-        if let key = arguments.deadLetterRoutingKey { fields.append(("x-dead-letter-routing-key", .text(key))) }
-        if let expires = arguments.expiresMs { fields.append(("x-expires", .int(expires))) }
+        let type = durable && !exclusive && !autoDelete ? queueType : .classic
+        let fields = Self.queueFields(arguments, type: type)
         let reply = withTable(fields) { table in
             name.withBytes { queue in
                 amqp_queue_declare(
                     state, Self.channel, queue, 0, durable ? 1 : 0, exclusive ? 1 : 0, autoDelete ? 1 : 0, table)
             }
         }
-        try check(amqp_get_rpc_reply(state), "declaring queue '\(name)'")
+        do {
+            try check(amqp_get_rpc_reply(state), "declaring queue '\(name)'")
+        } catch let error as TransportError where error.message.contains("inequivalent arg 'x-queue-type'") {
+            throw Self.queueTypeMismatch(name, declared: type, error: error)
+        }
         guard let reply else { throw TransportError("declaring queue '\(name)' gave no reply") }
         return String(amqpBytes: reply.pointee.queue)
+    }
+
+    /// The declare's arguments. A quorum queue that dead-letters (a delay queue) does so at least once: RabbitMQ
+    /// (3.10+) then keeps an expired message until the queue it goes to has confirmed it, where at-most-once (the
+    /// default, and classic queues' only way) drops it if that fails, as when a node goes down. At-least-once needs
+    /// `x-overflow: reject-publish`; no length limit is set, so the overflow setting never rejects anything.
+    static func queueFields(_ arguments: QueueArguments, type: QueueType) -> [(String, FieldValue)] {
+        var fields: [(String, FieldValue)] = []
+        if type == .quorum { fields.append(("x-queue-type", .text("quorum"))) }
+        if let ttl = arguments.messageTTLMs { fields.append(("x-message-ttl", .int(ttl))) }
+        if let exchange = arguments.deadLetterExchange { fields.append(("x-dead-letter-exchange", .text(exchange))) }
+        if let key = arguments.deadLetterRoutingKey { fields.append(("x-dead-letter-routing-key", .text(key))) }
+        if let expires = arguments.expiresMs { fields.append(("x-expires", .int(expires))) }
+        if type == .quorum && arguments.deadLetterExchange != nil {
+            fields.append(("x-dead-letter-strategy", .text("at-least-once")))
+            fields.append(("x-overflow", .text("reject-publish")))
+        }
+        return fields
+    }
+
+    /// RabbitMQ's "inequivalent arg 'x-queue-type'", in words that say what to do.
+    static func queueTypeMismatch(_ name: String, declared: QueueType, error: TransportError) -> TransportError {
+        let existing = declared == .quorum ? "a classic" : "a quorum"
+        let fix =
+            declared == .quorum
+            ? "drain and delete it, or declare classic queues (--queue-type classic); see docs/deploy.md, moving to quorum queues"
+            : "declare quorum queues (--queue-type quorum, or SLIPWAY_QUEUE_TYPE=quorum) in every processor and slip command"
+        return TransportError(
+            "queue '\(name)' exists as \(existing) queue; this client declares \(declared.rawValue) queues "
+                + "(--queue-type, SLIPWAY_QUEUE_TYPE): \(fix) (the broker said: \(error.message))",
+            permanent: true)
     }
 
     enum FieldValue {

@@ -28,6 +28,7 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
     // Safe: `connection`, `generation` and the reconnect state are used only on the loop's thread; `settlements`,
     // `stopRequested` and `closeRequested` only under `lock`. `continuation` is thread-safe by design.
     private let configuration: AMQPConfiguration
+    private let nodes: AMQPNodeRotation
     private let source: Source
     private let prefetch: Int
     private let logger: Logger
@@ -54,8 +55,9 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
     private(set) var isFinished = false
 
     /// - Parameter loop: the processor's loop, or nil for a thread of its own.
-    init(configuration: AMQPConfiguration, source: Source, prefetch: Int, logger: Logger, loop: AMQPLoop?) {
-        self.configuration = configuration
+    init(nodes: AMQPNodeRotation, source: Source, prefetch: Int, logger: Logger, loop: AMQPLoop?) {
+        self.configuration = nodes.configuration
+        self.nodes = nodes
         self.source = source
         self.prefetch = prefetch
         self.logger = logger
@@ -137,7 +139,9 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
                     announced = true
                     ready.yield(.success(()))
                 } else {
-                    logger.info("AMQP consumer: reconnected", metadata: ["amqp.source": "\(source)"])
+                    logger.info(
+                        "AMQP consumer: reconnected",
+                        metadata: ["amqp.source": "\(source)", "amqp.node": "\(connection.map { "\($0.node)" } ?? "-")"])
                 }
             } catch {
                 if !announced {
@@ -171,7 +175,7 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
     }
 
     private func connect() throws {
-        let connection = try AMQPConnection(configuration: configuration)
+        let connection = try nodes.connect()
         do {
             try connection.setPrefetch(prefetch)
             let queue: String

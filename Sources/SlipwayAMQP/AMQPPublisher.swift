@@ -70,6 +70,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     // Safe: `jobs`, `isShutDown`, `finished`, `isBlocked` and `blockedWaiters` only under `lock`; everything else only
     // on the loop's thread.
     private let configuration: AMQPConfiguration
+    private let nodes: AMQPNodeRotation
     private let logger: Logger
     private let lock = NSLock()
     private var jobs: [Job] = []
@@ -104,8 +105,9 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     private(set) var isFinished = false
 
     /// - Parameter loop: the processor's loop, or nil for a thread of its own.
-    init(configuration: AMQPConfiguration, logger: Logger, loop: AMQPLoop?) {
-        self.configuration = configuration
+    init(nodes: AMQPNodeRotation, logger: Logger, loop: AMQPLoop?) {
+        self.configuration = nodes.configuration
+        self.nodes = nodes
         self.logger = logger
         self.backoff = configuration.reconnectBackoff.initial
         self.lastRead = clock.now
@@ -433,8 +435,16 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     private func liveConnection() throws -> AMQPConnection {
         if let connection, connection.isOpen { return connection }
         dropConnection()
-        let connection = try AMQPConnection(configuration: configuration)
-        try connection.enableConfirms()
+        let connection = try nodes.connect()
+        do {
+            try connection.enableConfirms()
+        } catch {
+            connection.close()
+            throw error
+        }
+        if configuration.nodes.count > 1 {
+            logger.info("AMQP publisher: connected", metadata: ["amqp.node": "\(connection.node)"])
+        }
         self.connection = connection
         nextTag = 1
         confirmedBelow = 1

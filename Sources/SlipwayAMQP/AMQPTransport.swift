@@ -10,6 +10,7 @@ import SlipwayTransport
 public final class AMQPTransport: MessageTransport {
     public let configuration: AMQPConfiguration
     private let logger: Logger
+    private let nodes: AMQPNodeRotation
     private let publisher: AMQPPublisher
     private let consumers = Consumers()
     private let loop: AMQPLoop?
@@ -21,7 +22,8 @@ public final class AMQPTransport: MessageTransport {
         self.logger = logger
         self.loop = loop
         configuration.warnIfUnverified(logger)
-        self.publisher = AMQPPublisher(configuration: configuration, logger: logger, loop: loop)
+        nodes = AMQPNodeRotation(configuration)
+        self.publisher = AMQPPublisher(nodes: nodes, logger: logger, loop: loop)
     }
 
     public var taskExecutor: (any TaskExecutor)? { loop }
@@ -55,13 +57,13 @@ public final class AMQPTransport: MessageTransport {
     }
 
     public func consume(queue: String, prefetch: Int) async throws -> DeliveryStream {
-        try await start(AMQPConsumer(configuration: configuration, source: .queue(queue), prefetch: prefetch, logger: logger, loop: loop))
+        try await start(AMQPConsumer(nodes: nodes, source: .queue(queue), prefetch: prefetch, logger: logger, loop: loop))
     }
 
     public func subscribe(exchange: String, bindingKeys: [String]) async throws -> DeliveryStream {
         try await start(
             AMQPConsumer(
-                configuration: configuration, source: .subscription(exchange: exchange, bindingKeys: bindingKeys),
+                nodes: nodes, source: .subscription(exchange: exchange, bindingKeys: bindingKeys),
                 prefetch: 100, logger: logger, loop: loop))
     }
 

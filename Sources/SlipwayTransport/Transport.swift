@@ -149,6 +149,31 @@ public struct QueueArguments: Sendable, Hashable {
     }
 }
 
+/// The kind of RabbitMQ queue a transport declares for its durable queues (step, compensate, delay, dead-letter, audit
+/// and durable event queues). Private, temporary queues (following events) are always classic: a quorum queue cannot
+/// be exclusive.
+public enum QueueType: String, Sendable, Hashable, CaseIterable {
+    /// One node's queue (the default): fine on a single broker; lost with its node in a cluster.
+    case classic
+    /// Replicated over the cluster's nodes (Raft): survives the loss of a minority of them. RabbitMQ 3.10 or later
+    /// (message TTL and at-least-once dead-lettering, which delay queues need).
+    case quorum
+
+    /// `--queue-type` / `SLIPWAY_QUEUE_TYPE`: `classic` or `quorum`, any case.
+    public init(parsing text: String, from source: String) throws {
+        guard let type = QueueType(rawValue: text.lowercased()) else {
+            throw TransportError("\(source) must be classic or quorum, got '\(text)'", permanent: true)
+        }
+        self = type
+    }
+
+    /// `SLIPWAY_QUEUE_TYPE`, or classic when it is unset.
+    public static func fromEnvironment(_ environment: [String: String]) throws -> QueueType {
+        guard let text = environment["SLIPWAY_QUEUE_TYPE"], !text.isEmpty else { return .classic }
+        return try QueueType(parsing: text, from: "SLIPWAY_QUEUE_TYPE")
+    }
+}
+
 /// A stream of deliveries that can be stopped from outside: consumption stops, and the stream finishes.
 public struct DeliveryStream: AsyncSequence, Sendable {
     public typealias Element = Delivery

@@ -159,6 +159,107 @@ struct CredentialTests {
     }
 }
 
+/// A cluster's nodes as a list of URLs: how the list is read, and that no password of any of them shows.
+@Suite("AMQP URL lists (a cluster's nodes)")
+struct URLListTests {
+    static let secret = CredentialTests.secret
+
+    @Test("a comma-separated list of URLs names a cluster's nodes, in order, with one user, password and vhost")
+    func listOfURLs() throws {
+        let list = "amqp://app:\(Self.secret)@10.0.0.1:5672/orders, amqp://app:\(Self.secret)@10.0.0.2/orders,"
+            + "AMQP://app:\(Self.secret)@[::1]:5673/orders"
+        let configuration = try AMQPConfiguration(url: list, environment: [:])
+        #expect(configuration.nodes.map(\.description) == ["10.0.0.1:5672", "10.0.0.2:5672", "[::1]:5673"])
+        #expect(configuration.host == "10.0.0.1" && configuration.port == 5672)
+        #expect(configuration.password == Self.secret && configuration.virtualHost == "orders")
+        #expect(configuration.nodeOrder == .shuffled)
+        #expect(
+            configuration.redactedURL
+                == "amqp://app:***@10.0.0.1:5672/orders,amqp://app:***@10.0.0.2:5672/orders,amqp://app:***@[::1]:5673/orders")
+        // A comma that does not start another URL belongs to its URL (RabbitMQ allows one in a password).
+        let comma = try AMQPConfiguration(url: "amqp://u:a,b@h1:1/,amqp://u:a,b@h2:2/", environment: [:])
+        #expect(comma.password == "a,b" && comma.nodes.map(\.description) == ["h1:1", "h2:2"])
+        #expect(AMQPConfiguration.redacted("amqp://u:a,b@h1:1/,amqp://u:a,b@h2:2/") == "amqp://u:***@h1:1/,amqp://u:***@h2:2/")
+        let listed = try AMQPConfiguration(url: list, environment: ["SLIPWAY_AMQP_NODE_ORDER": "listed"])
+        #expect(listed.nodeOrder == .listed)
+    }
+
+    @Test("a list whose URLs differ in more than host and port, an empty address, or one URL with several hosts is refused, without a password")
+    func badLists() throws {
+        let cases = [
+            ("amqp://app:\(Self.secret)@h1/,amqp://app:other-\(Self.secret)@h2/", "address 2 has another password"),
+            ("amqp://app:\(Self.secret)@h1/a,amqp://app:\(Self.secret)@h2/b", "another vhost"),
+            ("amqp://app:\(Self.secret)@h1/,amqps://app:\(Self.secret)@h2/", "another scheme"),
+            ("amqp://app:\(Self.secret)@h1/,amqp://app:\(Self.secret)@h2/?heartbeat=5", "another query"),
+            ("amqp://app:\(Self.secret)@h1/,", "an empty address"),
+            ("amqp://app:\(Self.secret)@h1:5672,h2:5673/", "one URL names several hosts"),
+            ("amqp://app:\(Self.secret)@h1/,amqp://app:\(Self.secret)@h2:x/", "port"),
+            ("amqp://app:\(Self.secret)@h1/,amqp://app:\(Self.secret)@h2/?verifi=1", "unknown query parameter"),
+        ]
+        for (list, reason) in cases {
+            let message = try #require(CredentialTests.error(list), "\(list) was accepted")
+            #expect(message.contains(reason), "\(message)")
+            #expect(!message.contains(Self.secret), "\(message)")
+        }
+        #expect(CredentialTests.error("amqp://u:p@h/", environment: ["SLIPWAY_AMQP_NODE_ORDER": "nearest"]) != nil)
+    }
+
+    @Test("the list comes from --amqp-url, SLIPWAY_AMQP_URL(S) or a file (a URL per line in SLIPWAY_AMQP_URLS_FILE), one source at a time")
+    func listSources() throws {
+        let list = "amqp://u:\(Self.secret)@h1/,amqp://u:\(Self.secret)@h2/"
+        #expect(try AMQPConfiguration.url(fromEnvironment: ["SLIPWAY_AMQP_URLS": list]) == list)
+        #expect(try AMQPConfiguration.url(fromEnvironment: ["SLIPWAY_AMQP_URL": list]) == list)
+        #expect(try ProcessorOptions(arguments: ["--amqp-url", list], environment: [:]).amqpURL == list)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-urls-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try "amqp://u:\(Self.secret)@h1/\namqp://u:\(Self.secret)@h2/\n".write(to: file, atomically: true, encoding: .utf8)
+        #expect(try AMQPConfiguration.url(fromEnvironment: ["SLIPWAY_AMQP_URLS_FILE": file.path]) == list)
+        try "\(list)\n".write(to: file, atomically: true, encoding: .utf8)
+        #expect(try AMQPConfiguration.url(fromEnvironment: ["SLIPWAY_AMQP_URL_FILE": file.path]) == list)
+        do {
+            _ = try AMQPConfiguration.url(fromEnvironment: ["SLIPWAY_AMQP_URLS": list, "SLIPWAY_AMQP_URL": list])
+            Issue.record("two sources were accepted")
+        } catch {
+            #expect("\(error)".contains("both SLIPWAY_AMQP_URL and SLIPWAY_AMQP_URLS are set"), "\(error)")
+            #expect(!"\(error)".contains(Self.secret))
+        }
+    }
+
+    @Test("a transport with no node reachable fails naming every node, never a password")
+    func noNodeAnswers() async throws {
+        // Ports 1 and 2 on loopback: nothing listens there.
+        var configuration = try AMQPConfiguration(
+            url: "amqp://guest:\(Self.secret)@127.0.0.1:1/,amqp://guest:\(Self.secret)@127.0.0.1:2/", environment: [:])
+        configuration.publishDeadline = .milliseconds(500)
+        let logs = Logs()
+        let transport = AMQPTransport(configuration: configuration, logger: logs.logger())
+        do {
+            try await transport.publish([OutgoingMessage(exchange: "", routingKey: "nowhere", body: Array("x".utf8))])
+            Issue.record("a publish with no node up succeeded")
+        } catch {
+            #expect("\(error)".contains("no node of the cluster answered"), "\(error)")
+            #expect("\(error)".contains("127.0.0.1:1") && "\(error)".contains("127.0.0.1:2"), "\(error)")
+            #expect(!"\(error)".contains(Self.secret))
+        }
+        await transport.shutdown()
+        for line in logs.all { #expect(!line.contains(Self.secret), "\(line)") }
+    }
+
+    @Test("--queue-type and SLIPWAY_QUEUE_TYPE choose classic or quorum queues; classic by default; anything else is an error")
+    func queueTypeOptions() throws {
+        #expect(try ProcessorOptions(arguments: [], environment: [:]).queueType == nil)
+        #expect(ProcessorConfiguration().queueType == .classic)
+        #expect(try ProcessorOptions(arguments: [], environment: ["SLIPWAY_QUEUE_TYPE": "Quorum"]).queueType == .quorum)
+        let flag = try ProcessorOptions(arguments: ["--queue-type", "classic"], environment: ["SLIPWAY_QUEUE_TYPE": "quorum"])
+        #expect(flag.queueType == .classic)
+        var configuration = ProcessorConfiguration()
+        try ProcessorOptions(arguments: ["--queue-type", "quorum"], environment: [:]).apply(to: &configuration)
+        #expect(configuration.queueType == .quorum)
+        #expect(throws: (any Error).self) { try ProcessorOptions(arguments: ["--queue-type", "stream"], environment: [:]) }
+        #expect(try QueueType.fromEnvironment([:]) == .classic)
+    }
+}
+
 /// Keeps every log line (message and metadata).
 final class Logs: Sendable {
     private let handler = InMemoryLogHandler()
