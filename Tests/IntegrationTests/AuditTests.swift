@@ -11,32 +11,30 @@ struct AuditTests {
     static func recordedTimeline(_ fleet: SagaFleet, _ slipID: String, timeout: Duration = .seconds(60)) async throws
         -> AuditTimeline
     {
-        let deadline = ContinuousClock.now.advanced(by: timeout)
-        while ContinuousClock.now < deadline {
-            let result = try await fleet.slip(["audit", "show", slipID, "--json"])
-            if result.status == 0 {
-                let timeline = try SlipCodec.makeDecoder().decode(AuditTimeline.self, from: Data(result.output.utf8))
-                if timeline.slip.terminal { return timeline }
-            }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        throw HarnessError("the audit trail did not record the end of slip \(slipID) within \(timeout)")
+        try await recorded(fleet, slipID, "the end", timeout: timeout) { $0.slip.terminal }
     }
 
     /// Polls `slip audit show ID --json` until the sink has recorded a park as the slip's newest event.
     static func recordedPark(_ fleet: SagaFleet, _ slipID: String, timeout: Duration = .seconds(60)) async throws
         -> AuditTimeline
     {
+        try await recorded(fleet, slipID, "a park", timeout: timeout) { $0.slip.lastKind == "parked" }
+    }
+
+    /// Polls `slip audit show ID --json` until its timeline is `done`.
+    private static func recorded(
+        _ fleet: SagaFleet, _ slipID: String, _ what: String, timeout: Duration, done: (AuditTimeline) -> Bool
+    ) async throws -> AuditTimeline {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while ContinuousClock.now < deadline {
             let result = try await fleet.slip(["audit", "show", slipID, "--json"])
             if result.status == 0 {
                 let timeline = try SlipCodec.makeDecoder().decode(AuditTimeline.self, from: Data(result.output.utf8))
-                if timeline.slip.lastKind == "parked" { return timeline }
+                if done(timeline) { return timeline }
             }
             try await Task.sleep(for: .milliseconds(200))
         }
-        throw HarnessError("the audit trail did not record a park of slip \(slipID) within \(timeout)")
+        throw HarnessError("the audit trail did not record \(what) of slip \(slipID) within \(timeout)")
     }
 
     struct Row: Equatable, CustomStringConvertible {

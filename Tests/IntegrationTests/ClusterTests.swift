@@ -86,36 +86,16 @@ struct ClusterTests {
         let slips = try (1...200).map { try Producer.template.makeSlip(values: ["orderId": .string("C-\($0)")]) }
         for slip in slips { try await sender.send(slip) }
 
-        func finished(_ slips: [Slip]) async throws -> [Slip] {
-            var done: [Slip] = []
-            for slip in slips where try await fleet.ledger.effects(slipID: slip.id).notifications > 0 { done.append(slip) }
-            return done
-        }
         // Once the saga is under way, node 1 (every process's first node, so the one they are all connected to) dies.
         let under = ContinuousClock.now.advanced(by: .seconds(120))
-        while try await finished(slips).count < 10 && ContinuousClock.now < under {
+        while try await fleet.finished(slips).count < 10 && ContinuousClock.now < under {
             try await Task.sleep(for: .milliseconds(100))
         }
         try await TestCluster.kill(node: 1)
-        let finishedAtKill = try await finished(slips).count
+        let finishedAtKill = try await fleet.finished(slips).count
         #expect(finishedAtKill < slips.count, "the node's loss must catch slips in flight")
 
-        var unfinished = slips
-        let deadline = ContinuousClock.now.advanced(by: .seconds(300))
-        while !unfinished.isEmpty && ContinuousClock.now < deadline {
-            let done = Set(try await finished(unfinished).map(\.id))
-            unfinished.removeAll { done.contains($0.id) }
-            if !unfinished.isEmpty { try await Task.sleep(for: .milliseconds(500)) }
-        }
-        #expect(unfinished.isEmpty, "\(unfinished.count) slips never finished (lost)")
-        for slip in slips {
-            let effects = try await fleet.ledger.effects(slipID: slip.id)
-            #expect(effects.charges == 1 && effects.reservations == 1 && effects.shipments == 1, "\(effects)")
-            #expect(effects.notifications == 1, "notified \(effects.notifications) times")
-            // No processor died: a redelivery or a publish sent again after the node's loss is answered from the
-            // hop record, never run again.
-            #expect(try await fleet.ledger.calls(slipID: slip.id) == ["reserve", "charge", "ship", "notify"])
-        }
+        try await fleet.expectEverySlipRanEachStepOnce(slips, timeout: .seconds(300))
         // The processors did lose their node, and carried on from another one.
         for step in SagaFleet.steps {
             let log = fleet.log(step)
