@@ -47,8 +47,26 @@ chaos_failed=0
 scripts/chaos.sh --slips 300 --kills 8 --broker-restarts 2 --timeout 300 --state-dir .slipway/chaos-test \
   --json .slipway/chaos-test/report.json || chaos_failed=1
 
+# The same saga with two instances of every step, each with a hop record of its own (as on two hosts), and 30 slips
+# sent twice: a duplicate that reaches the other instance runs its step again. The run must say so (its run-twice
+# check fails, counting the hops run twice), so that it is known to catch what a shared hop record prevents.
+echo "test.sh: chaos run with two instances a step and a hop record each: it must find hops run twice"
+split_failed=0
+scripts/chaos.sh --slips 100 --instances 2 --duplicates 30 --kills 0 --broker-restarts 0 --timeout 240 \
+  --state-dir .slipway/chaos-split --json .slipway/chaos-split/report.json >/dev/null 2>&1 || true
+python3 - .slipway/chaos-split/report.json <<'PY' || split_failed=1
+import json, sys
+report = json.load(open(sys.argv[1]))
+checks = {check["name"]: check for check in report["checks"]}
+twice = checks["run-twice"]["found"]
+others = [name for name, check in checks.items() if name != "run-twice" and not check["passed"]]
+print(f"test.sh: hops run twice with a hop record per instance: {twice}; other checks failed: {others or 'none'}")
+sys.exit(0 if twice > 0 and not others else 1)
+PY
+chaos_failed=$((chaos_failed + split_failed))
+
 # One closing line over both runs and the chaos run (swift test's XCTest half always reports "Executed 0 tests").
 passed=$(grep -oE 'Test run with [0-9]+ tests? in [0-9]+ suites? passed' "$log" | awk '{s += $4} END {print s + 0}')
-echo "$((passed + 1 - chaos_failed)) passed, $chaos_failed failed"
+echo "$((passed + 2 - chaos_failed)) passed, $chaos_failed failed"
 exit "$chaos_failed"
 

@@ -30,8 +30,19 @@ struct ChaosCommand: AsyncParsableCommand {
     @Option(help: "Processes to SIGKILL over the run (default: slips / 50, at least 5).")
     var kills: Int?
 
-    @Option(name: .customLong("broker-restarts"), help: "RabbitMQ restarts, spread over the run (at least 2).")
+    @Option(name: .customLong("broker-restarts"), help: "RabbitMQ restarts, spread over the run.")
     var brokerRestarts = 2
+
+    @Option(help: "Processes per step (1 to 8), each consuming the step's queues.")
+    var instances = 1
+
+    @Flag(
+        name: .customLong("shared-state"),
+        help: "The instances of a step share one state directory, so one hop record (as processes on one host do); by default each has its own, as on hosts of their own.")
+    var sharedState = false
+
+    @Option(help: "Slips whose first hop message is sent twice on purpose, spread over the run.")
+    var duplicates = 0
 
     @Option(
         name: .customLong("broker-restart-command"),
@@ -78,7 +89,9 @@ struct ChaosCommand: AsyncParsableCommand {
     func validate() throws {
         guard slips >= 1 else { throw ValidationError("--slips must be at least 1") }
         guard (kills ?? 0) >= 0 else { throw ValidationError("--kills must not be negative") }
-        guard brokerRestarts >= 2 else { throw ValidationError("--broker-restarts must be at least 2") }
+        guard brokerRestarts >= 0 else { throw ValidationError("--broker-restarts must not be negative") }
+        guard (1...8).contains(instances) else { throw ValidationError("--instances must be 1 to 8") }
+        guard (0...slips).contains(duplicates) else { throw ValidationError("--duplicates must be 0 to --slips") }
         guard timeout >= 1 else { throw ValidationError("--timeout must be at least 1 second") }
         guard (window ?? 1) >= 1 else { throw ValidationError("--window must be at least 1") }
         guard (rate ?? 1) > 0 else { throw ValidationError("--rate must be positive") }
@@ -126,7 +139,7 @@ struct ChaosCommand: AsyncParsableCommand {
             brokerRestarts: brokerRestarts, window: window ?? max(100, slips / 10), rate: rate ?? max(5, min(20, Double(slips) / 30)),
             stepDelayMs: stepDelayMs, compensating: compensating,
             timeout: .seconds(timeout), binDirectory: bin, amqpURL: url, template: try SlipTemplate.load(path: template),
-            files: files, broker: broker)
+            files: files, broker: broker, instances: instances, sharedState: sharedState, duplicates: duplicates)
     }
 
     /// The directory of this executable, where `swift build` puts the processors and `slip` too.

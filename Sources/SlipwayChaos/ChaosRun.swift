@@ -20,6 +20,12 @@ struct ChaosSettings: Sendable {
     var template: SlipTemplate
     var files: RunFiles
     var broker: BrokerControl
+    /// Processes per step, each a consumer of the step's queues.
+    var instances = 1
+    /// The instances of a step share one state directory (one hop record, as on one host), instead of one each.
+    var sharedState = false
+    /// Slips whose first hop message is sent twice, as a producer that retried might.
+    var duplicates = 0
 }
 
 /// One chaos run: starts the example saga's processors and the audit sink as processes, sends the slips while the
@@ -50,22 +56,27 @@ struct ChaosRun {
             count: settings.slips, compensating: settings.compensating, template: settings.template, random: &random)
         let orders = mix.map(\.order)
         let plan = FaultPlan.make(
-            kills: settings.kills, brokerRestarts: settings.brokerRestarts, targets: Self.steps + [Self.sink],
-            random: &random)
+            kills: settings.kills, brokerRestarts: settings.brokerRestarts,
+            targets: Self.steps.flatMap { instanceNames($0) } + [Self.sink], random: &random)
 
         let fleet = Fleet(members: members(), environment: environment(prefix), logDirectory: files.logs)
         try await fleet.startAll()
         say(
             "\(settings.slips) slips through \(Self.steps.joined(separator: " -> ")) on queue prefix \(prefix) "
                 + "(seed \(settings.seed)): \(settings.kills) kills, \(settings.brokerRestarts) broker restarts, "
-                + "\(String(format: "%g", settings.rate)) slips/s, steps taking \(settings.stepDelayMs) ms")
+                + "\(String(format: "%g", settings.rate)) slips/s, steps taking \(settings.stepDelayMs) ms"
+                + (settings.instances > 1
+                    ? ", \(settings.instances) instances a step with \(settings.sharedState ? "one shared" : "a") hop record"
+                        + (settings.sharedState ? "" : " each") : "")
+                + (settings.duplicates > 0 ? ", \(settings.duplicates) slips sent twice" : ""))
         say("logs: \(files.logs)/")
 
         let started = ContinuousClock.now
         let deadline = started.advanced(by: settings.timeout)
         let counters = Feeder.Counters()
         let feeder = Feeder(
-            sender: SlipSender(transport: transport, topology: topology), window: settings.window, rate: settings.rate)
+            sender: SlipSender(transport: transport, topology: topology), window: settings.window, rate: settings.rate,
+            duplicates: settings.duplicates)
         let sending = Task {
             await feeder.run(mix.map(\.slip), ended: { ends.count }, counters: counters, log: files.driverLog)
         }
@@ -96,7 +107,7 @@ struct ChaosRun {
 
         let record = RunRecord(
             seed: settings.seed, queuePrefix: prefix, seconds: seconds, orders: orders, faults: tally, parked: parked,
-            resentBatches: counters.failedBatches)
+            resentBatches: counters.failedBatches, hopStorePaths: hopStorePaths(), duplicatesSent: counters.duplicated)
         try record.save(in: files.root, ends: ends.all)
         return try await Self.check(record, ends: ends.all, files: files)
     }
@@ -104,7 +115,8 @@ struct ChaosRun {
     /// The checks on a run's files and what the driver recorded: at the end of a run, or again with `--recheck`.
     static func check(_ record: RunRecord, ends: [String: SlipEvent], files: RunFiles) async throws -> ChaosReport {
         let evidence = try await Evidence.load(
-            auditPath: files.audit, ledgerPath: files.ledger, hopStorePaths: steps.map { files.hopStore(step: $0) })
+            auditPath: files.audit, ledgerPath: files.ledger,
+            hopStorePaths: record.hopStorePaths ?? steps.map { files.hopStore(step: $0) })
         let checks = Checks(orders: record.orders, ends: ends, evidence: evidence, parked: record.parked, faults: record.faults)
         let results = checks.run()
         let terminal = Dictionary(
@@ -121,7 +133,8 @@ struct ChaosRun {
             seed: record.seed, slips: record.orders.count, queuePrefix: record.queuePrefix, seconds: record.seconds,
             ends: endStates, checks: results, kills: record.faults.kills, brokerRestarts: record.faults.brokerRestarts,
             redeliveredHops: evidence.redeliveredHops, mostRedeliveries: evidence.mostRedeliveries,
-            effectsRequestedAgain: requestedAgain, resentBatches: record.resentBatches, stateDirectory: files.root,
+            effectsRequestedAgain: requestedAgain, resentBatches: record.resentBatches,
+            duplicatesSent: record.duplicatesSent ?? 0, stateDirectory: files.root,
             logDirectory: files.logs, passed: results.allSatisfy(\.passed))
     }
 
@@ -159,8 +172,33 @@ struct ChaosRun {
         }
     }
 
+    /// The processes of a step: the step's name alone, or `<step>.1`, `<step>.2`, ... for several instances.
+    private func instanceNames(_ step: String) -> [String] {
+        settings.instances == 1 ? [step] : (1...settings.instances).map { "\(step).\($0)" }
+    }
+
+    /// Every processor's hop record file, once.
+    private func hopStorePaths() -> [String] {
+        var paths: [String] = []
+        for step in Self.steps {
+            for instance in instanceNames(step) {
+                let path = "\(files.stateDirectory(instance: instance, shared: settings.sharedState))/\(step).hops.sqlite"
+                if !paths.contains(path) { paths.append(path) }
+            }
+        }
+        return paths
+    }
+
     private func members() -> [FleetMember] {
-        Self.steps.map { FleetMember(name: $0, executable: "\(settings.binDirectory)/\($0)", arguments: []) } + [
+        Self.steps.flatMap { step in
+            instanceNames(step).map { instance in
+                FleetMember(
+                    name: instance, executable: "\(settings.binDirectory)/\(step)", arguments: [],
+                    environment: [
+                        "SLIPWAY_STATE_DIR": files.stateDirectory(instance: instance, shared: settings.sharedState)
+                    ])
+            }
+        } + [
             FleetMember(
                 name: Self.sink, executable: "\(settings.binDirectory)/slip",
                 arguments: ["audit-sink", "--db", files.audit, "--log-level", "info"])

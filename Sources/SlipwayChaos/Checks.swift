@@ -48,7 +48,7 @@ struct Checks {
 
     func run() -> [CheckResult] {
         [
-            lost(), wrongEnd(), doubled(), effectsWithoutHop(), netEffect(), stock(), missing(), duplicate(),
+            lost(), wrongEnd(), doubled(), runTwice(), effectsWithoutHop(), netEffect(), stock(), missing(), duplicate(),
             parkedCheck(), kills(), brokerRestarts(), unexpectedExits(),
         ]
     }
@@ -96,6 +96,14 @@ struct Checks {
                 .map { "\(order.slipID): \($0.key) applied \($0.value) times" }
         }
         return result("doubled", "ledger effects or undos applied more than once for one step of one slip", doubled.count, doubled)
+    }
+
+    /// A hop that two processes each ran to the end and recorded: instances of a step that do not share their hop
+    /// record run a duplicate or a redelivery that reaches the other one again. 0 wherever the record is shared.
+    func runTwice() -> CheckResult {
+        result(
+            "run-twice", "hops run to the end and recorded by two processes (the hop record is not shared)",
+            evidence.hopsRecordedTwice.count, evidence.hopsRecordedTwice)
     }
 
     /// The hops a slip took: its final log when it holds them all (a slip carries only its newest hops, from sequence

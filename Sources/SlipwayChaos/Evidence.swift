@@ -51,6 +51,9 @@ struct Evidence: Sendable {
     /// Redelivered messages the processors ran because their hop had no record yet, and the most times one hop
     /// attempt came back (a processor parks it as poison at `ProcessorConfiguration.poisonRedeliveries`).
     var redeliveredHops = 0
+    /// Hops recorded in more than one processor's hop record file: run to the end by two instances, each with a
+    /// record of its own (instances that do not share their hop record).
+    var hopsRecordedTwice: [String] = []
     var mostRedeliveries = 0
 
     static func load(auditPath: String, ledgerPath: String, hopStorePaths: [String]) async throws -> Evidence {
@@ -65,6 +68,7 @@ struct Evidence: Sendable {
                     }
             }
         }
+        var recordedIn: [String: Int] = [:]
         for path in hopStorePaths {
             guard let store = try open(path) else { continue }
             let (records, redelivered, most) = try await store.read { db in
@@ -76,10 +80,16 @@ struct Evidence: Sendable {
                     try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(count), 0) FROM redelivery") ?? 0
                 )
             }
-            evidence.hopRecords += records
+            for record in records {
+                let key = "\(record.slipID) hop \(record.sequence) (\(record.step) \(record.kind))"
+                recordedIn[key, default: 0] += 1
+                // One row a hop for the checks that follow hops: a hop recorded twice is counted apart (runTwice).
+                if recordedIn[key] == 1 { evidence.hopRecords.append(record) }
+            }
             evidence.redeliveredHops += redelivered
             evidence.mostRedeliveries = max(evidence.mostRedeliveries, most)
         }
+        evidence.hopsRecordedTwice = recordedIn.filter { $0.value > 1 }.map(\.key).sorted()
         if let ledger = try open(ledgerPath) {
             (evidence.ledger, evidence.stock) = try await ledger.read { db in
                 var slips: [String: LedgerSlip] = [:]

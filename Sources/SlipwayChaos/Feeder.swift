@@ -12,16 +12,28 @@ struct Feeder: Sendable {
     let sender: SlipSender
     let window: Int
     let rate: Double
+    /// Slips whose first hop message goes out twice (the same bytes, a moment apart), spread over the run: a
+    /// duplicate the hop record must answer, on whichever instance of the step it lands.
+    var duplicates = 0
 
     final class Counters: Sendable {
-        private let state = Mutex((sent: 0, failedBatches: 0, finished: false))
+        private let state = Mutex((sent: 0, failedBatches: 0, duplicated: 0, finished: false))
         var sent: Int { state.withLock { $0.sent } }
+        var duplicated: Int { state.withLock { $0.duplicated } }
+        func addDuplicated(_ count: Int) { state.withLock { $0.duplicated += count } }
         var failedBatches: Int { state.withLock { $0.failedBatches } }
         /// Every slip was sent (or the feeder was cancelled).
         var finished: Bool { state.withLock { $0.finished } }
         func finish() { state.withLock { $0.finished = true } }
         func add(sent: Int) { state.withLock { $0.sent += sent } }
         func addFailedBatch() { state.withLock { $0.failedBatches += 1 } }
+    }
+
+    /// Whether slip `index` of `count` is one of the `duplicates`, spread evenly over the run.
+    private func isDuplicated(_ index: Int, of count: Int) -> Bool {
+        guard duplicates > 0 else { return false }
+        let every = max(1, count / duplicates)
+        return index % every == every / 2 && index / every < duplicates
     }
 
     /// About four batches a second, of at most 20 slips.
@@ -40,6 +52,11 @@ struct Feeder: Sendable {
             do {
                 try await sender.send(batch)
                 counters.add(sent: batch.count)
+                let again = batch.indices.filter { isDuplicated(next + $0, of: slips.count) }.map { batch[$0] }
+                if !again.isEmpty {
+                    try await sender.send(again)
+                    counters.addDuplicated(again.count)
+                }
                 next += batch.count
                 // After a stall (a broker restart) the flow goes on at its rate, not in a burst that catches up.
                 due = max(due, ContinuousClock.now.advanced(by: .milliseconds(-500)))

@@ -11,6 +11,8 @@ struct FleetMember: Sendable {
     let name: String
     let executable: String
     let arguments: [String]
+    /// Over the fleet's environment, for this process only (an instance's own state directory).
+    var environment: [String: String] = [:]
 }
 
 /// A process that ended without the run killing it. It is started again, and the run fails its check: a processor
@@ -47,8 +49,8 @@ actor Fleet {
     func start(_ name: String) throws {
         guard let member = members.first(where: { $0.name == name }), running[name] == nil else { return }
         let child = try ChildProcess.spawn(
-            name: name, executable: member.executable, arguments: member.arguments, environment: environment,
-            logPath: logPath(name))
+            name: name, executable: member.executable, arguments: member.arguments,
+            environment: environment.merging(member.environment) { _, own in own }, logPath: logPath(name))
         running[name] = child
         note(name, "started, pid \(child.pid)")
     }

@@ -21,6 +21,8 @@ struct ChaosReport: Sendable, Codable {
     var effectsRequestedAgain: Int
     /// Batches of slips sent again because the broker did not confirm them in time.
     var resentBatches: Int
+    /// Slips whose first hop message the driver sent twice on purpose.
+    var duplicatesSent: Int
     var stateDirectory: String
     var logDirectory: String
     var passed: Bool
@@ -48,8 +50,11 @@ struct ChaosReport: Sendable, Codable {
         line(
             "  hops run from a redelivered message: \(redeliveredHops) (the most for one hop: \(mostRedeliveries); "
                 + "parked as poison at 5)")
-        line("  effects requested again after a kill: \(effectsRequestedAgain) (each applied once, by its idempotency key)")
+        line(
+            "  effects requested again (a kill before the hop's record, or a hop run twice): \(effectsRequestedAgain) "
+                + "(each applied once, by its idempotency key)")
         if resentBatches > 0 { line("  batches of slips sent again (not confirmed in time): \(resentBatches)") }
+        if duplicatesSent > 0 { line("  slips whose first hop message was sent twice on purpose: \(duplicatesSent)") }
         line("  state: \(stateDirectory)   logs: \(logDirectory)")
         let failed = checks.filter { !$0.passed }.map(\.name)
         line(

@@ -21,6 +21,10 @@ struct RunFiles: Sendable {
 
     func hopStore(step: String) -> String { "\(hopStates)/\(step).hops.sqlite" }
 
+    /// The state directory of one instance of a step: `state/<instance>`, as if each ran on a host of its own, or
+    /// `state` for every instance when they share it (one hop record per step, as processes on one host share it).
+    func stateDirectory(instance: String, shared: Bool) -> String { shared ? hopStates : "\(hopStates)/\(instance)" }
+
     /// Marks a directory as a chaos run's, so that the next run may empty it.
     private var marker: String { "\(root)/.slipway-chaos" }
 

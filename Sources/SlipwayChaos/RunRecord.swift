@@ -12,6 +12,10 @@ struct RunRecord: Sendable, Codable {
     var faults: FaultTally
     var parked: [ParkedMessage]
     var resentBatches: Int
+    /// Every processor's hop record file (the checks read them all); nil in a record from before instances.
+    var hopStorePaths: [String]?
+    /// Slips whose first hop message the driver sent twice on purpose.
+    var duplicatesSent: Int?
 
     static let fileName = "run.json"
     static let endsFileName = "ends.json"
