@@ -1,4 +1,4 @@
-.PHONY: deps build test demo baseline bench chaos broker-start broker-stop clean
+.PHONY: deps build test demo baseline bench chaos chaos-cluster broker-start broker-stop clean
 
 deps:
 	scripts/deps.sh
@@ -22,6 +22,11 @@ bench:
 # 2,000 slips under SIGKILLs and two RabbitMQ restarts (docs/chaos.md). More: make chaos CHAOS_ARGS="--release --seed 7"
 chaos:
 	scripts/with-broker.sh scripts/chaos.sh $(CHAOS_ARGS)
+
+# The same on a 3-node RabbitMQ cluster with quorum queues, two instances a step, node kills (docs/chaos.md).
+chaos-cluster:
+	scripts/deps.sh
+	scripts/chaos-cluster.sh $(CHAOS_ARGS)
 
 broker-start:
 	scripts/broker.sh start

@@ -1,6 +1,7 @@
 import Foundation
 import Slipway
 import SlipwayProcesses
+import Synchronization
 
 /// Restarts RabbitMQ with its data kept: by default `scripts/broker.sh restart`, which acts on the private node that
 /// `scripts/with-broker.sh` started (it passes SLIPWAY_BROKER_PORT and SLIPWAY_BROKER_DIR down to us and on to it).
@@ -9,6 +10,36 @@ struct BrokerControl: Sendable {
     let command: [String]
     let environment: [String: String]
     let logPath: String
+    /// On a cluster: the nodes, restarted one at a time in turn (`command` is scripts/cluster.sh, which gets
+    /// `kill-node N`, then `restart-node N`).
+    var clusterNodes: ClusterNodes?
+
+    /// Which node of a cluster goes down next: 1, 2, ..., N, 1, ...
+    final class ClusterNodes: Sendable {
+        let count: Int
+        private let next = Mutex(1)
+        init(count: Int) { self.count = count }
+        func take() -> Int {
+            next.withLock { node in
+                defer { node = node % count + 1 }
+                return node
+            }
+        }
+    }
+
+    /// scripts/cluster.sh on the cluster the run uses (its nodes on $SLIPWAY_CLUSTER_PORT and up): a fault SIGKILLs a
+    /// node, as a host lost would, and starts it again, so that it rejoins; never two nodes at once.
+    static func clusterScript(nodes: Int, environment: [String: String], logPath: String) throws -> BrokerControl {
+        let script = FileManager.default.currentDirectoryPath + "/scripts/cluster.sh"
+        guard FileManager.default.isReadableFile(atPath: script) else {
+            throw ChaosError("no scripts/cluster.sh in \(FileManager.default.currentDirectoryPath): run from the repository's root")
+        }
+        var environment = environment
+        environment["SLIPWAY_CLUSTER_NODES"] = String(nodes)
+        return BrokerControl(
+            command: ["/bin/bash", script], environment: environment, logPath: logPath,
+            clusterNodes: ClusterNodes(count: nodes))
+    }
 
     struct Restart: Sendable, Codable {
         var ok: Bool
@@ -41,21 +72,32 @@ struct BrokerControl: Sendable {
         BrokerControl(command: ["/bin/bash", "-c", commandLine], environment: environment, logPath: logPath)
     }
 
+    /// What the last restart took down: "RabbitMQ", or "node N" of a cluster.
     func restart() async -> Restart {
         let started = ContinuousClock.now
+        var status: ExitStatus
+        if let clusterNodes {
+            let node = clusterNodes.take()
+            status = await run(command + ["kill-node", String(node)])
+            if status == .exited(0) { status = await run(command + ["restart-node", String(node)]) }
+        } else {
+            status = await run(command)
+        }
+        let elapsed = started.duration(to: .now)
+        return Restart(ok: status == .exited(0), seconds: elapsed.seconds, status: status.description)
+    }
+
+    private func run(_ command: [String]) async -> ExitStatus {
         appendLine("--- slipway-chaos \(SlipCodec.formatTimestamp(Date())): \(command.joined(separator: " "))", to: logPath)
-        let status: ExitStatus
         do {
             let child = try ChildProcess.spawn(
                 name: "broker restart", executable: command[0], arguments: Array(command.dropFirst()),
                 environment: environment, logPath: logPath)
-            status = await child.exitStatus()
+            return await child.exitStatus()
         } catch {
             appendLine("slipway-chaos: \(error)", to: logPath)
-            status = .exited(-1)
+            return .exited(-1)
         }
-        let elapsed = started.duration(to: .now)
-        return Restart(ok: status == .exited(0), seconds: elapsed.seconds, status: status.description)
     }
 }
 

@@ -45,6 +45,11 @@ struct ChaosCommand: AsyncParsableCommand {
     var duplicates = 0
 
     @Option(
+        name: .customLong("cluster-nodes"),
+        help: "RabbitMQ is a cluster of this many nodes (scripts/cluster.sh, on $SLIPWAY_CLUSTER_PORT): a broker fault SIGKILLs one node and starts it again, one at a time in turn, instead of restarting RabbitMQ. Pass the nodes' URL list as --amqp-url.")
+    var clusterNodes: Int?
+
+    @Option(
         name: .customLong("broker-restart-command"),
         help: "Shell command that restarts RabbitMQ keeping its data (default: scripts/broker.sh restart).")
     var brokerRestartCommand: String?
@@ -91,6 +96,7 @@ struct ChaosCommand: AsyncParsableCommand {
         guard (kills ?? 0) >= 0 else { throw ValidationError("--kills must not be negative") }
         guard brokerRestarts >= 0 else { throw ValidationError("--broker-restarts must not be negative") }
         guard (1...8).contains(instances) else { throw ValidationError("--instances must be 1 to 8") }
+        guard (clusterNodes ?? 3) >= 3 else { throw ValidationError("--cluster-nodes must be at least 3 (a majority survives one node's loss)") }
         guard (0...slips).contains(duplicates) else { throw ValidationError("--duplicates must be 0 to --slips") }
         guard timeout >= 1 else { throw ValidationError("--timeout must be at least 1 second") }
         guard (window ?? 1) >= 1 else { throw ValidationError("--window must be at least 1") }
@@ -129,7 +135,9 @@ struct ChaosCommand: AsyncParsableCommand {
             throw ChaosError("no executable \(bin)/\(name): build the package first (swift build), or pass --bin-dir")
         }
         let broker =
-            if let command = brokerRestartCommand {
+            if let clusterNodes {
+                try BrokerControl.clusterScript(nodes: clusterNodes, environment: environment, logPath: files.brokerLog)
+            } else if let command = brokerRestartCommand {
                 BrokerControl.shell(command, environment: environment, logPath: files.brokerLog)
             } else {
                 try BrokerControl.brokerScript(amqp: amqp, environment: environment, logPath: files.brokerLog)

@@ -225,7 +225,10 @@ struct ChaosRun {
         let path = files.driverLog
         var logger = Logger(label: "slipway-chaos") { FileLogHandler(label: $0, path: path) }
         logger.logLevel = .info
-        return AMQPTransport(configuration: try AMQPConfiguration(url: settings.amqpURL), logger: logger)
+        var configuration = try AMQPConfiguration(url: settings.amqpURL)
+        // The audit queue and the driver's own are declared here first: with the processors' type (SLIPWAY_QUEUE_TYPE).
+        configuration.queueType = try QueueType.fromEnvironment(ProcessInfo.processInfo.environment)
+        return AMQPTransport(configuration: configuration, logger: logger)
     }
 
     private func reachable(_ transport: AMQPTransport, _ body: () async throws -> Void) async throws {

@@ -52,7 +52,10 @@ final class FaultRunner: Sendable {
             case .restartBroker:
                 let number = restarts.count + 1
                 state.withLock { $0.restarting = true }
-                say("restarting RabbitMQ (\(number) of \(brokerRestarts)), its data kept")
+                say(
+                    broker.clusterNodes == nil
+                        ? "restarting RabbitMQ (\(number) of \(brokerRestarts)), its data kept"
+                        : "killing a RabbitMQ node and starting it again (\(number) of \(brokerRestarts))")
                 note("restarting RabbitMQ (\(number) of \(brokerRestarts))")
                 let restart = await broker.restart()
                 state.withLock {
