@@ -76,10 +76,10 @@ struct HopClaimTests {
         let deadline = ContinuousClock.now.advanced(by: .seconds(30))
         var holder: String?
         while holder == nil, ContinuousClock.now < deadline {
-            switch try await record.claim(slipID: slip.id, sequence: 1, owner: "test-probe", lease: .seconds(1)) {
+            switch try await record.claim(slipID: slip.id, sequence: slip.sequence, owner: "test-probe", lease: .seconds(1)) {
             case .held(let owner, _): holder = owner
             case .claimed:
-                try await record.releaseClaim(slipID: slip.id, sequence: 1, owner: "test-probe")
+                try await record.releaseClaim(slipID: slip.id, sequence: slip.sequence, owner: "test-probe")
                 try await Task.sleep(for: .milliseconds(20))
             case .recorded: Issue.record("the hop finished before the kill")
                 return
