@@ -49,7 +49,8 @@ struct HopClaimTests {
         let later = try producer.order(["orderId": "T-2"])
         #expect(try await producer.run([later])[later.id]?.state == .completed)
 
-        #expect(try await fleet.ledger.calls(slipID: slip.id) == ["reserve", "charge", "ship", "notify"], "a step ran twice")
+        let calls = try await fleet.ledger.calls(slipID: slip.id)
+        #expect(calls == ["reserve", "charge", "ship", "notify"], "a step ran twice: \(calls)")
         #expect(try await fleet.ledger.effects(slipID: slip.id).charges == 1)
         #expect(await follower.next(timeout: .milliseconds(500)) == nil, "a duplicate must not end the slip twice")
         // Each process got a copy: one ran it, the other waited for its claim.
