@@ -156,6 +156,17 @@ final class HopRecordWriter: Sendable {
                     let holder = try db.cachedStatement(
                         sql: "SELECT owner, until FROM hop_claim WHERE slip_id = ? AND sequence = ?")
                     let row = try Row.fetchOne(holder, arguments: key)
+                    // A file is shared by processes of one host: a holder on this host that is no longer running (killed,
+                    // restarted under a new pid) need not be waited for until its lease runs out.
+                    if let owner: String = row?["owner"], Self.isDeadProcessOfThisHost(owner) {
+                        let steal = try db.cachedStatement(
+                            sql: "UPDATE hop_claim SET owner = ?, until = ? WHERE slip_id = ? AND sequence = ? AND owner = ?")
+                        try steal.execute(arguments: [claim.owner, now + lease, claim.slipID, claim.sequence, owner])
+                        if db.changesCount == 1 {
+                            answers.append(.claim(.claimed))
+                            continue
+                        }
+                    }
                     answers.append(
                         .claim(
                             .held(
@@ -175,6 +186,14 @@ final class HopRecordWriter: Sendable {
             }
         }
         return answers
+    }
+
+    /// An owner named `host:pid` (the default instance name) on this host, whose process has ended.
+    static func isDeadProcessOfThisHost(_ owner: String) -> Bool {
+        guard let colon = owner.lastIndex(of: ":"), let pid = Int32(owner[owner.index(after: colon)...]), pid > 0,
+            owner[..<colon] == ProcessInfo.processInfo.hostName, pid != ProcessInfo.processInfo.processIdentifier
+        else { return false }
+        return kill(pid, 0) == -1 && errno == ESRCH
     }
 
     private static func write(

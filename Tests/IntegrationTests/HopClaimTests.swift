@@ -58,7 +58,7 @@ struct HopClaimTests {
         #expect(logs.contains("another instance is running this hop: waiting for it"))
     }
 
-    @Test("a process SIGKILLed while holding a hop's claim: the redelivered hop is taken over after the lease and completes")
+    @Test("a process SIGKILLed while holding a hop's claim: the redelivered hop is taken over and completes")
     func claimOfKilledProcessIsTakenOver() async throws {
         // A short lease (renewed every third of it) and a handler longer than it.
         let environment = ["SLIPWAY_EXAMPLE_DELAY_MS": "6000", "SLIPWAY_CLAIM_LEASE_MS": "2000", "SLIPWAY_LOG_LEVEL": "info"]
@@ -87,7 +87,8 @@ struct HopClaimTests {
             }
         }
         #expect(holder != nil, "the first process never claimed the hop")
-        // The second process is serving when the first dies, so the redelivery reaches it while the claim is live.
+        // The second process is serving when the first dies, so the redelivery reaches it while the claim is live:
+        // a holder of this host that no longer runs is not waited for.
         try fleet.start("\(Self.step)-2", executable: Self.step, arguments: [])
         try await Self.waitUntilServing(fleet, "\(Self.step)-2")
         await fleet.kill(Self.step)
@@ -96,7 +97,30 @@ struct HopClaimTests {
         #expect(event[slip.id]?.state == .completed)
         // Killed in the handler's delay, before the ledger call: the step's request was made once, by the taker.
         #expect(try await fleet.ledger.calls(slipID: slip.id) == ["reserve", "charge", "ship", "notify"])
-        let log = fleet.log("\(Self.step)-2")
+    }
+
+    @Test("a claim whose holder cannot be checked (another host) and stopped renewing is taken over after its lease")
+    func expiredClaimIsTakenOver() async throws {
+        let environment = ["SLIPWAY_LOG_LEVEL": "info"]
+        let fleet = try SagaFleet(name: "claim-lease", environment: [Self.step: environment])
+        try fleet.startAll()
+        defer { fleet.stopAll() }
+        try await Self.waitUntilServing(fleet, Self.step)
+        let producer = try Producer(fleet: fleet)
+        let slip = try producer.order()
+        let follower = try await producer.follow([slip])
+        defer { follower.stop() }
+        // An instance on another host claimed the hop and died: its claim runs out in 3 s.
+        let record = try Self.hopRecord(fleet)
+        #expect(
+            try await record.claim(slipID: slip.id, sequence: slip.sequence, owner: "gone-host:7", lease: .seconds(3))
+                == .claimed)
+        try await producer.sender.send(slip)
+
+        let event = try await producer.collect(follower, count: 1, timeout: .seconds(60))
+        #expect(event[slip.id]?.state == .completed)
+        #expect(try await fleet.ledger.calls(slipID: slip.id) == ["reserve", "charge", "ship", "notify"])
+        let log = fleet.log(Self.step)
         #expect(log.contains("another instance is running this hop: waiting for it"))
         #expect(log.contains("took the hop over"))
     }

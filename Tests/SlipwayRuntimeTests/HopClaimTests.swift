@@ -71,6 +71,21 @@ struct HopClaimTests {
         try await checkClaims(try SQLiteHopRecordStore(path: path), other: try SQLiteHopRecordStore(path: path))
     }
 
+    @Test("SQLite: the claim of a process of this host that has ended is taken over at once; a live one's is not")
+    func deadHolderOfThisHost() async throws {
+        let path = temporaryPath()
+        let (one, two) = (try SQLiteHopRecordStore(path: path), try SQLiteHopRecordStore(path: path))
+        let host = ProcessInfo.processInfo.hostName
+        // No process has this pid (above any pid_max).
+        #expect(try await one.claim(slipID: "s", sequence: 1, owner: "\(host):99999999", lease: .seconds(60)) == .claimed)
+        #expect(try await two.claim(slipID: "s", sequence: 1, owner: "b", lease: .seconds(60)) == .claimed)
+        // pid 1 runs; another host's process cannot be checked: both are waited for.
+        #expect(try await one.claim(slipID: "s", sequence: 2, owner: "\(host):1", lease: .seconds(60)) == .claimed)
+        #expect(try await two.claim(slipID: "s", sequence: 2, owner: "b", lease: .seconds(60)) != .claimed)
+        #expect(try await one.claim(slipID: "s", sequence: 3, owner: "elsewhere:99999999", lease: .seconds(60)) == .claimed)
+        #expect(try await two.claim(slipID: "s", sequence: 3, owner: "b", lease: .seconds(60)) != .claimed)
+    }
+
     @Test("in memory: the same claim semantics")
     func inMemoryClaims() async throws {
         try await checkClaims(InMemoryHopRecordStore())
