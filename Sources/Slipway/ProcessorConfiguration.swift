@@ -42,7 +42,11 @@ public struct ProcessorConfiguration: Sendable {
     /// The type of the durable queues the processor declares (`--queue-type`): quorum for a RabbitMQ cluster, where a
     /// classic queue is lost with its node. Every processor and producer of a deployment must use the same type.
     public var queueType = QueueType.classic
-    /// Names this instance in logs, slip logs and events.
+    /// How long an instance's claim of a hop lasts unless renewed (every third of it, while the handler runs). Another
+    /// delivery of the hop, in any process sharing the hop record, waits for the claim instead of running the hop; the
+    /// claim of an instance that died is taken over once it runs out.
+    public var claimLease = Duration.seconds(30)
+    /// Names this instance in logs, slip logs and events; also owns its hop claims, so unique per process.
     public var instance = ProcessorConfiguration.defaultInstanceName()
 
     public init() {}

@@ -23,6 +23,7 @@ import SlipwayTransport
 /// - `--log-level LEVEL` (`SLIPWAY_LOG_LEVEL`, default `info`)
 /// - `SLIPWAY_BATCH_HOP_EVENTS=false`: one message per hop event, routed by slip (default: batched)
 /// - `SLIPWAY_HOP_EVENT_LINGER_MS`: how long a batch of hop events waits for more (default 20)
+/// - `SLIPWAY_CLAIM_LEASE_MS`: how long a hop's claim lasts unless renewed (default 30000)
 /// - `SLIPWAY_AUDIT_QUEUE=off`: do not declare the audit queue (a deployment that keeps no audit trail; default on)
 /// - `--queue-prefix P` (`SLIPWAY_QUEUE_PREFIX`, default `slipway`): lets deployments share a virtual host
 /// - `--io loop|threads` (`SLIPWAY_IO`, default `loop`): one thread for the connections and the hops, or a thread per
@@ -116,6 +117,7 @@ struct ProcessorOptions {
     var hopEventLingerMs: Int?
     var io = IO.loop
     var queueType: QueueType?
+    var claimLeaseMs: Int?
     var help = false
 
     init(arguments: [String], environment: [String: String]) throws {
@@ -140,6 +142,7 @@ struct ProcessorOptions {
         queuePrefix = try environment["SLIPWAY_QUEUE_PREFIX"].map { try Self.prefix($0) }
         batchHopEvents = try environment["SLIPWAY_BATCH_HOP_EVENTS"].map { try Self.switchValue($0, "SLIPWAY_BATCH_HOP_EVENTS") }
         declaresAuditQueue = try environment["SLIPWAY_AUDIT_QUEUE"].map { try Self.switchValue($0, "SLIPWAY_AUDIT_QUEUE") }
+        claimLeaseMs = try environment["SLIPWAY_CLAIM_LEASE_MS"].map { try Self.positive($0, "SLIPWAY_CLAIM_LEASE_MS") }
         var remaining = arguments[...]
         while let flag = remaining.popFirst() {
             if flag == "--help" || flag == "-h" {
@@ -176,6 +179,7 @@ struct ProcessorOptions {
         if let declaresAuditQueue { configuration.declaresAuditQueue = declaresAuditQueue }
         if let hopEventLingerMs { configuration.hopEventLinger = .milliseconds(hopEventLingerMs) }
         if let queueType { configuration.queueType = queueType }
+        if let claimLeaseMs { configuration.claimLease = .milliseconds(claimLeaseMs) }
     }
 
     var hopRecordRetention: Duration? {
@@ -265,6 +269,8 @@ struct ProcessorOptions {
           SLIPWAY_AUDIT_QUEUE=off      do not declare <prefix>.audit (no audit trail kept: the queue would only grow)
           SLIPWAY_BATCH_HOP_EVENTS=off one message per hop event, routed by its slip (default: batched)
           SLIPWAY_HOP_EVENT_LINGER_MS  how long a batch of hop events waits for more (default 20)
+          SLIPWAY_CLAIM_LEASE_MS       how long a hop's claim outlives an instance that died running it, before
+                                       another instance takes the hop over (default 30000; renewed while it runs)
           SLIPWAY_SIGNING_KEYS         keys to verify and sign slips with (docs/slip-format.md#signatures)
           SLIPWAY_MAX_MESSAGE_BYTES, SLIPWAY_MAX_ITINERARY_STEPS, SLIPWAY_MAX_VARIABLES_BYTES  size limits
                                        (docs/security.md)

@@ -21,6 +21,8 @@ public final class ProcessorRuntime: Service, Sendable {
     private let declaredQueues = DeclaredQueues()
     private let hopEvents: HopEventBatcher?
     private let inFlight = InFlightHops()
+    /// The hops whose claim this instance holds, renewed while they run.
+    private let claims = HeldClaims()
     /// Set on graceful shutdown: deliveries already received but not started go back to the queue.
     private let stopping = Mutex(false)
 
@@ -79,10 +81,12 @@ public final class ProcessorRuntime: Service, Sendable {
             // On the transport's loop when it has one: a hop then runs on the thread that reads its delivery and
             // sends its forward and ack, and never waits for a thread switch.
             await withTaskExecutorPreference(transport.taskExecutor) {
+                let renewing = Task { await self.renewClaims() }
                 await withDiscardingTaskGroup { group in
                     group.addTask { await self.serve(execute, kind: .execute) }
                     group.addTask { await self.serve(compensate, kind: .compensate) }
                 }
+                renewing.cancel()
             }
         } onGracefulShutdown: {
             self.stopping.withLock { $0 = true }
@@ -160,15 +164,87 @@ public final class ProcessorRuntime: Service, Sendable {
                 reason: "the compensation record's address '\(address)' is not this queue '\(queue)'")
         }
 
+        // Two deliveries of one hop in this process wait for each other here, without touching the store; the store's
+        // claim (in `runOnce`) does the same across processes and hosts.
         let key = HopKey(slipID: slip.id, sequence: slip.sequence)
         await inFlight.claim(key)
         do {
             try await runOnce(slip, kind: kind, delivery: delivery, slot: slot)
         } catch {
+            // Nothing recorded: the next delivery of the hop may run it at once. (After a save the claim is gone, and
+            // this changes nothing.)
+            claims.end(key)
+            try? await store.releaseClaim(slipID: slip.id, sequence: slip.sequence, owner: configuration.instance)
             await inFlight.release(key)
             throw error
         }
         await inFlight.release(key)
+    }
+
+    /// Claims the hop in the store, waiting while another instance holds it. Returns the hop's record when it has one
+    /// (nothing to run), nil when this instance holds the claim and runs the hop.
+    private func claimOrRecord(_ slip: Slip, logger: Logger) async throws -> HopRecord? {
+        let lease = configuration.claimLease
+        let owner = configuration.instance
+        var pause = Duration.milliseconds(10)
+        let maxPause = min(Duration.seconds(1), lease / 4)
+        var waited = false
+        while true {
+            switch try await store.claim(slipID: slip.id, sequence: slip.sequence, owner: owner, lease: lease) {
+            case .claimed:
+                if waited { logger.info("took the hop over from an instance whose claim ran out (did it die?)") }
+                claims.begin(HopKey(slipID: slip.id, sequence: slip.sequence))
+                return nil
+            case .recorded(let record):
+                guard waited, !record.forwarded else { return record }
+                return try await awaitForward(record, pause: pause, lease: lease)
+            case .held(let holder, let until):
+                if !waited {
+                    logger.info(
+                        "another instance is running this hop: waiting for it",
+                        metadata: ["hop.claimed_by": "\(holder)", "hop.claimed_until": "\(until)"])
+                }
+                waited = true
+                try await Task.sleep(for: pause)
+                pause = min(pause * 2, maxPause)
+            }
+        }
+    }
+
+    /// The instance we waited for recorded the hop and is forwarding its result: give it the time to, rather than
+    /// sending a second copy. If it dies before, the result is forwarded from here.
+    private func awaitForward(_ record: HopRecord, pause: Duration, lease: Duration) async throws -> HopRecord {
+        var pause = pause
+        let deadline = ContinuousClock.now.advanced(by: lease)
+        while ContinuousClock.now < deadline {
+            try await Task.sleep(for: pause)
+            pause = min(pause * 2, .seconds(1))
+            guard let now = try await store.record(slipID: record.slipID, sequence: record.sequence) else { break }
+            if now.forwarded { return now }
+        }
+        return record
+    }
+
+    /// Renews the claims of the hops this instance runs, every third of a lease, until cancelled.
+    private func renewClaims() async {
+        let lease = configuration.claimLease
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: lease / 3) } catch { return }
+            for key in claims.current {
+                do {
+                    let held = try await store.renewClaim(
+                        slipID: key.slipID, sequence: key.sequence, owner: configuration.instance, lease: lease)
+                    if !held {
+                        claims.end(key)
+                        logger.warning(
+                            "lost the claim of a hop still running (its lease ran out): another instance may run it too",
+                            metadata: ["slip.id": "\(key.slipID)", "hop.seq": "\(key.sequence)"])
+                    }
+                } catch {
+                    logger.warning("cannot renew a hop's claim", metadata: ["error": "\(error)"])
+                }
+            }
+        }
     }
 
     private func runOnce(_ slip: Slip, kind: HopKind, delivery: Delivery, slot: HopSlots.Slot) async throws {
@@ -176,7 +252,7 @@ public final class ProcessorRuntime: Service, Sendable {
         logger[metadataKey: "slip.id"] = "\(slip.id)"
         logger[metadataKey: "hop.seq"] = "\(slip.sequence)"
 
-        if let record = try await store.record(slipID: slip.id, sequence: slip.sequence) {
+        if let record = try await claimOrRecord(slip, logger: logger) {
             if record.forwarded {
                 logger.info("duplicate of a hop already done and forwarded: dropped")
             } else {
@@ -192,9 +268,10 @@ public final class ProcessorRuntime: Service, Sendable {
         if delivery.redelivered {
             let count = try await store.noteRedelivery(slipID: slip.id, sequence: slip.sequence, attempt: slip.attempt)
             if count >= configuration.poisonRedeliveries {
-                return try await park(
+                try await park(
                     delivery, slip: slip, queue: topology.queue(for: kind, step: step), code: "poison",
                     reason: "delivered \(count + 1) times without the hop ever finishing (the processor died running it?)")
+                return await releaseClaim(slip)
             }
         }
 
@@ -205,7 +282,12 @@ public final class ProcessorRuntime: Service, Sendable {
                 "attempt failed; trying again",
                 metadata: ["hop.attempt": "\(slip.attempt)", "hop.retry_queue": "\(outgoing.first?.routingKey ?? "-")"])
             try await publish(outgoing)
+            // Acknowledged first, then released: a crash between the two leaves the claim to expire, where the other
+            // order could let the original delivery run again beside its retry.
+            await delivery.ack()
+            return await releaseClaim(slip)
         case .record(let outcome, let outgoing):
+            claims.end(HopKey(slipID: slip.id, sequence: slip.sequence))  // The save ends the claim.
             let record = try await store.save(
                 HopRecord(
                     slipID: slip.id, sequence: slip.sequence, step: step, kind: kind, outcome: outcome,
@@ -217,6 +299,17 @@ public final class ProcessorRuntime: Service, Sendable {
             logger.debug("hop done", metadata: ["hop.outcome": "\(outcome)"])
         }
         await delivery.ack()
+    }
+
+    /// After the ack: a failure leaves the claim to expire, and only delays a retry that arrives before.
+    private func releaseClaim(_ slip: Slip) async {
+        claims.end(HopKey(slipID: slip.id, sequence: slip.sequence))
+        do {
+            try await store.releaseClaim(slipID: slip.id, sequence: slip.sequence, owner: configuration.instance)
+        } catch {
+            logger.warning(
+                "cannot release a hop's claim: it expires after its lease", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Runs the handler and turns its outcome into the hop's result.
@@ -409,6 +502,15 @@ actor InFlightHops {
         let continuations = waiting.removeValue(forKey: key) ?? []
         for continuation in continuations { continuation.resume() }
     }
+}
+
+/// The claims this instance holds: a set under a lock, so that a hop pays no thread switch for it.
+final class HeldClaims: Sendable {
+    private let keys = Mutex<Set<HopKey>>([])
+
+    func begin(_ key: HopKey) { _ = keys.withLock { $0.insert(key) } }
+    func end(_ key: HopKey) { _ = keys.withLock { $0.remove(key) } }
+    var current: [HopKey] { keys.withLock { Array($0) } }
 }
 
 actor DeclaredQueues {

@@ -7,6 +7,9 @@ import SlipwayTransport
 /// Group commit for the hop record: saves from concurrent hops, and the forwarded marks of finished ones, are written
 /// together in one transaction with prepared statements. A batch is whatever came while the previous one was being
 /// committed, so an idle processor commits at once and a busy one commits many hops per transaction.
+///
+/// Claims go the same way: a claim must be committed (visible to the other processes sharing the file) before its
+/// hop's handler runs, and concurrent hops' claims share one commit rather than paying one each.
 final class HopRecordWriter: Sendable {
     private struct PendingSave {
         var record: HopRecord
@@ -14,9 +17,29 @@ final class HopRecordWriter: Sendable {
         var continuation: CheckedContinuation<HopRecord, any Error>
     }
 
+    enum ClaimChange {
+        case claim(lease: Double, CheckedContinuation<HopClaimResult, any Error>)
+        case renew(lease: Double, CheckedContinuation<Bool, any Error>)
+        case release(CheckedContinuation<Void, any Error>)
+    }
+
+    struct PendingClaim {
+        var slipID: String
+        var sequence: Int
+        var owner: String
+        var change: ClaimChange
+    }
+
+    private enum ClaimAnswer {
+        case claim(HopClaimResult)
+        case renew(Bool)
+        case release
+    }
+
     private struct State {
         var saves: [PendingSave] = []
         var forwarded: [(slipID: String, sequence: Int)] = []
+        var claims: [PendingClaim] = []
         var flushing = false
     }
 
@@ -39,6 +62,11 @@ final class HopRecordWriter: Sendable {
         }
     }
 
+    /// Claims, renewals and releases, answered once their batch is committed.
+    func claim(_ claim: PendingClaim) {
+        enqueue { $0.claims.append(claim) }
+    }
+
     /// Queued, not awaited: it is written with the next batch.
     func markForwarded(slipID: String, sequence: Int) {
         enqueue { $0.forwarded.append((slipID, sequence)) }
@@ -55,29 +83,117 @@ final class HopRecordWriter: Sendable {
 
     private func flush() async {
         while true {
-            let (saves, forwarded) = state.withLock { state in
+            let (saves, forwarded, claims) = state.withLock { state in
                 defer {
                     state.saves.removeAll(keepingCapacity: true)
                     state.forwarded.removeAll(keepingCapacity: true)
+                    state.claims.removeAll(keepingCapacity: true)
                 }
-                if state.saves.isEmpty && state.forwarded.isEmpty { state.flushing = false }
-                return (state.saves, state.forwarded)
+                if state.saves.isEmpty && state.forwarded.isEmpty && state.claims.isEmpty { state.flushing = false }
+                return (state.saves, state.forwarded, state.claims)
             }
-            if saves.isEmpty && forwarded.isEmpty { return }
+            if saves.isEmpty && forwarded.isEmpty && claims.isEmpty { return }
             do {
                 // Synchronous, on this task's thread: one commit (no fsync in WAL with synchronous=NORMAL) for the whole
                 // batch, without the two thread switches of an asynchronous write.
-                let results = try writeNow(saves, forwarded)
+                let (results, answers) = try writeNow(saves, forwarded, claims)
                 for (save, result) in zip(saves, results) { save.continuation.resume(returning: result) }
+                for (claim, answer) in zip(claims, answers) {
+                    switch (claim.change, answer) {
+                    case (.claim(_, let continuation), .claim(let result)): continuation.resume(returning: result)
+                    case (.renew(_, let continuation), .renew(let held)): continuation.resume(returning: held)
+                    case (.release(let continuation), _): continuation.resume()
+                    default: preconditionFailure("claim answer out of order")
+                    }
+                }
             } catch {
                 // The saves fail (their hops go back to the queue); lost marks only mean a second forward later.
                 for save in saves { save.continuation.resume(throwing: error) }
+                for claim in claims {
+                    switch claim.change {
+                    case .claim(_, let continuation): continuation.resume(throwing: error)
+                    case .renew(_, let continuation): continuation.resume(throwing: error)
+                    case .release(let continuation): continuation.resume(throwing: error)
+                    }
+                }
             }
         }
     }
 
-    private func writeNow(_ saves: [PendingSave], _ forwarded: [(slipID: String, sequence: Int)]) throws -> [HopRecord] {
-        try pool.write { db in try Self.write(saves, forwarded, db) }
+    private func writeNow(
+        _ saves: [PendingSave], _ forwarded: [(slipID: String, sequence: Int)], _ claims: [PendingClaim]
+    ) throws -> ([HopRecord], [ClaimAnswer]) {
+        try pool.write { db in (try Self.write(saves, forwarded, db), try Self.write(claims, db)) }
+    }
+
+    /// After the saves of the same batch: a claim of a hop saved in it finds the record.
+    private static func write(_ claims: [PendingClaim], _ db: Database) throws -> [ClaimAnswer] {
+        if claims.isEmpty { return [] }
+        let now = Date().timeIntervalSince1970
+        var answers: [ClaimAnswer] = []
+        answers.reserveCapacity(claims.count)
+        for claim in claims {
+            let key: StatementArguments = [claim.slipID, claim.sequence]
+            switch claim.change {
+            case .claim(let lease, _):
+                let record = try db.cachedStatement(sql: "SELECT * FROM hop_record WHERE slip_id = ? AND sequence = ?")
+                if let row = try Row.fetchOne(record, arguments: key) {
+                    answers.append(.claim(.recorded(try SQLiteHopRecordStore.decode(row))))
+                    continue
+                }
+                // Taken when free, expired (its holder died), or already this owner's (a claim whose release failed;
+                // an owner runs one delivery of a hop at a time).
+                let take = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO hop_claim (slip_id, sequence, owner, until) VALUES (?, ?, ?, ?)
+                        ON CONFLICT (slip_id, sequence) DO UPDATE SET owner = excluded.owner, until = excluded.until
+                        WHERE hop_claim.until <= ? OR hop_claim.owner = excluded.owner
+                        """)
+                try take.execute(arguments: [claim.slipID, claim.sequence, claim.owner, now + lease, now])
+                if db.changesCount == 1 {
+                    answers.append(.claim(.claimed))
+                } else {
+                    let holder = try db.cachedStatement(
+                        sql: "SELECT owner, until FROM hop_claim WHERE slip_id = ? AND sequence = ?")
+                    let row = try Row.fetchOne(holder, arguments: key)
+                    // A file is shared by processes of one host: a holder on this host that is no longer running (killed,
+                    // restarted under a new pid) need not be waited for until its lease runs out.
+                    if let owner: String = row?["owner"], Self.isDeadProcessOfThisHost(owner) {
+                        let steal = try db.cachedStatement(
+                            sql: "UPDATE hop_claim SET owner = ?, until = ? WHERE slip_id = ? AND sequence = ? AND owner = ?")
+                        try steal.execute(arguments: [claim.owner, now + lease, claim.slipID, claim.sequence, owner])
+                        if db.changesCount == 1 {
+                            answers.append(.claim(.claimed))
+                            continue
+                        }
+                    }
+                    answers.append(
+                        .claim(
+                            .held(
+                                by: row?["owner"] ?? "?",
+                                until: Date(timeIntervalSince1970: row?["until"] ?? now))))
+                }
+            case .renew(let lease, _):
+                let renew = try db.cachedStatement(
+                    sql: "UPDATE hop_claim SET until = ? WHERE slip_id = ? AND sequence = ? AND owner = ? AND until > ?")
+                try renew.execute(arguments: [now + lease, claim.slipID, claim.sequence, claim.owner, now])
+                answers.append(.renew(db.changesCount == 1))
+            case .release:
+                let release = try db.cachedStatement(
+                    sql: "DELETE FROM hop_claim WHERE slip_id = ? AND sequence = ? AND owner = ?")
+                try release.execute(arguments: [claim.slipID, claim.sequence, claim.owner])
+                answers.append(.release)
+            }
+        }
+        return answers
+    }
+
+    /// An owner named `host:pid` (the default instance name) on this host, whose process has ended.
+    static func isDeadProcessOfThisHost(_ owner: String) -> Bool {
+        guard let colon = owner.lastIndex(of: ":"), let pid = Int32(owner[owner.index(after: colon)...]), pid > 0,
+            owner[..<colon] == ProcessInfo.processInfo.hostName, pid != ProcessInfo.processInfo.processIdentifier
+        else { return false }
+        return kill(pid, 0) == -1 && errno == ESRCH
     }
 
     private static func write(
@@ -89,10 +205,13 @@ final class HopRecordWriter: Sendable {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (slip_id, sequence) DO NOTHING
                 """)
+        // The record ends the hop's claim: later claims find the record.
+        let unclaim = try db.cachedStatement(sql: "DELETE FROM hop_claim WHERE slip_id = ? AND sequence = ?")
         var results: [HopRecord] = []
         results.reserveCapacity(saves.count)
         for save in saves {
             let record = save.record
+            try unclaim.execute(arguments: [record.slipID, record.sequence])
             try insert.execute(arguments: [
                 record.slipID, record.sequence, record.step, record.kind.rawValue, record.outcome, save.outgoing,
                 record.forwarded, record.recordedAt.timeIntervalSince1970,

@@ -116,6 +116,19 @@ public final class SQLiteHopRecordStore: HopRecordStore {
                     CREATE INDEX hop_record_by_age ON hop_record (recorded_at);
                     """)
         }
+        // One row per hop in flight, while its handler runs: processors sharing the file see each other's claims.
+        migrator.registerMigration("v5: hop claims") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE hop_claim (
+                        slip_id TEXT NOT NULL,
+                        sequence INTEGER NOT NULL,
+                        owner TEXT NOT NULL,
+                        until REAL NOT NULL,
+                        PRIMARY KEY (slip_id, sequence)
+                    ) WITHOUT ROWID
+                    """)
+        }
         return migrator
     }
 
@@ -128,7 +141,11 @@ public final class SQLiteHopRecordStore: HopRecordStore {
 
     static func prune(_ writer: some DatabaseWriter, before cutoff: Date) throws -> Int {
         let time = cutoff.timeIntervalSince1970
-        try writer.write { db in try db.execute(sql: "DELETE FROM redelivery WHERE noted_at < ?", arguments: [time]) }
+        try writer.write { db in
+            try db.execute(sql: "DELETE FROM redelivery WHERE noted_at < ?", arguments: [time])
+            // Claims released or saved are gone already; these are the ones whose holder died and nobody took over.
+            try db.execute(sql: "DELETE FROM hop_claim WHERE until < ?", arguments: [time])
+        }
         var total = 0
         while true {
             let deleted = try writer.write { db in
@@ -188,12 +205,44 @@ public final class SQLiteHopRecordStore: HopRecordStore {
         writer.markForwarded(slipID: slipID, sequence: sequence)
     }
 
+    public func claim(slipID: String, sequence: Int, owner: String, lease: Duration) async throws -> HopClaimResult {
+        try await withCheckedThrowingContinuation { continuation in
+            writer.claim(
+                .init(
+                    slipID: slipID, sequence: sequence, owner: owner,
+                    change: .claim(lease: lease.inSeconds, continuation)))
+        }
+    }
+
+    public func renewClaim(slipID: String, sequence: Int, owner: String, lease: Duration) async throws -> Bool {
+        try await withCheckedThrowingContinuation { continuation in
+            writer.claim(
+                .init(
+                    slipID: slipID, sequence: sequence, owner: owner,
+                    change: .renew(lease: lease.inSeconds, continuation)))
+        }
+    }
+
+    public func releaseClaim(slipID: String, sequence: Int, owner: String) async throws {
+        try await withCheckedThrowingContinuation { continuation in
+            writer.claim(.init(slipID: slipID, sequence: sequence, owner: owner, change: .release(continuation)))
+        }
+    }
+
     static func decode(_ row: Row) throws -> HopRecord {
         HopRecord(
             slipID: row["slip_id"], sequence: row["sequence"], step: row["step"],
             kind: HopKind(rawValue: row["kind"]) ?? .execute, outcome: row["outcome"],
             outgoing: try OutgoingMessageBlob.decode(row["outgoing"] as Data),
             forwarded: row["forwarded"], recordedAt: Date(timeIntervalSince1970: row["recorded_at"]))
+    }
+}
+
+extension Duration {
+    /// In seconds, as a fraction.
+    var inSeconds: Double {
+        let parts = components
+        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
     }
 }
 

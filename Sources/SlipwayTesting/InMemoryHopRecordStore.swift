@@ -24,6 +24,7 @@ public actor InMemoryHopRecordStore: HopRecordStore {
     @discardableResult
     public func save(_ record: HopRecord) -> HopRecord {
         let key = Key(slipID: record.slipID, sequence: record.sequence)
+        claims[key] = nil  // The record ends the hop's claim.
         if let existing = records[key] { return existing }
         records[key] = record
         return record
@@ -39,6 +40,39 @@ public actor InMemoryHopRecordStore: HopRecordStore {
         let key = "\(slipID)/\(sequence)/\(attempt)"
         redeliveries[key, default: 0] += 1
         return redeliveries[key]!
+    }
+
+    private var claims: [Key: (owner: String, until: Date)] = [:]
+
+    public func claim(slipID: String, sequence: Int, owner: String, lease: Duration) -> HopClaimResult {
+        let key = Key(slipID: slipID, sequence: sequence)
+        if let record = records[key] { return .recorded(record) }
+        let now = Date()
+        if let held = claims[key], held.until > now, held.owner != owner { return .held(by: held.owner, until: held.until) }
+        claims[key] = (owner, now.addingTimeInterval(Self.seconds(lease)))
+        return .claimed
+    }
+
+    public func renewClaim(slipID: String, sequence: Int, owner: String, lease: Duration) -> Bool {
+        let key = Key(slipID: slipID, sequence: sequence)
+        let now = Date()
+        guard let held = claims[key], held.owner == owner, held.until > now else { return false }
+        claims[key] = (owner, now.addingTimeInterval(Self.seconds(lease)))
+        return true
+    }
+
+    public func releaseClaim(slipID: String, sequence: Int, owner: String) {
+        let key = Key(slipID: slipID, sequence: sequence)
+        if claims[key]?.owner == owner { claims[key] = nil }
+    }
+
+    /// The hops claimed and not yet recorded or released, by slip and sequence.
+    public var claimedHops: [(slipID: String, sequence: Int, owner: String)] {
+        claims.map { ($0.key.slipID, $0.key.sequence, $0.value.owner) }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     /// Every record, by slip and sequence.

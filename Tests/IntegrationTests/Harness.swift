@@ -201,7 +201,7 @@ final class SagaFleet: @unchecked Sendable {
         lock.withLock { processes[name]?.isRunning ?? false }
     }
 
-    private func start(_ name: String, executable: String, arguments: [String]) throws {
+    func start(_ name: String, executable: String, arguments: [String]) throws {
         let child = try ChildProcess.spawn(
             try Binaries.path(executable), arguments: arguments, environment: try environment(for: name),
             output: .append(directory.appendingPathComponent("\(name).log").path))

@@ -304,6 +304,18 @@ actor CrashingStore: HopRecordStore {
         await inner.noteRedelivery(slipID: slipID, sequence: sequence, attempt: attempt)
     }
 
+    func claim(slipID: String, sequence: Int, owner: String, lease: Duration) async throws -> HopClaimResult {
+        await inner.claim(slipID: slipID, sequence: sequence, owner: owner, lease: lease)
+    }
+
+    func renewClaim(slipID: String, sequence: Int, owner: String, lease: Duration) async throws -> Bool {
+        await inner.renewClaim(slipID: slipID, sequence: sequence, owner: owner, lease: lease)
+    }
+
+    func releaseClaim(slipID: String, sequence: Int, owner: String) async throws {
+        await inner.releaseClaim(slipID: slipID, sequence: sequence, owner: owner)
+    }
+
     private func crash() async {
         guard !crashed, let transport else { return }
         crashed = true
