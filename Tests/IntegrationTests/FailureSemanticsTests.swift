@@ -74,8 +74,9 @@ struct FailureSemanticsIntegrationTests {
         // The processors are up and serving before the clock starts (on a loaded machine, starting takes seconds).
         let warmUp = Self.slip()
         #expect(try await producer.run([warmUp])[warmUp.id]?.state == .completed)
-        var slip = Self.slip(["b": ["sleepMs": 8_000]])
-        slip.deadline = Date().addingTimeInterval(4)
+        // b outlasts the deadline by far, and a has 10 s to start before it (a busy machine is slow to begin).
+        var slip = Self.slip(["b": ["sleepMs": 20_000]])
+        slip.deadline = Date().addingTimeInterval(10)
 
         let event = try #require(try await producer.run([slip])[slip.id])
 

@@ -27,8 +27,8 @@ struct HopClaimTests {
 
     @Test("the same hop delivered to two processes sharing a state directory at once: the handler runs once")
     func duplicateAcrossProcessesRunsOnce() async throws {
-        // Slow enough that both copies are in the two processes at the same time.
-        let slow = ["SLIPWAY_EXAMPLE_DELAY_MS": "1500", "SLIPWAY_LOG_LEVEL": "info"]
+        // Slow enough that both copies are in the two processes at the same time, even on a busy machine.
+        let slow = ["SLIPWAY_EXAMPLE_DELAY_MS": "5000", "SLIPWAY_LOG_LEVEL": "info"]
         let fleet = try SagaFleet(name: "claim-dup", environment: [Self.step: slow, "\(Self.step)-2": slow])
         try fleet.startAll()
         try fleet.start("\(Self.step)-2", executable: Self.step, arguments: [])
