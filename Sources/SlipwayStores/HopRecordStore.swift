@@ -31,6 +31,16 @@ public struct HopRecord: Sendable, Hashable, Codable {
     }
 }
 
+/// What `claim` found for a hop.
+public enum HopClaimResult: Sendable, Hashable {
+    /// This owner holds the hop now: a new claim, or a claim whose holder's lease ran out (taken over).
+    case claimed
+    /// The hop is recorded: nothing to run (drop the delivery, or forward from the record).
+    case recorded(HopRecord)
+    /// Another owner holds a live claim until `until`.
+    case held(by: String, until: Date)
+}
+
 /// The idempotency record of hops: a hop is recorded before its result is published, so a redelivered message is
 /// recognised and never runs its step again.
 public protocol HopRecordStore: Sendable {
@@ -44,4 +54,12 @@ public protocol HopRecordStore: Sendable {
     /// Counts one more redelivery of a hop attempt that never finished, and returns the count so far. Only
     /// redelivered messages are counted, so a hop that runs normally costs nothing here.
     func noteRedelivery(slipID: String, sequence: Int, attempt: Int) async throws -> Int
+    /// Claims hop `sequence` of slip `slipID` for `owner` (an instance: `host:pid`, unique per process) for `lease`.
+    /// The first caller gets `.claimed`; a caller while the claim is live gets `.held`; after the record is saved,
+    /// `.recorded`. A claim whose lease has run out is taken over (its holder died).
+    func claim(slipID: String, sequence: Int, owner: String, lease: Duration) async throws -> HopClaimResult
+    /// Extends a live claim `owner` holds; false when it no longer holds it (expired and taken over).
+    func renewClaim(slipID: String, sequence: Int, owner: String, lease: Duration) async throws -> Bool
+    /// Gives up `owner`'s claim without a record (a retry republished, a park, a failure before the record).
+    func releaseClaim(slipID: String, sequence: Int, owner: String) async throws
 }
