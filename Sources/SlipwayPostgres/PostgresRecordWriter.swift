@@ -9,8 +9,8 @@ import Synchronization
 
 /// Group commit for the PostgreSQL hop record: the saves of concurrent hops, and the forwarded marks of finished ones,
 /// go to the database in one statement (arrays unnested into rows), so a busy processor pays one round trip and one
-/// commit for many hops. A batch is whatever came while the previous one was in flight: an idle processor writes at
-/// once.
+/// commit for many hops. A batch is whatever came while the batches before it were in flight (a few at once): an idle
+/// processor writes at once.
 ///
 /// The statement inserts the new records (a hop already recorded keeps its first record), deletes their claims and
 /// marks the forwarded hops, atomically. Rows are sorted by key so that two processes writing overlapping batches lock
@@ -24,7 +24,8 @@ final class PostgresRecordWriter: Sendable {
     private struct State {
         var saves: [PendingSave] = []
         var forwarded: [Key] = []
-        var flushing = false
+        /// Batches being written now.
+        var flushers = 0
         var drained: [CheckedContinuation<Void, Never>] = []
     }
 
@@ -36,6 +37,9 @@ final class PostgresRecordWriter: Sendable {
 
     /// At most this many hops in one statement.
     static let batchLimit = 500
+    /// At most this many batches in flight, each on a connection of its own: a commit waits for the disk, and
+    /// PostgreSQL flushes the commits that wait together with one write (its group commit).
+    static let batchesInFlight = 4
 
     private let client: PostgresClient
     private let step: String
@@ -62,7 +66,7 @@ final class PostgresRecordWriter: Sendable {
     func drain() async {
         await withCheckedContinuation { continuation in
             let idle = state.withLock { state in
-                if !state.flushing { return true }
+                if state.flushers == 0 { return true }
                 state.drained.append(continuation)
                 return false
             }
@@ -73,8 +77,9 @@ final class PostgresRecordWriter: Sendable {
     private func enqueue(_ change: (inout State) -> Void) {
         let startFlushing = state.withLock { state in
             change(&state)
-            defer { state.flushing = true }
-            return !state.flushing
+            guard state.flushers < Self.batchesInFlight else { return false }
+            state.flushers += 1
+            return true
         }
         if startFlushing { Task { await self.flush() } }
     }
@@ -88,9 +93,11 @@ final class PostgresRecordWriter: Sendable {
                 state.forwarded.removeFirst(forwarded.count)
                 var drained: [CheckedContinuation<Void, Never>] = []
                 if saves.isEmpty && forwarded.isEmpty {
-                    state.flushing = false
-                    drained = state.drained
-                    state.drained.removeAll()
+                    state.flushers -= 1
+                    if state.flushers == 0 {
+                        drained = state.drained
+                        state.drained.removeAll()
+                    }
                 }
                 return (saves, forwarded, drained)
             }
