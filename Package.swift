@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // librabbitmq, the AMQP 0-9-1 C client (Debian: librabbitmq-dev).
@@ -55,6 +56,16 @@ let package = Package(
             dependencies: [
                 "SlipwayCore", "SlipwayTransport",
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // The hop record shared by several instances and hosts, in PostgreSQL. A target of its own, so that only the
+        // processors that use it link postgres-nio (and its minutes of build).
+        .target(
+            name: "SlipwayPostgres",
+            dependencies: [
+                "SlipwayCore", "SlipwayTransport", "SlipwayStores", "Slipway",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The audit trail: hop events in SQLite, and the queries operators run on it.
@@ -106,11 +117,11 @@ let package = Package(
             dependencies: ["SlipwayStores", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Processors/ExampleLedger"
         ),
-        .executableTarget(name: "ReserveStock", dependencies: ["Slipway", "ExampleLedger"], path: "Processors/reserve-stock"),
-        .executableTarget(name: "ChargeCard", dependencies: ["Slipway", "ExampleLedger"], path: "Processors/charge-card"),
-        .executableTarget(name: "ShipOrder", dependencies: ["Slipway", "ExampleLedger"], path: "Processors/ship-order"),
-        .executableTarget(name: "NotifyCustomer", dependencies: ["Slipway", "ExampleLedger"], path: "Processors/notify-customer"),
-        .executableTarget(name: "ProbeStep", dependencies: ["Slipway"], path: "Processors/probe-step"),
+        .executableTarget(name: "ReserveStock", dependencies: ["Slipway", "SlipwayPostgres", "ExampleLedger"], path: "Processors/reserve-stock"),
+        .executableTarget(name: "ChargeCard", dependencies: ["Slipway", "SlipwayPostgres", "ExampleLedger"], path: "Processors/charge-card"),
+        .executableTarget(name: "ShipOrder", dependencies: ["Slipway", "SlipwayPostgres", "ExampleLedger"], path: "Processors/ship-order"),
+        .executableTarget(name: "NotifyCustomer", dependencies: ["Slipway", "SlipwayPostgres", "ExampleLedger"], path: "Processors/notify-customer"),
+        .executableTarget(name: "ProbeStep", dependencies: ["Slipway", "SlipwayPostgres"], path: "Processors/probe-step"),
         .executableTarget(
             name: "BenchForwarder",
             dependencies: ["SlipwayAMQP", "SlipwayStores", .product(name: "Logging", package: "swift-log")],
@@ -131,9 +142,17 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "SlipwayPostgresTests",
+            dependencies: [
+                "SlipwayPostgres", "SlipwayStores", "SlipwayProcesses", "SlipwayCore", "SlipwayTransport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "Slipway", "SlipwayAMQP", "SlipwayAudit", "SlipwayProcesses", "SlipwayStores", "ExampleLedger",
+                "SlipwayPostgres",
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ]
         ),

@@ -1,5 +1,6 @@
 import ExampleLedger
 import Slipway
+import SlipwayPostgres
 
 /// Charges the customer's card; refunds the charge on compensation.
 /// Faults when the issuer declines the card (the test card 4000-0000-0000-0002 is always declined).
@@ -26,4 +27,4 @@ struct ChargeCard: StepProcessor {
     }
 }
 
-await runProcessor(ChargeCard(ledger: Ledger.openDefaultOrExit()))
+await runProcessor(ChargeCard(ledger: Ledger.openDefaultOrExit()), stores: [.sqlite, .postgres])

@@ -1,5 +1,6 @@
 import ExampleLedger
 import Slipway
+import SlipwayPostgres
 
 /// Emails the customer that the order is on its way. Nothing to undo (an email cannot be unsent), so it leaves no
 /// compensation record. Faults when the address is not an email address, which walks back the whole order.
@@ -20,4 +21,4 @@ struct NotifyCustomer: StepProcessor {
     }
 }
 
-await runProcessor(NotifyCustomer(ledger: Ledger.openDefaultOrExit()))
+await runProcessor(NotifyCustomer(ledger: Ledger.openDefaultOrExit()), stores: [.sqlite, .postgres])

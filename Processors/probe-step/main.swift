@@ -1,5 +1,6 @@
 import Foundation
 import Slipway
+import SlipwayPostgres
 
 /// A configurable step for tests, demos of failure handling, and benchmarks: `probe-step --step NAME [processor
 /// options]` serves step NAME (or `$SLIPWAY_STEP`). It does nothing by default, and always has an undo. The slip's
@@ -96,4 +97,4 @@ guard let step else {
     FileHandle.standardError.write(Data("probe-step: name the step with --step NAME (or SLIPWAY_STEP)\n".utf8))
     exit(2)
 }
-await runProcessor(ProbeStep(step: step), arguments: arguments)
+await runProcessor(ProbeStep(step: step), stores: [.sqlite, .postgres], arguments: arguments)

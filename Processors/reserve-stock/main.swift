@@ -1,5 +1,6 @@
 import ExampleLedger
 import Slipway
+import SlipwayPostgres
 
 /// Reserves the ordered articles in the warehouse; releases them on compensation.
 /// Faults when there is not enough stock (the article `sold-out` has none).
@@ -26,4 +27,4 @@ struct ReserveStock: StepProcessor {
     }
 }
 
-await runProcessor(ReserveStock(ledger: Ledger.openDefaultOrExit()))
+await runProcessor(ReserveStock(ledger: Ledger.openDefaultOrExit()), stores: [.sqlite, .postgres])

@@ -1,5 +1,6 @@
 import ExampleLedger
 import Slipway
+import SlipwayPostgres
 
 /// Books the shipment with the carrier; cancels the booking on compensation.
 /// Faults when the carrier does not ship to the order's country (it ships to DE FR NL BE GB US CA ES IT).
@@ -25,4 +26,4 @@ struct ShipOrder: StepProcessor {
     }
 }
 
-await runProcessor(ShipOrder(ledger: Ledger.openDefaultOrExit()))
+await runProcessor(ShipOrder(ledger: Ledger.openDefaultOrExit()), stores: [.sqlite, .postgres])

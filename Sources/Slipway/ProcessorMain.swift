@@ -15,6 +15,9 @@ import SlipwayTransport
 ///   separated by commas (also as `SLIPWAY_AMQP_URLS`, `SLIPWAY_AMQP_URLS_FILE`; docs/deploy.md)
 /// - `--queue-type classic|quorum` (`SLIPWAY_QUEUE_TYPE`, default classic): quorum for a cluster
 /// - `--state-dir DIR` (`SLIPWAY_STATE_DIR`, default `.slipway/state`): where the hop record lives
+/// - `--store URL` (`SLIPWAY_STORE_URL`, or a file holding it: `SLIPWAY_STORE_URL_FILE`): a hop record elsewhere than
+///   the SQLite file in the state directory, opened by the first of `stores` that claims the URL's scheme (the
+///   PostgreSQL record shared by several instances: `postgres://...` with SlipwayPostgres's factory; docs/deploy.md)
 /// - `--hop-record-days N` (`SLIPWAY_HOP_RECORD_DAYS`, default 7; 0 keeps records for ever): how long a hop is
 ///   remembered against redeliveries
 /// - `--prefetch N` (`SLIPWAY_PREFETCH`), `--concurrency N` (`SLIPWAY_CONCURRENCY`), `--max-attempts N`
@@ -30,6 +33,7 @@ import SlipwayTransport
 ///   connection with the hops on Swift's default pool (for steps that block their thread)
 public func runProcessor(
     _ processor: some StepProcessor, configuration: ProcessorConfiguration = ProcessorConfiguration(),
+    stores: [HopRecordStoreFactory] = [.sqlite],
     arguments: [String] = Array(CommandLine.arguments.dropFirst())
 ) async {
     let options: ProcessorOptions
@@ -69,13 +73,18 @@ public func runProcessor(
         amqp.queueType = configuration.queueType
         let loop = options.io == .loop ? AMQPLoop(name: "slipway-loop", logger: logger) : nil
         let transport = AMQPTransport(configuration: amqp, logger: logger, loop: loop)
-        let storePath = URL(fileURLWithPath: options.stateDirectory)
+        let storeURL = options.storeURL ?? URL(fileURLWithPath: options.stateDirectory)
             .appendingPathComponent("\(processor.step).hops.sqlite").path
-        let store = try SQLiteHopRecordStore(path: storePath, keepFor: options.hopRecordRetention, taskExecutor: loop)
+        let factory = try HopRecordStoreFactory.choose(for: options.storeURL, among: stores)
+        let opened = try await factory.open(
+            HopRecordStoreFactory.Request(
+                url: storeURL, step: processor.step, keepFor: options.hopRecordRetention, taskExecutor: loop,
+                logger: logger))
+        let store = opened.store
         logger.info(
             "starting",
             metadata: [
-                "slip.step": "\(processor.step)", "amqp.url": "\(amqp.redactedURL)", "store.path": "\(storePath)",
+                "slip.step": "\(processor.step)", "amqp.url": "\(amqp.redactedURL)", "store": "\(opened.description)",
                 "amqp.queue_type": "\(amqp.queueType.rawValue)",
                 "processor.instance": "\(configuration.instance)", "processor.io": "\(options.io.rawValue)",
                 "store.keep_days": "\(options.hopRecordDays == 0 ? "for ever" : "\(options.hopRecordDays)")",
@@ -86,10 +95,104 @@ public func runProcessor(
             configuration: .init(services: [runtime], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await transport.shutdown()
+        await opened.close()
     } catch {
         logger.critical("processor stopped", metadata: ["error": "\(error)"])
         exit(1)
     }
+}
+
+/// Opens a processor's hop record for the URL schemes it claims. A processor passes the factories it was built with to
+/// `runProcessor(_:configuration:stores:)`: `.sqlite` (the default), and, from SlipwayPostgres, `.postgres`, so that only
+/// the processors that want PostgreSQL link its client.
+public struct HopRecordStoreFactory: Sendable {
+    public struct Request: Sendable {
+        /// The `--store` URL, or the SQLite file's path in the state directory when none was given.
+        public var url: String
+        public var step: String
+        /// How long a record is kept; nil keeps every record.
+        public var keepFor: Duration?
+        /// The processor's loop, where a store may run its batches.
+        public var taskExecutor: (any TaskExecutor)?
+        public var logger: Logger
+
+        public init(url: String, step: String, keepFor: Duration?, taskExecutor: (any TaskExecutor)?, logger: Logger) {
+            self.url = url
+            self.step = step
+            self.keepFor = keepFor
+            self.taskExecutor = taskExecutor
+            self.logger = logger
+        }
+    }
+
+    public struct Opened: Sendable {
+        public var store: any HopRecordStore
+        /// Where the record is, for logs: never a password.
+        public var description: String
+        /// Called once the processor has stopped.
+        public var close: @Sendable () async -> Void
+
+        public init(store: any HopRecordStore, description: String, close: @escaping @Sendable () async -> Void = {}) {
+            self.store = store
+            self.description = description
+            self.close = close
+        }
+    }
+
+    /// Lower-case URL schemes this factory opens (`postgres`, `postgresql`).
+    public var schemes: [String]
+    public var open: @Sendable (Request) async throws -> Opened
+
+    public init(schemes: [String], open: @escaping @Sendable (Request) async throws -> Opened) {
+        self.schemes = schemes.map { $0.lowercased() }
+        self.open = open
+    }
+
+    /// The SQLite file: the default, in the state directory; `--store sqlite:PATH` names a file.
+    public static let sqlite = HopRecordStoreFactory(schemes: ["sqlite"]) { request in
+        var path = request.url
+        if path.lowercased().hasPrefix("sqlite://") {
+            path = String(path.dropFirst("sqlite://".count))
+        } else if path.lowercased().hasPrefix("sqlite:") {
+            path = String(path.dropFirst("sqlite:".count))
+        }
+        guard !path.isEmpty else { throw ProcessorError("--store sqlite:PATH names no file") }
+        let store = try SQLiteHopRecordStore(path: path, keepFor: request.keepFor, taskExecutor: request.taskExecutor)
+        return Opened(store: store, description: "sqlite:\(path)")
+    }
+
+    /// The factory for `url`: SQLite when there is none, else the first that claims its scheme.
+    static func choose(for url: String?, among factories: [HopRecordStoreFactory]) throws -> HopRecordStoreFactory {
+        guard let url else { return .sqlite }
+        guard let colon = url.firstIndex(of: ":"), colon != url.startIndex else {
+            throw ProcessorError("--store must be a URL such as postgres://HOST/DATABASE or sqlite:PATH")
+        }
+        let scheme = url[..<colon].lowercased()
+        if let factory = factories.first(where: { $0.schemes.contains(scheme) }) { return factory }
+        let known = Set(factories.flatMap(\.schemes)).sorted().joined(separator: ", ")
+        // Only the scheme: the rest of the URL may hold a password.
+        throw ProcessorError("--store: this processor has no '\(scheme)' store (it was built with: \(known))")
+    }
+}
+
+/// The `--store` URL from the environment: `SLIPWAY_STORE_URL`, or the file `SLIPWAY_STORE_URL_FILE` names (a mounted
+/// secret, trailing newline trimmed). Errors name the file, never what is in it.
+func storeURLFromEnvironment(_ environment: [String: String]) throws -> String? {
+    let url = environment["SLIPWAY_STORE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    let file = environment["SLIPWAY_STORE_URL_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+    if url != nil && file != nil {
+        throw ProcessorError("both SLIPWAY_STORE_URL and SLIPWAY_STORE_URL_FILE are set: unset one")
+    }
+    guard let file else { return url }
+    guard let data = FileManager.default.contents(atPath: file) else {
+        throw ProcessorError("SLIPWAY_STORE_URL_FILE: cannot read '\(file)'")
+    }
+    var text = String(decoding: data, as: UTF8.self)
+    while let last = text.last, last.isNewline || last == " " { text.removeLast() }
+    guard !text.isEmpty, !text.contains(where: \.isNewline) else {
+        throw ProcessorError("SLIPWAY_STORE_URL_FILE: '\(file)' must hold one line, the store URL")
+    }
+    return text
 }
 
 struct ProcessorOptions {
@@ -103,6 +206,8 @@ struct ProcessorOptions {
 
     var amqpURL = AMQPConfiguration.defaultURL
     var stateDirectory = ".slipway/state"
+    /// `--store`: nil for the SQLite file in the state directory.
+    var storeURL: String?
     /// Days a hop's record is kept; 0 keeps every record.
     var hopRecordDays = 7
     var prefetch: Int?
@@ -123,6 +228,7 @@ struct ProcessorOptions {
     init(arguments: [String], environment: [String: String]) throws {
         amqpURL = try AMQPConfiguration.url(fromEnvironment: environment) ?? amqpURL
         stateDirectory = environment["SLIPWAY_STATE_DIR"] ?? stateDirectory
+        storeURL = try storeURLFromEnvironment(environment)
         hopRecordDays = try environment["SLIPWAY_HOP_RECORD_DAYS"].map { try Self.days($0, "SLIPWAY_HOP_RECORD_DAYS") }
             ?? hopRecordDays
         prefetch = try environment["SLIPWAY_PREFETCH"].map { try Self.positive($0, "SLIPWAY_PREFETCH") }
@@ -153,6 +259,7 @@ struct ProcessorOptions {
             switch flag {
             case "--amqp-url": amqpURL = value
             case "--state-dir": stateDirectory = value
+            case "--store": storeURL = value
             case "--hop-record-days": hopRecordDays = try Self.days(value, flag)
             case "--prefetch": prefetch = try Self.positive(value, flag)
             case "--concurrency": concurrency = try Self.positive(value, flag)
@@ -239,6 +346,7 @@ struct ProcessorOptions {
     static func usage(_ step: String) -> String {
         """
         usage: \(step) [--amqp-url URL[,URL...]] [--queue-type classic|quorum] [--queue-prefix P] [--state-dir DIR]
+                [--store URL]
                 [--hop-record-days N] [--prefetch N] [--concurrency N] [--max-attempts N] [--timeout-ms N]
                 [--compensate-timeout-ms N]
                 [--io loop|threads] [--log-level LEVEL]
@@ -252,6 +360,10 @@ struct ProcessorOptions {
                              every processor and slip command of a deployment must use the same (env SLIPWAY_QUEUE_TYPE)
           --queue-prefix P   prefix of queue and exchange names (env SLIPWAY_QUEUE_PREFIX; default slipway)
           --state-dir DIR    where the hop record (SQLite) lives (env SLIPWAY_STATE_DIR; default .slipway/state)
+          --store URL        the hop record elsewhere: postgres://USER:PASSWORD@HOST:PORT/DB[?sslmode=MODE&sslrootcert=PATH]
+                             shared by every instance of the step, in processors built with it; sqlite:PATH a file
+                             (env SLIPWAY_STORE_URL, or SLIPWAY_STORE_URL_FILE naming a file that holds it; default
+                             the SQLite file in the state directory)
           --hop-record-days N  days a hop is remembered against redeliveries, then pruned; 0 keeps every record
                              (env SLIPWAY_HOP_RECORD_DAYS; default 7)
           --prefetch N       unacknowledged deliveries per queue (env SLIPWAY_PREFETCH; default 32)

@@ -233,10 +233,10 @@ final class HopRecordWriter: Sendable {
 
 /// The stored form of a hop's outgoing messages: a compact binary layout (bodies as raw bytes, where JSON would
 /// spell every byte as a number). Records written by earlier versions, in JSON, are still read.
-enum OutgoingMessageBlob {
+public enum OutgoingMessageBlob {
     private static let magic: [UInt8] = Array("SWO1".utf8)
 
-    static func encode(_ messages: [OutgoingMessage]) -> Data {
+    public static func encode(_ messages: [OutgoingMessage]) -> Data {
         var out = Data(magic)
         func int(_ value: Int) { withUnsafeBytes(of: UInt32(value).littleEndian) { out.append(contentsOf: $0) } }
         func bytes(_ value: some Collection<UInt8>) {
@@ -265,7 +265,7 @@ enum OutgoingMessageBlob {
         return out
     }
 
-    static func decode(_ data: Data) throws -> [OutgoingMessage] {
+    public static func decode(_ data: Data) throws -> [OutgoingMessage] {
         guard data.starts(with: magic) else { return try JSONDecoder().decode([OutgoingMessage].self, from: data) }
         var reader = Reader(data: [UInt8](data.dropFirst(magic.count)))
         let count = try reader.int()

@@ -1,0 +1,72 @@
+import Foundation
+import PostgresNIO
+import SlipwayPostgres
+import Testing
+
+@Suite("PostgreSQL store: schema and connection settings")
+struct PostgresSchemaTests {
+    @Test("an unknown sslmode is refused with a clear error that does not show the password")
+    func unknownSSLMode() throws {
+        let error = #expect(throws: PostgresStoreError.self) {
+            try PostgresStoreURL("postgres://slipway:s3cret@db.example:5432/slipway?sslmode=sometimes")
+        }
+        #expect(error?.code == "bad-sslmode")
+        #expect(error?.description.contains("verify-full") == true)
+        #expect(error?.description.contains("s3cret") == false)
+    }
+
+    @Test("URLs are read as libpq reads them, and logged without their password")
+    func urls() throws {
+        let url = try PostgresStoreURL("postgresql://app:p%40ss@db.internal:6543/records?sslmode=require")
+        #expect(url.host == "db.internal" && url.port == 6543 && url.username == "app" && url.password == "p@ss")
+        #expect(url.database == "records" && url.sslMode == .require)
+        #expect(url.redacted == "postgres://app:***@db.internal:6543/records?sslmode=require")
+        #expect(try PostgresStoreURL("postgres://app@db/x").sslMode == .prefer)
+        for bad in ["mysql://a:b@h/d", "postgres://a:secret@/d", "postgres://h/d", "postgres://a:secret@h/d?ssl=1"] {
+            let error = #expect(throws: PostgresStoreError.self) { try PostgresStoreURL(bad) }
+            #expect(error?.description.contains("secret") == false, "\(bad)")
+        }
+        let missing = #expect(throws: PostgresStoreError.self) {
+            try PostgresStoreURL("postgres://a:secret@h/d?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")
+        }
+        #expect(missing?.code == "bad-sslmode")
+    }
+
+    @Test(
+        "a database whose schema is newer than this build knows is refused",
+        .enabled(if: PostgresTestServer.enabled, "set SLIPWAY_POSTGRES_TESTS=1"))
+    func newerSchemaRefused() async throws {
+        let (name, url) = try await PostgresTestServer.createDatabase()
+        defer { Task { await PostgresTestServer.dropDatabase(name) } }
+        let store = try await PostgresHopRecordStore.open(url: url, step: "s")
+        await store.close()
+        // A second open of a current schema changes nothing.
+        await (try await PostgresHopRecordStore.open(url: url, step: "s")).close()
+        let versions = try await PostgresTestServer.admin(database: name) { client in
+            try await client.query("SELECT version::INT8 FROM slipway_schema ORDER BY version").decode(Int.self)
+                .reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(versions == [1])
+        try await PostgresTestServer.admin(database: name) { client in
+            try await client.query("INSERT INTO slipway_schema (version, name) VALUES (99, 'from the future')")
+        }
+        let error = await #expect(throws: PostgresStoreError.self) {
+            try await PostgresHopRecordStore.open(url: url, step: "s")
+        }
+        #expect(error?.code == "schema-too-new")
+        #expect(error?.description.contains("99") == true)
+    }
+
+    @Test(
+        "sslmode=require against a server without TLS fails to connect, without the password in the error",
+        .enabled(if: PostgresTestServer.enabled, "set SLIPWAY_POSTGRES_TESTS=1"))
+    func requireWithoutServerTLS() async throws {
+        _ = try await PostgresTestServer.ready()
+        let url = "postgres://slipway:slipway@127.0.0.1:\(PostgresTestServer.port)/slipway?sslmode=require"
+        let error = await #expect(throws: PostgresStoreError.self) {
+            try await PostgresHopRecordStore.open(url: url, step: "s")
+        }
+        #expect(error?.description.contains("slipway@") == false)
+        #expect(error?.description.contains(":slipway") == false)
+    }
+}
