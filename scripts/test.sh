@@ -19,9 +19,12 @@ python3 scripts/check-docs.py
 # Two runs: the unit tests, then the tests against RabbitMQ with processors as processes. Apart, a machine saturated
 # by dozens of processor processes cannot starve the unit tests' timeouts (they share one test process otherwise).
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# PostgreSQL for the shared hop record's tests: a private server on loopback (scripts/postgres.sh), stopped at the end.
+scripts/postgres.sh start --fresh
+trap 'rm -f "$log"; scripts/postgres.sh stop >/dev/null 2>&1 || true' EXIT
+export SLIPWAY_POSTGRES_TESTS=1
 echo "test.sh: unit tests"
-swift test --skip-build --filter 'SlipwayCoreTests|SlipwayRuntimeTests|SlipwayAuditTests|SlipwayProcessesTests' 2>&1 | tee -a "$log"
+swift test --skip-build --filter 'SlipwayCoreTests|SlipwayRuntimeTests|SlipwayAuditTests|SlipwayProcessesTests|SlipwayPostgresTests' 2>&1 | tee -a "$log"
 echo "test.sh: tests against RabbitMQ, processors as processes"
 swift test --skip-build --filter 'IntegrationTests' 2>&1 | tee -a "$log"
 
