@@ -103,9 +103,10 @@ let package = Package(
         .executableTarget(
             name: "SlipwayChaos",
             dependencies: [
-                "Slipway", "SlipwayAudit", "SlipwayProcesses", "ExampleLedger",
+                "Slipway", "SlipwayAudit", "SlipwayProcesses", "ExampleLedger", "SlipwayPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ]

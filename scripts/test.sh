@@ -69,7 +69,8 @@ PY
 chaos_failed=$((chaos_failed + split_failed))
 
 # The short cluster chaos run (make chaos-cluster is the full one): 200 slips on a 3-node cluster with quorum queues,
-# two instances a step sharing their hop record, 20 slips sent twice, 10 processes and 3 nodes killed (one at a time).
+# two instances a step, each with a state directory of its own and all sharing a hop record in a PostgreSQL of the
+# script's own (port 5481), 20 slips sent twice, 10 processes and 3 nodes killed (one at a time).
 echo "test.sh: short chaos run on a 3-node RabbitMQ cluster"
 scripts/chaos-cluster.sh --slips 200 --kills 10 --broker-restarts 3 --duplicates 20 --timeout 400 \
   --state-dir .slipway/chaos-cluster-test --json .slipway/chaos-cluster-test/report.json || chaos_failed=$((chaos_failed + 1))

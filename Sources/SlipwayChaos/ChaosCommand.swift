@@ -41,6 +41,10 @@ struct ChaosCommand: AsyncParsableCommand {
         help: "The instances of a step share one state directory, so one hop record (as processes on one host do); by default each has its own, as on hosts of their own.")
     var sharedState = false
 
+    @Option(
+        help: "A PostgreSQL hop record every instance of every step shares (postgres://USER:PASSWORD@HOST:PORT/DATABASE), as processors on several hosts do; the checks read this run's rows from it. Default: SQLite files in the instances' state directories.")
+    var store: String?
+
     @Option(help: "Slips whose first hop message is sent twice on purpose, spread over the run.")
     var duplicates = 0
 
@@ -101,6 +105,12 @@ struct ChaosCommand: AsyncParsableCommand {
         guard timeout >= 1 else { throw ValidationError("--timeout must be at least 1 second") }
         guard (window ?? 1) >= 1 else { throw ValidationError("--window must be at least 1") }
         guard (rate ?? 1) > 0 else { throw ValidationError("--rate must be positive") }
+        if let store, !(store.hasPrefix("postgres://") || store.hasPrefix("postgresql://")) {
+            throw ValidationError("--store takes a postgres:// URL (the default, SQLite files, needs no option)")
+        }
+        if store != nil && sharedState {
+            throw ValidationError("--shared-state shares SQLite files; with --store every instance shares the PostgreSQL record already")
+        }
         guard stepDelayMs >= 0 else { throw ValidationError("--step-delay-ms must not be negative") }
         guard (0...1).contains(compensating) else { throw ValidationError("--compensating must be between 0 and 1") }
     }
@@ -147,7 +157,8 @@ struct ChaosCommand: AsyncParsableCommand {
             brokerRestarts: brokerRestarts, window: window ?? max(100, slips / 10), rate: rate ?? max(5, min(20, Double(slips) / 30)),
             stepDelayMs: stepDelayMs, compensating: compensating,
             timeout: .seconds(timeout), binDirectory: bin, amqpURL: url, template: try SlipTemplate.load(path: template),
-            files: files, broker: broker, instances: instances, sharedState: sharedState, duplicates: duplicates)
+            files: files, broker: broker, instances: instances, sharedState: sharedState, duplicates: duplicates,
+            hopStoreURL: store)
     }
 
     /// The directory of this executable, where `swift build` puts the processors and `slip` too.

@@ -2,6 +2,7 @@ import ExampleLedger
 import Foundation
 import Logging
 import Slipway
+import SlipwayPostgres
 import SlipwayProcesses
 
 /// Everything a run needs, checked and resolved by the command.
@@ -26,6 +27,8 @@ struct ChaosSettings: Sendable {
     var sharedState = false
     /// Slips whose first hop message is sent twice, as a producer that retried might.
     var duplicates = 0
+    /// A PostgreSQL hop record every instance shares (`--store`), instead of SQLite files in their state directories.
+    var hopStoreURL: String?
 }
 
 /// One chaos run: starts the example saga's processors and the audit sink as processes, sends the slips while the
@@ -65,9 +68,12 @@ struct ChaosRun {
             "\(settings.slips) slips through \(Self.steps.joined(separator: " -> ")) on queue prefix \(prefix) "
                 + "(seed \(settings.seed)): \(settings.kills) kills, \(settings.brokerRestarts) broker restarts, "
                 + "\(String(format: "%g", settings.rate)) slips/s, steps taking \(settings.stepDelayMs) ms"
-                + (settings.instances > 1
+                + (settings.instances > 1 && settings.hopStoreURL == nil
                     ? ", \(settings.instances) instances a step with \(settings.sharedState ? "one shared" : "a") hop record"
                         + (settings.sharedState ? "" : " each") : "")
+                + (settings.hopStoreURL != nil
+                    ? ", \(settings.instances) instance\(settings.instances == 1 ? "" : "s") a step sharing the PostgreSQL hop record"
+                    : "")
                 + (settings.duplicates > 0 ? ", \(settings.duplicates) slips sent twice" : ""))
         say("logs: \(files.logs)/")
 
@@ -107,7 +113,8 @@ struct ChaosRun {
 
         let record = RunRecord(
             seed: settings.seed, queuePrefix: prefix, seconds: seconds, orders: orders, faults: tally, parked: parked,
-            resentBatches: counters.failedBatches, hopStorePaths: hopStorePaths(), duplicatesSent: counters.duplicated)
+            resentBatches: counters.failedBatches, hopStorePaths: hopStorePaths(), duplicatesSent: counters.duplicated,
+            hopStoreURL: settings.hopStoreURL)
         try record.save(in: files.root, ends: ends.all)
         return try await Self.check(record, ends: ends.all, files: files)
     }
@@ -116,7 +123,16 @@ struct ChaosRun {
     static func check(_ record: RunRecord, ends: [String: SlipEvent], files: RunFiles) async throws -> ChaosReport {
         let evidence = try await Evidence.load(
             auditPath: files.audit, ledgerPath: files.ledger,
-            hopStorePaths: record.hopStorePaths ?? steps.map { files.hopStore(step: $0) })
+            hopStorePaths: record.hopStorePaths ?? steps.map { files.hopStore(step: $0) }, hopStoreURL: record.hopStoreURL,
+            slipIDs: record.orders.map(\.slipID))
+        // Every slip runs at least its first hop, so a record with no rows of this run is the wrong record (another
+        // database, a store the processors did not use), not a clean run: the checks that read it would pass unseen.
+        if !record.orders.isEmpty && evidence.hopRecords.isEmpty {
+            throw ChaosError(
+                "no hop record of this run's slips in "
+                    + (record.hopStoreURL.map { (try? PostgresStoreURL($0).redacted) ?? "the store" } ?? "the state directory")
+                    + ": did the processors use another store?")
+        }
         let checks = Checks(orders: record.orders, ends: ends, evidence: evidence, parked: record.parked, faults: record.faults)
         let results = checks.run()
         let terminal = Dictionary(
@@ -134,7 +150,10 @@ struct ChaosRun {
             ends: endStates, checks: results, kills: record.faults.kills, brokerRestarts: record.faults.brokerRestarts,
             redeliveredHops: evidence.redeliveredHops, mostRedeliveries: evidence.mostRedeliveries,
             effectsRequestedAgain: requestedAgain, resentBatches: record.resentBatches,
-            duplicatesSent: record.duplicatesSent ?? 0, stateDirectory: files.root,
+            duplicatesSent: record.duplicatesSent ?? 0, hopRecordsRead: evidence.hopRecords.count,
+            hopRecordSource: record.hopStoreURL.map { "PostgreSQL (\((try? PostgresStoreURL($0).redacted) ?? "?"))" }
+                ?? "\((record.hopStorePaths ?? steps).count) SQLite files",
+            stateDirectory: files.root,
             logDirectory: files.logs, passed: results.allSatisfy(\.passed))
     }
 
@@ -214,6 +233,7 @@ struct ChaosRun {
         environment["SLIPWAY_EXAMPLE_LEDGER"] = files.ledger
         environment["SLIPWAY_AUDIT_DB"] = files.audit
         environment["SLIPWAY_LOG_LEVEL"] = "info"
+        if let url = settings.hopStoreURL { environment["SLIPWAY_STORE_URL"] = url }
         // Half before the call to the external system, half after it applied the effect and before it answers: a
         // kill in the second half leaves an effect in force whose hop was never recorded.
         environment["SLIPWAY_EXAMPLE_DELAY_MS"] = String(settings.stepDelayMs / 2)

@@ -2,8 +2,8 @@ import ExampleLedger
 import Foundation
 import GRDB
 
-/// What a run left in its SQLite files, read back for the checks: the audit trail, the processors' hop records and
-/// the example ledger. Read with SQL of our own rather than the stores' APIs: the checks must see exactly what is on
+/// What a run left in its SQLite files (and in the shared PostgreSQL hop record, when the processors used one), read
+/// back for the checks: the audit trail, the processors' hop records and the example ledger. Read with SQL of our own rather than the stores' APIs: the checks must see exactly what is on
 /// disk, including what an API would hide (a second row for one hop, a second journal line for one effect).
 struct Evidence: Sendable {
     /// A row of the audit database's `hop` table (one per event: execute and compensate hops, parked, terminal).
@@ -56,7 +56,12 @@ struct Evidence: Sendable {
     var hopsRecordedTwice: [String] = []
     var mostRedeliveries = 0
 
-    static func load(auditPath: String, ledgerPath: String, hopStorePaths: [String]) async throws -> Evidence {
+    /// `hopStoreURL`: the processors shared a PostgreSQL hop record; its rows of `slipIDs` (this run's slips: the
+    /// database may hold earlier runs') are read instead of the SQLite files.
+    static func load(
+        auditPath: String, ledgerPath: String, hopStorePaths: [String], hopStoreURL: String? = nil,
+        slipIDs: [String] = []
+    ) async throws -> Evidence {
         var evidence = Evidence()
         if let audit = try open(auditPath) {
             evidence.audit = try await audit.read { db in
@@ -69,17 +74,24 @@ struct Evidence: Sendable {
             }
         }
         var recordedIn: [String: Int] = [:]
-        for path in hopStorePaths {
+        var stores: [(records: [HopRecordRow], redelivered: Int, most: Int)] = []
+        if let hopStoreURL {
+            stores.append(try await readPostgres(hopStoreURL, slipIDs: slipIDs))
+        }
+        for path in hopStoreURL == nil ? hopStorePaths : [] {
             guard let store = try open(path) else { continue }
-            let (records, redelivered, most) = try await store.read { db in
-                (
-                    try Row.fetchAll(db, sql: "SELECT slip_id, sequence, step, kind, outcome FROM hop_record").map {
-                        HopRecordRow(slipID: $0[0], sequence: $0[1], step: $0[2], kind: $0[3], outcome: $0[4])
-                    },
-                    try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(count), 0) FROM redelivery") ?? 0,
-                    try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(count), 0) FROM redelivery") ?? 0
-                )
-            }
+            stores.append(
+                try await store.read { db in
+                    (
+                        try Row.fetchAll(db, sql: "SELECT slip_id, sequence, step, kind, outcome FROM hop_record").map {
+                            HopRecordRow(slipID: $0[0], sequence: $0[1], step: $0[2], kind: $0[3], outcome: $0[4])
+                        },
+                        try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(count), 0) FROM redelivery") ?? 0,
+                        try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(count), 0) FROM redelivery") ?? 0
+                    )
+                })
+        }
+        for (records, redelivered, most) in stores {
             for record in records {
                 let key = "\(record.slipID) hop \(record.sequence) (\(record.step) \(record.kind))"
                 recordedIn[key, default: 0] += 1

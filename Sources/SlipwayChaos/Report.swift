@@ -23,6 +23,9 @@ struct ChaosReport: Sendable, Codable {
     var resentBatches: Int
     /// Slips whose first hop message the driver sent twice on purpose.
     var duplicatesSent: Int
+    /// Hop records the checks read (one per hop), and where from: "PostgreSQL (URL)" or "N SQLite files".
+    var hopRecordsRead: Int? = nil
+    var hopRecordSource: String? = nil
     var stateDirectory: String
     var logDirectory: String
     var passed: Bool
@@ -55,6 +58,9 @@ struct ChaosReport: Sendable, Codable {
                 + "(each applied once, by its idempotency key)")
         if resentBatches > 0 { line("  batches of slips sent again (not confirmed in time): \(resentBatches)") }
         if duplicatesSent > 0 { line("  slips whose first hop message was sent twice on purpose: \(duplicatesSent)") }
+        if let hopRecordsRead, let hopRecordSource {
+            line("  hop records read: \(hopRecordsRead), from \(hopRecordSource)")
+        }
         line("  state: \(stateDirectory)   logs: \(logDirectory)")
         let failed = checks.filter { !$0.passed }.map(\.name)
         line(

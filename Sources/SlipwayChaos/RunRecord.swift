@@ -16,6 +16,8 @@ struct RunRecord: Sendable, Codable {
     var hopStorePaths: [String]?
     /// Slips whose first hop message the driver sent twice on purpose.
     var duplicatesSent: Int?
+    /// The PostgreSQL hop record the processors shared, if they did (`--store`); the checks read it instead of files.
+    var hopStoreURL: String?
 
     static let fileName = "run.json"
     static let endsFileName = "ends.json"

@@ -133,8 +133,8 @@ public struct PostgresStoreURL: Sendable {
     }
 
     /// One connection's settings: the store opens one first, to migrate, so that a wrong password, host or TLS setting
-    /// fails at once rather than in the pool's retries.
-    func connectionConfiguration() throws -> PostgresConnection.Configuration {
+    /// fails at once rather than in the pool's retries. Public for tools that read the record (the chaos run's checks).
+    public func connectionConfiguration() throws -> PostgresConnection.Configuration {
         let tls: PostgresConnection.Configuration.TLS
         switch try self.tls() {
         case let setting where setting.isRequired: tls = .require(try NIOSSLContext(configuration: setting.context!))

@@ -263,15 +263,36 @@ public func openDatabasePool(path: String, configuration: Configuration, attempt
 /// Migrates a file that other processes may be migrating at the same moment (instances sharing a state directory, the
 /// example's shared ledger): the loser of that race fails (its tables exist already, or the file is busy) and is
 /// retried, by which time the winner's commit shows the migration as applied.
+///
+/// A file a newer build migrated (it holds migrations this build does not know) is refused: this build cannot know
+/// what the newer schema means, and writing to it could break what the newer build relies on.
 public func migrateSharedFile(_ migrator: DatabaseMigrator, _ pool: DatabasePool, attempts: Int = 10) throws {
     var attempt = 1
     while true {
         do {
+            let unknown = try pool.read { db in
+                try migrator.hasBeenSuperseded(db)
+                    ? try Set(String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")).subtracting(migrator.migrations)
+                        .sorted() : []
+            }
+            if !unknown.isEmpty { throw SchemaTooNewError(path: pool.path, unknownMigrations: unknown) }
             try migrator.migrate(pool)
             return
         } catch is DatabaseError where attempt < attempts {
             attempt += 1
             Thread.sleep(forTimeInterval: 0.05 * Double(attempt))
         }
+    }
+}
+
+/// A database file migrated by a newer Slipway than this one.
+public struct SchemaTooNewError: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    /// The migrations the file records and this build does not know, by name.
+    public let unknownMigrations: [String]
+
+    public var description: String {
+        "\(path) was migrated by a newer Slipway (it has \(unknownMigrations.map { "'\($0)'" }.joined(separator: ", ")), "
+            + "which this build does not know): upgrade this program, or give it a file of its own [schema-too-new]"
     }
 }

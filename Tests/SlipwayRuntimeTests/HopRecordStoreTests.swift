@@ -80,6 +80,28 @@ struct HopRecordStoreTests {
         #expect(read.forwarded)
     }
 
+    @Test("a file a newer build migrated is refused, by name of the migration this build does not know, and left as it was")
+    func newerSchemaRefused() async throws {
+        let path = temporaryPath()
+        let store = try SQLiteHopRecordStore(path: path)
+        try await store.save(record("kept", 1))
+        let file = try DatabaseQueue(path: path)
+        try await file.write { db in
+            try db.execute(sql: "INSERT INTO grdb_migrations VALUES ('v9: from the future')")
+        }
+        try file.close()
+
+        #expect {
+            _ = try SQLiteHopRecordStore(path: path)
+        } throws: { error in
+            (error as? SchemaTooNewError)?.unknownMigrations == ["v9: from the future"]
+                && "\(error)".contains("newer Slipway")
+        }
+        let check = try DatabaseQueue(path: path)
+        let rows = try await check.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM hop_record") }
+        #expect(rows == 1)
+    }
+
     @Test("a file of the earlier layout (WITHOUT ROWID) keeps its records, marks and age index when a store opens it")
     func upgradeToRowidTable() async throws {
         let path = temporaryPath()
