@@ -48,6 +48,8 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
     private let readyStream: AsyncStream<Result<Void, any Error>>
     private var backoff: Duration
     private var reconnectAt: ContinuousClock.Instant?
+    /// The last connect reached a node, which refused to declare or consume (rather than no node answering).
+    private var refusedAfterConnecting = false
     private var announced = false
     private var cancelled = false
     /// When the connection was last read (see `AMQPConnection.readAtLeastEvery`).
@@ -144,14 +146,20 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
                         metadata: ["amqp.source": "\(source)", "amqp.node": "\(connection.map { "\($0.node)" } ?? "-")"])
                 }
             } catch {
-                if !announced {
+                // At the first start, no node answering or a refusal for good (a permission, a queue of another
+                // type) ends the start at once. A passing refusal from a node that answered is waited out as after a
+                // loss: a quorum queue another process declared a moment ago may refuse consumers (541 internal
+                // error) until its replicas are up.
+                let passing = refusedAfterConnecting && (error as? TransportError)?.isPermanent == false
+                if !announced && !passing {
                     announced = true
                     ready.yield(.failure(error))
                     finish()
                     return nil
                 }
                 logger.warning(
-                    "AMQP consumer: cannot reconnect yet", metadata: ["error": "\(error)", "retry.in": "\(backoff)"])
+                    announced ? "AMQP consumer: cannot reconnect yet" : "AMQP consumer: cannot consume yet",
+                    metadata: ["amqp.source": "\(source)", "error": "\(error)", "retry.in": "\(backoff)"])
                 let next = now.advanced(by: backoff)
                 reconnectAt = next
                 backoff = min(backoff * 2, configuration.reconnectBackoff.max)
@@ -175,6 +183,7 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
     }
 
     private func connect() throws {
+        refusedAfterConnecting = false
         let connection = try nodes.connect()
         do {
             try connection.setPrefetch(prefetch)
@@ -190,6 +199,7 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
             try connection.startConsuming(queue: queue)
         } catch {
             connection.close()
+            refusedAfterConnecting = true
             throw error
         }
         self.connection = connection
