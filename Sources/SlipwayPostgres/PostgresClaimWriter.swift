@@ -67,20 +67,15 @@ final class PostgresClaimWriter: Sendable {
                 return batch
             }
             if batch.isEmpty { return }
-            do {
-                let results = try await write(batch.map(\.claim))
-                for (pending, result) in zip(batch, results) { pending.continuation.resume(with: result) }
-            } catch {
-                let failure = PostgresStoreError("database", "claiming a hop in PostgreSQL failed: \(describe(error))")
-                for pending in batch { pending.continuation.resume(throwing: failure) }
-            }
+            let results = await write(batch.map(\.claim))
+            for (pending, result) in zip(batch, results) { pending.continuation.resume(with: result) }
         }
     }
 
     /// Claims a batch; returns, for each claim in order, its result.
-    func write(_ claims: [Claim]) async throws -> [Result<HopClaimResult, any Error>] {
+    func write(_ claims: [Claim]) async -> [Result<HopClaimResult, any Error>] {
         // The lease is one per call; a batch mixing leases (a store shared by processors configured differently) is
-        // written a lease at a time.
+        // written a lease at a time, each call committed or failed on its own.
         var results = [Result<HopClaimResult, any Error>?](repeating: nil, count: claims.count)
         let byLease = Dictionary(grouping: claims.indices, by: { claims[$0].lease })
         for (lease, indices) in byLease {
@@ -96,6 +91,11 @@ final class PostgresClaimWriter: Sendable {
                 } catch let error as PSQLError where attempt < 3 && error.serverInfo?[.sqlState] == "40P01" {
                     // A deadlock with another process's save (which deletes claims): rolled back; claim again.
                     attempt += 1
+                } catch {
+                    let failure = PostgresStoreError(
+                        "database", "claiming a hop in PostgreSQL failed: \(describe(error))")
+                    for index in sorted { results[index] = .failure(failure) }
+                    break
                 }
             }
         }
