@@ -22,6 +22,7 @@ public final class PostgresHopRecordStore: HopRecordStore {
     let client: PostgresClient
     let logger: Logger
     private let writer: PostgresRecordWriter
+    private let claimWriter: PostgresClaimWriter
     private let runTask: Task<Void, Never>
     private let pruneTask: Task<Void, Never>?
 
@@ -76,6 +77,7 @@ public final class PostgresHopRecordStore: HopRecordStore {
         self.logger = logger
         runTask = Task { await client.run() }
         writer = PostgresRecordWriter(client: client, step: step, logger: logger)
+        claimWriter = PostgresClaimWriter(client: client, step: step, logger: logger)
         pruneTask = keepFor.map { keepFor in
             Task { [weak client] in
                 while !Task.isCancelled {
@@ -151,47 +153,10 @@ public final class PostgresHopRecordStore: HopRecordStore {
 
     // MARK: claims
 
-    /// One statement takes the claim: it inserts the claim row, or, on the conflict with an existing one, overwrites it
-    /// only if its lease has run out (or this owner holds it); PostgreSQL locks the conflicting row, so of concurrent
-    /// callers on any host exactly one gets it. A recorded hop is not claimed.
-    ///
-    /// A save that commits while the statement runs deletes the claim row it conflicted with; PostgreSQL then inserts a
-    /// new one, and the statement's snapshot, taken before that commit, cannot see the record. The record is therefore
-    /// read again after a successful claim, by a new statement that sees every commit before it; if it is there the
-    /// claim is given back.
+    /// One call of `slipway_claim` (`PostgresSchema.claimFunction`), batched with the claims of concurrent hops: one
+    /// round trip and one commit take the claim, or find the hop's record, or who holds it.
     public func claim(slipID: String, sequence: Int, owner: String, lease: Duration) async throws -> HopClaimResult {
-        try await database("claiming a hop") {
-            for _ in 0..<10 {
-                let claimed = try await client.query(
-                    """
-                    INSERT INTO hop_claim (step, slip_id, sequence, owner, expires_at)
-                    SELECT \(step), \(slipID), \(sequence), \(owner),
-                        clock_timestamp() + make_interval(secs => \(lease.seconds))
-                    WHERE NOT EXISTS (
-                        SELECT 1 FROM hop_record WHERE step = \(step) AND slip_id = \(slipID) AND sequence = \(sequence))
-                    ON CONFLICT (step, slip_id, sequence) DO UPDATE
-                        SET owner = excluded.owner, expires_at = excluded.expires_at
-                        WHERE hop_claim.expires_at <= clock_timestamp() OR hop_claim.owner = excluded.owner
-                    RETURNING owner
-                    """, logger: logger
-                ).collect().count == 1
-                if let record = try await record(slipID: slipID, sequence: sequence) {
-                    if claimed { try await releaseClaim(slipID: slipID, sequence: sequence, owner: owner) }
-                    return .recorded(record)
-                }
-                if claimed { return .claimed }
-                let holders = try await client.query(
-                    """
-                    SELECT owner, expires_at FROM hop_claim
-                    WHERE step = \(step) AND slip_id = \(slipID) AND sequence = \(sequence)
-                    """, logger: logger)
-                for try await (holder, until) in holders.decode((String, Date).self) {
-                    return .held(by: holder, until: until)
-                }
-                // Released or taken over between the two statements: try again.
-            }
-            throw PostgresStoreError("database", "the claim of hop \(sequence) of slip \(slipID) kept changing hands")
-        }
+        try await claimWriter.claim(.init(slipID: slipID, sequence: sequence, owner: owner, lease: lease))
     }
 
     public func renewClaim(slipID: String, sequence: Int, owner: String, lease: Duration) async throws -> Bool {

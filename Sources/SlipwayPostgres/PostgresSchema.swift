@@ -49,8 +49,94 @@ enum PostgresSchema {
                 """,
                 "CREATE INDEX hop_redelivery_by_age ON hop_redelivery (step, noted_at)",
             ]
-        )
+        ),
+        ("claims in one round trip", [claimFunction]),
     ]
+
+    /// Claims a batch of hops (`PostgresClaimWriter`) in one call, so one round trip and one commit: for each hop, in
+    /// the order given, the claim row is inserted, or taken over when its lease has run out (or its owner claims again);
+    /// PostgreSQL locks the conflicting row, so of concurrent callers on any host exactly one gets it. A recorded hop is
+    /// not claimed: its record is returned instead; a live claim of another owner is returned as held.
+    ///
+    /// Why the record is read again after the insert: a save that commits while the insert waits for the claim row
+    /// deletes that row, PostgreSQL then inserts a new one, and the insert's snapshot, taken before the save committed,
+    /// did not see the record. A VOLATILE function in READ COMMITTED (PostgreSQL's default) takes a fresh snapshot for
+    /// each statement it runs ("Function Volatility Categories" in the manual), so the SELECT that follows sees every
+    /// commit before it, the save's included; the claim is then given back in the same transaction. Under REPEATABLE
+    /// READ or SERIALIZABLE the snapshot is the transaction's and such a race fails with a serialization error instead.
+    /// A hop whose claim vanished between the statements (released, or saved) is tried again, ten times at most, then
+    /// reported as 'contended'.
+    static let claimFunction = """
+        CREATE FUNCTION slipway_claim(
+            p_step TEXT, p_slip_ids TEXT[], p_sequences INT8[], p_owners TEXT[], p_lease FLOAT8)
+        RETURNS TABLE (
+            claim_index INT, claim_outcome TEXT, held_by TEXT, held_until TIMESTAMPTZ, record_kind TEXT,
+            record_outcome TEXT, record_outgoing BYTEA, record_forwarded BOOLEAN, record_recorded_at FLOAT8)
+        LANGUAGE plpgsql VOLATILE AS $$
+        DECLARE
+            i INT;
+            tries INT;
+            claimed BOOLEAN;
+            found_record RECORD;
+        BEGIN
+            FOR i IN 1 .. coalesce(array_length(p_slip_ids, 1), 0) LOOP
+                claim_index := i;
+                tries := 0;
+                LOOP
+                    claim_outcome := NULL; held_by := NULL; held_until := NULL; record_kind := NULL;
+                    record_outcome := NULL; record_outgoing := NULL; record_forwarded := NULL;
+                    record_recorded_at := NULL;
+                    INSERT INTO hop_claim AS c (step, slip_id, sequence, owner, expires_at)
+                    SELECT p_step, p_slip_ids[i], p_sequences[i], p_owners[i],
+                        clock_timestamp() + make_interval(secs => p_lease)
+                    WHERE NOT EXISTS (
+                        SELECT 1 FROM hop_record h
+                        WHERE h.step = p_step AND h.slip_id = p_slip_ids[i] AND h.sequence = p_sequences[i])
+                    ON CONFLICT (step, slip_id, sequence) DO UPDATE
+                        SET owner = excluded.owner, expires_at = excluded.expires_at
+                        WHERE c.expires_at <= clock_timestamp() OR c.owner = excluded.owner;
+                    claimed := FOUND;
+                    SELECT h.kind, h.outcome, h.outgoing, h.forwarded, h.recorded_at INTO found_record
+                    FROM hop_record h
+                    WHERE h.step = p_step AND h.slip_id = p_slip_ids[i] AND h.sequence = p_sequences[i];
+                    IF FOUND THEN
+                        IF claimed THEN
+                            DELETE FROM hop_claim c
+                            WHERE c.step = p_step AND c.slip_id = p_slip_ids[i] AND c.sequence = p_sequences[i]
+                                AND c.owner = p_owners[i];
+                        END IF;
+                        claim_outcome := 'recorded';
+                        record_kind := found_record.kind;
+                        record_outcome := found_record.outcome;
+                        record_outgoing := found_record.outgoing;
+                        record_forwarded := found_record.forwarded;
+                        record_recorded_at := found_record.recorded_at;
+                        RETURN NEXT;
+                        EXIT;
+                    END IF;
+                    IF claimed THEN
+                        claim_outcome := 'claimed';
+                        RETURN NEXT;
+                        EXIT;
+                    END IF;
+                    SELECT c.owner, c.expires_at INTO held_by, held_until FROM hop_claim c
+                    WHERE c.step = p_step AND c.slip_id = p_slip_ids[i] AND c.sequence = p_sequences[i];
+                    IF FOUND THEN
+                        claim_outcome := 'held';
+                        RETURN NEXT;
+                        EXIT;
+                    END IF;
+                    tries := tries + 1;
+                    IF tries >= 10 THEN
+                        claim_outcome := 'contended';
+                        RETURN NEXT;
+                        EXIT;
+                    END IF;
+                END LOOP;
+            END LOOP;
+        END
+        $$
+        """
 
     static var latestVersion: Int { migrations.count }
 

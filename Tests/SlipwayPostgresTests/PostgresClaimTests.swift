@@ -67,6 +67,33 @@ struct PostgresClaimTests {
         await b.close()
     }
 
+    @Test("claims of many hops at once, batched together, each get their own answer")
+    func batchedClaims() async throws {
+        let (a, b, step) = try await twoStores()
+        for hop in 0..<40 where hop % 3 == 0 { try await a.save(hopRecord("m", hop, step: step)) }
+        for hop in 0..<40 where hop % 3 == 1 {
+            #expect(try await a.claim(slipID: "m", sequence: hop, owner: "host-a:1", lease: .seconds(30)) == .claimed)
+        }
+        let results = try await withThrowingTaskGroup(of: (Int, HopClaimResult).self) { group in
+            for hop in 0..<40 {
+                group.addTask {
+                    (hop, try await b.claim(slipID: "m", sequence: hop, owner: "host-b:2", lease: .seconds(30)))
+                }
+            }
+            return try await group.reduce(into: [Int: HopClaimResult]()) { $0[$1.0] = $1.1 }
+        }
+        for hop in 0..<40 {
+            switch (hop % 3, results[hop]) {
+            case (0, .recorded(let record)?): #expect(record.sequence == hop && record.slipID == "m")
+            case (1, .held(let holder, _)?): #expect(holder == "host-a:1")
+            case (2, .claimed?): break
+            default: Issue.record("hop \(hop): \(String(describing: results[hop]))")
+            }
+        }
+        await a.close()
+        await b.close()
+    }
+
     @Test("of many concurrent claims from two stores exactly one gets the hop, while saves race with them")
     func concurrentClaims() async throws {
         let (a, b, step) = try await twoStores()

@@ -1,6 +1,7 @@
 import Foundation
 import PostgresNIO
 import SlipwayPostgres
+import SlipwayStores
 import Testing
 
 @Suite("PostgreSQL store: schema and connection settings")
@@ -46,7 +47,7 @@ struct PostgresSchemaTests {
             try await client.query("SELECT version::INT8 FROM slipway_schema ORDER BY version").decode(Int.self)
                 .reduce(into: [Int]()) { $0.append($1) }
         }
-        #expect(versions == [1])
+        #expect(versions == [1, 2])
         try await PostgresTestServer.admin(database: name) { client in
             try await client.query("INSERT INTO slipway_schema (version, name) VALUES (99, 'from the future')")
         }
@@ -55,6 +56,41 @@ struct PostgresSchemaTests {
         }
         #expect(error?.code == "schema-too-new")
         #expect(error?.description.contains("99") == true)
+    }
+
+    @Test(
+        "a database of schema version 1 is upgraded to version 2, its records and claims kept",
+        .enabled(if: PostgresTestServer.enabled, "set SLIPWAY_POSTGRES_TESTS=1"))
+    func upgradeFromVersion1() async throws {
+        let (name, url) = try await PostgresTestServer.createDatabase()
+        defer { Task { await PostgresTestServer.dropDatabase(name) } }
+        // Version 1 as the previous release left it: the tables, a record and a live claim, no claim function.
+        let old = try await PostgresHopRecordStore.open(url: url, step: "s")
+        try await old.save(hopRecord("done", 1, step: "s"))
+        await old.close()
+        try await PostgresTestServer.admin(database: name) { client in
+            try await client.query("DROP FUNCTION slipway_claim")
+            try await client.query("DELETE FROM slipway_schema WHERE version > 1")
+            try await client.query(
+                """
+                INSERT INTO hop_claim (step, slip_id, sequence, owner, expires_at)
+                VALUES ('s', 'running', 1, 'host-a:1', now() + interval '1 hour')
+                """)
+        }
+        let store = try await PostgresHopRecordStore.open(url: url, step: "s")
+        let versions = try await PostgresTestServer.admin(database: name) { client in
+            try await client.query("SELECT version::INT8 FROM slipway_schema ORDER BY version").decode(Int.self)
+                .reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(versions == [1, 2])
+        guard case .recorded(let record) = try await store.claim(slipID: "done", sequence: 1, owner: "b", lease: .seconds(30))
+        else { Issue.record("the old record is not seen"); return }
+        #expect(record.outcome == "completed")
+        guard case .held(let holder, _) = try await store.claim(slipID: "running", sequence: 1, owner: "b", lease: .seconds(30))
+        else { Issue.record("the old claim is not seen"); return }
+        #expect(holder == "host-a:1")
+        #expect(try await store.claim(slipID: "new", sequence: 1, owner: "b", lease: .seconds(30)) == .claimed)
+        await store.close()
     }
 
     @Test(
