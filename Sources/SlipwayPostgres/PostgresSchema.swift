@@ -4,12 +4,15 @@ import PostgresNIO
 
 /// The hop record's schema in PostgreSQL, versioned in a table of its own (`slipway_schema`, a row per migration
 /// applied). Instances starting together migrate one at a time (an advisory lock held by the migrating transaction);
-/// a database migrated by a newer build is refused, since this build cannot know what the newer schema means.
+/// a database migrated by a newer build is refused, since this build cannot know what the newer schema means, unless
+/// every newer migration says it keeps older builds working (it only adds what they do not use): then a host not yet
+/// upgraded can still restart during a rolling upgrade.
 enum PostgresSchema {
     /// The migrations in order; version n is `migrations[n - 1]`. Append only: never change one that shipped.
-    static let migrations: [(name: String, statements: [String])] = [
+    /// `keepsOlderBuilds`: a build that knows only the versions before this one still works on the migrated database.
+    static let migrations: [(name: String, keepsOlderBuilds: Bool, statements: [String])] = [
         (
-            "hop records, claims and redelivery counts",
+            "hop records, claims and redelivery counts", false,
             [
                 """
                 CREATE TABLE hop_record (
@@ -50,7 +53,8 @@ enum PostgresSchema {
                 "CREATE INDEX hop_redelivery_by_age ON hop_redelivery (step, noted_at)",
             ]
         ),
-        ("claims in one round trip", [claimFunction]),
+        // Adds a function; builds before it claim with their own statement, which works beside it.
+        ("claims in one round trip", true, [claimFunction]),
     ]
 
     /// Claims a batch of hops (`PostgresClaimWriter`) in one call, so one round trip and one commit: for each hop, in
@@ -166,17 +170,33 @@ enum PostgresSchema {
                     applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
                 )
                 """, logger: logger)
-            var current = 0
-            for try await version in try await connection.query(
-                "SELECT COALESCE(MAX(version), 0)::INT8 FROM slipway_schema", logger: logger
-            ).decode(Int.self) {
-                current = version
+            // Added after version 2 shipped without it: a row without it (an older build's, or one this build does not
+            // know) counts as breaking older builds.
+            try await connection.query(
+                "ALTER TABLE slipway_schema ADD COLUMN IF NOT EXISTS keeps_older_builds BOOLEAN NOT NULL DEFAULT FALSE",
+                logger: logger)
+            var (current, newestBreaking) = (0, 0)
+            for try await row in try await connection.query(
+                """
+                SELECT COALESCE(MAX(version), 0)::INT8,
+                    COALESCE(MAX(version) FILTER (WHERE NOT keeps_older_builds), 0)::INT8
+                FROM slipway_schema
+                """, logger: logger
+            ).decode((Int, Int).self) {
+                (current, newestBreaking) = row
             }
-            if current > latestVersion {
+            if newestBreaking > latestVersion {
                 throw PostgresStoreError(
                     "schema-too-new",
-                    "the hop record database has schema version \(current), newer than this build knows (\(latestVersion)): "
-                        + "a newer Slipway migrated it; upgrade this processor, or give it a database of its own")
+                    "the hop record database has schema version \(current), newer than this build knows (\(latestVersion)), "
+                        + "and version \(newestBreaking) changed what older builds rely on: a newer Slipway migrated it; "
+                        + "upgrade this processor, or give it a database of its own")
+            }
+            if current > latestVersion {
+                logger.warning(
+                    "the hop record database has a newer schema than this build knows; its newer migrations keep older builds working",
+                    metadata: ["store.schema_version": "\(current)", "store.build_schema_version": "\(latestVersion)"])
+                return
             }
             for version in (current + 1)..<(latestVersion + 1) {
                 let migration = migrations[version - 1]
@@ -184,7 +204,10 @@ enum PostgresSchema {
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                 }
                 try await connection.query(
-                    "INSERT INTO slipway_schema (version, name) VALUES (\(version), \(migration.name))", logger: logger)
+                    """
+                    INSERT INTO slipway_schema (version, name, keeps_older_builds)
+                    VALUES (\(version), \(migration.name), \(migration.keepsOlderBuilds))
+                    """, logger: logger)
                 logger.info("hop record schema migrated", metadata: ["store.schema_version": "\(version)"])
             }
         }

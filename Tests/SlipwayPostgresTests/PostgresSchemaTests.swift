@@ -59,6 +59,32 @@ struct PostgresSchemaTests {
     }
 
     @Test(
+        "a newer schema whose migrations all keep older builds working is used, so a host not yet upgraded can restart",
+        .enabled(if: PostgresTestServer.enabled, "set SLIPWAY_POSTGRES_TESTS=1"))
+    func newerCompatibleSchemaUsed() async throws {
+        let (name, url) = try await PostgresTestServer.createDatabase()
+        defer { Task { await PostgresTestServer.dropDatabase(name) } }
+        await (try await PostgresHopRecordStore.open(url: url, step: "s")).close()
+        try await PostgresTestServer.admin(database: name) { client in
+            try await client.query(
+                "INSERT INTO slipway_schema (version, name, keeps_older_builds) VALUES (98, 'an added index', TRUE)")
+        }
+        let store = try await PostgresHopRecordStore.open(url: url, step: "s")
+        try await store.save(hopRecord("after", 1, step: "s"))
+        #expect(try await store.record(slipID: "after", sequence: 1) != nil)
+        await store.close()
+        // A breaking one after it is refused, naming it.
+        try await PostgresTestServer.admin(database: name) { client in
+            try await client.query("INSERT INTO slipway_schema (version, name) VALUES (99, 'a changed table')")
+        }
+        let error = await #expect(throws: PostgresStoreError.self) {
+            try await PostgresHopRecordStore.open(url: url, step: "s")
+        }
+        #expect(error?.code == "schema-too-new")
+        #expect(error?.description.contains("version 99 changed") == true)
+    }
+
+    @Test(
         "a database of schema version 1 is upgraded to version 2, its records and claims kept",
         .enabled(if: PostgresTestServer.enabled, "set SLIPWAY_POSTGRES_TESTS=1"))
     func upgradeFromVersion1() async throws {
