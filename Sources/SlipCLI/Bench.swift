@@ -14,15 +14,17 @@ struct Bench: AsyncParsableCommand {
             end-to-end p50/p95/p99 from HdrHistogram), scaling (throughput for each K of --scaling, and the slip's
             size at its last hop). Needs the probe-step and bench-forwarder executables beside `slip` (or --bin-dir).
 
-            Stores and queue types: each --store (sqlite, the default, or a postgres:// URL) and each --queue-type
-            (classic or quorum) adds the framework's chain in that configuration to every measurement, one after the
-            other against the same broker and the same bare forwarder run, e.g.
-              slip bench --store sqlite --store postgres://slipway:slipway@127.0.0.1:5480/slipway
-              slip bench --amqp-url amqp://...:5770/,amqp://...:5771/,amqp://...:5772/ --queue-type quorum --queue-type classic
-            The bare forwarder always uses classic queues. With --postgres-pid-file the report has the PostgreSQL
-            server's CPU time per hop (postmaster and backends); with --broker-pid-file (once per cluster node) the
-            broker's. A PostgreSQL database should start empty (scripts/bench.sh starts a fresh one); each chain has
-            queues of its own and new slip ids, so its records never meet an earlier chain's. See docs/performance.md.
+            Stores and queue types: each --store (sqlite, the default, or a postgres:// URL) and each --queue-type \
+            (classic or quorum) adds the framework's chain in that configuration to every measurement, one after \
+            the other against the same broker and beside the same bare forwarder run, whose queues are always \
+            classic. For example:
+              slip bench --store sqlite --store postgres://USER:PASSWORD@HOST:PORT/DB
+              slip bench --amqp-url URL1,URL2,URL3 --queue-type quorum --queue-type classic
+
+            --postgres-pid-file adds the PostgreSQL server's CPU time per hop (postmaster and backends), \
+            --broker-pid-file the broker's (once per node of a cluster). Give PostgreSQL an empty database \
+            (scripts/bench.sh starts a fresh server): each chain has queues of its own and new slip ids, so its \
+            records never meet an earlier chain's, but they stay. See docs/performance.md.
             """)
 
     enum Mode: String, ExpressibleByArgument, CaseIterable {

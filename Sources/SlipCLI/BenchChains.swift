@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Slipway
 import SlipwayAMQP
 import SlipwayProcesses
@@ -64,6 +65,14 @@ struct BenchVariant: Sendable, Hashable {
     }
 }
 
+/// The benchmark's own connections: warnings and errors only, so that which node of a cluster each connects to does
+/// not interleave with the table.
+func benchTransport(_ configuration: AMQPConfiguration) -> AMQPTransport {
+    var logger = Logger(label: "slipway.amqp")
+    logger.logLevel = .warning
+    return AMQPTransport(configuration: configuration, logger: logger)
+}
+
 /// One chain of K hops under test, the framework's or the bare forwarders'. Messages go in with `inject`; what comes
 /// out of the last hop goes to the book `arrivals` holds at that moment.
 protocol BenchChain: Sendable {
@@ -109,7 +118,7 @@ final class SlipChain: BenchChain {
         let topology = Topology(prefix: prefix)
         var amqp = try AMQPConfiguration(url: setup.amqpURL)
         amqp.queueType = variant.queueType
-        transport = AMQPTransport(configuration: amqp)
+        transport = benchTransport(amqp)
         steps = (1...hops).map { "s\($0)" }
         // Declared before any process starts, so nothing sent early is dropped: the steps' queues, and the audit
         // queue with its binding (what the sink declares too).
@@ -207,7 +216,7 @@ final class ForwarderChain: BenchChain {
         label = "bare forwarder chain-\(hops)"
         let prefix = "benchfwd\(hops)-\(UUID().uuidString.prefix(8).lowercased())"
         let queues = (1...hops).map { "\(prefix).\($0)" } + ["\(prefix).done"]
-        transport = AMQPTransport(configuration: try AMQPConfiguration(url: setup.amqpURL))
+        transport = benchTransport(try AMQPConfiguration(url: setup.amqpURL))
         for queue in queues { try await transport.declareQueue(queue) }
         firstQueue = queues[0]
         body = try SlipCodec().encode(
