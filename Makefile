@@ -1,4 +1,4 @@
-.PHONY: deps build test demo baseline bench chaos chaos-cluster broker-start broker-stop clean
+.PHONY: deps build test demo baseline bench bench-cluster chaos chaos-cluster broker-start broker-stop clean
 
 deps:
 	scripts/deps.sh
@@ -18,6 +18,11 @@ baseline:
 # The chain-K benchmark (docs/performance.md). Options to `slip bench`: make bench BENCH_ARGS="--mode scaling"
 bench:
 	scripts/with-broker.sh scripts/bench.sh $(BENCH_ARGS)
+
+# The same on a 3-node RabbitMQ cluster: quorum against classic queues, in one run (docs/performance.md).
+bench-cluster:
+	scripts/deps.sh
+	scripts/bench-cluster.sh $(BENCH_ARGS)
 
 # 2,000 slips under SIGKILLs and two RabbitMQ restarts (docs/chaos.md). More: make chaos CHAOS_ARGS="--release --seed 7"
 chaos:

@@ -13,7 +13,18 @@ struct Bench: AsyncParsableCommand {
             timed from the first send to the last terminal event), latency (an open-loop fixed rate for --duration;
             end-to-end p50/p95/p99 from HdrHistogram), scaling (throughput for each K of --scaling, and the slip's
             size at its last hop). Needs the probe-step and bench-forwarder executables beside `slip` (or --bin-dir).
-            See docs/performance.md.
+
+            Stores and queue types: each --store (sqlite, the default, or a postgres:// URL) and each --queue-type \
+            (classic or quorum) adds the framework's chain in that configuration to every measurement, one after \
+            the other against the same broker and beside the same bare forwarder run, whose queues are always \
+            classic. For example:
+              slip bench --store sqlite --store postgres://USER:PASSWORD@HOST:PORT/DB
+              slip bench --amqp-url URL1,URL2,URL3 --queue-type quorum --queue-type classic
+
+            --postgres-pid-file adds the PostgreSQL server's CPU time per hop (postmaster and backends), \
+            --broker-pid-file the broker's (once per node of a cluster). Give PostgreSQL an empty database \
+            (scripts/bench.sh starts a fresh server): each chain has queues of its own and new slip ids, so its \
+            records never meet an earlier chain's, but they stay. See docs/performance.md.
             """)
 
     enum Mode: String, ExpressibleByArgument, CaseIterable {
@@ -59,16 +70,39 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .customLong("state-dir"), help: "Hop records, audit database and logs (default: a new temp folder).")
     var stateDirectory: String?
 
-    @Option(name: .customLong("broker-pid-file"), help: "The broker's pid file, to report its CPU time per hop.")
-    var brokerPIDFile: String?
+    @Option(
+        name: .customLong("store"),
+        help: "The framework's hop record: sqlite (a file per processor) or a postgres:// URL; repeat it to measure several in one run.")
+    var stores: [String] = []
+
+    @Option(
+        name: .customLong("queue-type"),
+        help: "classic or quorum queues for the framework's chain (default: $SLIPWAY_QUEUE_TYPE, else classic); repeat it to measure both in one run.")
+    var queueTypes: [String] = []
+
+    @Option(
+        name: .customLong("amqp-url"),
+        help: """
+            RabbitMQ URL; a cluster's nodes as URLs separated by commas (default: $SLIPWAY_AMQP_URL or \
+            $SLIPWAY_AMQP_URLS, else amqp://guest:guest@127.0.0.1:5672/)
+            """)
+    var amqpURL: String?
+
+    @Option(
+        name: .customLong("broker-pid-file"),
+        help: "The broker's pid file, to report its CPU time per hop; once per node of a cluster, whose CPU times add up.")
+    var brokerPIDFiles: [String] = []
+
+    @Option(
+        name: .customLong("postgres-pid-file"),
+        help: "PostgreSQL's postmaster.pid, to report the server's CPU time per hop (postmaster and backends).")
+    var postgresPIDFile: String?
 
     @Option(help: "Seconds a run may take before the benchmark gives up.")
     var timeout = 600.0
 
     @Option(help: "Also write the results as JSON to this file.")
     var json: String?
-
-    @OptionGroup var broker: BrokerOptions
 
     func run() async throws {
         let setup = try makeSetup()
@@ -79,16 +113,27 @@ struct Bench: AsyncParsableCommand {
             }
             return k
         }
-        let brokerPID = brokerPIDFile.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }
-            .flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        var report = BenchReport(setup: setup, brokerPIDKnown: brokerPID != nil)
+        let servers: Servers
+        do {
+            servers = Servers(
+                brokers: try brokerPIDFiles.map(pidFromFile), postgres: try postgresPIDFile.map(pidFromFile))
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        var report = BenchReport(
+            setup: setup, brokerPIDKnown: !servers.brokers.isEmpty, postgresPIDKnown: servers.postgres != nil)
         print("slip bench: logs and databases in \(setup.stateDirectory)")
+        if setup.variants.count > 1 || setup.variants.contains(where: { $0.store != .sqlite || $0.queueType != .classic }) {
+            for variant in setup.variants {
+                print("slip bench: the framework's chain with \(variant.storeDescription), \(variant.queueType.rawValue) queues")
+            }
+        }
 
         if mode == .all || mode == .throughput || mode == .latency {
             // The latency mode needs the maximum only to offer half of it.
             var systems: [BenchRun] = []
             if mode != .latency || rateList.contains("half") {
-                systems = try await measure(hops: hops, setup: setup, brokerPID: brokerPID) { runner, results in
+                systems = try await measure(hops: hops, setup: setup, servers: servers) { runner, results in
                     try await runner.warmUp()
                     let maximum = try await runner.throughput(slips: slips)
                     results.append(maximum)
@@ -98,7 +143,8 @@ struct Bench: AsyncParsableCommand {
                 report.runs += systems
             }
             if mode != .throughput {
-                let slipwayMax = systems.last?.slipsPerSecond ?? 100
+                // Every configuration at the same rates: half the slowest one's maximum, which overloads none.
+                let slipwayMax = systems.filter { $0.store != nil }.map(\.slipsPerSecond).min() ?? 100
                 let offered = try rateList.map { text -> Double in
                     if text == "half" { return max(1, (slipwayMax / 2).rounded()) }
                     guard let rate = Double(text), rate > 0 else {
@@ -107,7 +153,7 @@ struct Bench: AsyncParsableCommand {
                     return rate
                 }
                 for rate in offered {
-                    report.runs += try await measure(hops: hops, setup: setup, brokerPID: brokerPID) { runner, results in
+                    report.runs += try await measure(hops: hops, setup: setup, servers: servers) { runner, results in
                         try await runner.warmUp()
                         let run = try await runner.latency(rate: rate, duration: .seconds(duration))
                         results.append(run)
@@ -119,7 +165,7 @@ struct Bench: AsyncParsableCommand {
         }
         if mode == .all || mode == .scaling {
             for k in scalingList {
-                report.runs += try await measure(hops: k, setup: setup, brokerPID: brokerPID) { runner, results in
+                report.runs += try await measure(hops: k, setup: setup, servers: servers) { runner, results in
                     try await runner.warmUp()
                     var run = try await runner.throughput(slips: scalingSlips ?? slips)
                     run.mode = "scaling"
@@ -137,20 +183,30 @@ struct Bench: AsyncParsableCommand {
         }
     }
 
-    /// Runs `body` on the bare forwarder chain (when --baseline) and then on the framework's, each started fresh and
-    /// stopped after, so one's leftovers never load the other.
+    /// The servers whose CPU time the report shows.
+    private struct Servers {
+        var brokers: [pid_t]
+        var postgres: pid_t?
+    }
+
+    /// Runs `body` on the bare forwarder chain (when --baseline) and then on the framework's in each configuration,
+    /// each started fresh and stopped after, so one's leftovers never load the next.
     private func measure(
-        hops: Int, setup: BenchSetup, brokerPID: pid_t?,
+        hops: Int, setup: BenchSetup, servers: Servers,
         _ body: (BenchRunner, inout [BenchRun]) async throws -> BenchRun
     ) async throws -> [BenchRun] {
         var results: [BenchRun] = []
         var chains: [@Sendable () async throws -> any BenchChain] = []
         if baseline { chains.append { try await ForwarderChain(hops: hops, setup: setup) } }
-        chains.append { try await SlipChain(hops: hops, setup: setup) }
+        for variant in setup.variants {
+            chains.append { try await SlipChain(hops: hops, setup: setup, variant: variant) }
+        }
         for makeChain in chains {
             let chain = try await makeChain()
             do {
-                _ = try await body(BenchRunner(chain: chain, brokerPID: brokerPID, timeout: .seconds(timeout)), &results)
+                let runner = BenchRunner(
+                    chain: chain, brokerPIDs: servers.brokers, postgresPID: servers.postgres, timeout: .seconds(timeout))
+                _ = try await body(runner, &results)
             } catch {
                 progress(nil)
                 printError("\(chain.label): \(error) (logs in \(setup.stateDirectory))")
@@ -164,7 +220,7 @@ struct Bench: AsyncParsableCommand {
 
     private func makeSetup() throws -> BenchSetup {
         let url: String
-        if let explicit = broker.amqpURL {
+        if let explicit = amqpURL {
             url = explicit
         } else {
             url =
@@ -175,12 +231,26 @@ struct Bench: AsyncParsableCommand {
         for tool in ["probe-step", "bench-forwarder", "slip"] where !FileManager.default.isExecutableFile(atPath: "\(binDirectory)/\(tool)") {
             throw ValidationError("\(binDirectory)/\(tool) is missing: build it (swift build) or give --bin-dir")
         }
+        let variants: [BenchVariant]
+        do {
+            let types =
+                queueTypes.isEmpty
+                ? [try QueueType.fromEnvironment(ProcessInfo.processInfo.environment)]
+                : try queueTypes.map { try QueueType(parsing: $0, from: "--queue-type") }
+            variants = try types.flatMap { type in try (stores.isEmpty ? ["sqlite"] : stores).map { try BenchVariant(store: $0, queueType: type) } }
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        // The report tells configurations apart by store kind and queue type.
+        guard Set(variants.map { [$0.storeName, $0.queueType.rawValue] }).count == variants.count else {
+            throw ValidationError("give each store kind (sqlite, one PostgreSQL URL) and each queue type once")
+        }
         let state =
             stateDirectory
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("slipway-bench-\(getpid())").path
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
         return BenchSetup(
             amqpURL: url, binDirectory: binDirectory, stateDirectory: state, prefetch: prefetch,
-            concurrency: concurrency, auditSink: auditSink)
+            concurrency: concurrency, auditSink: auditSink, variants: variants)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Slipway
 import SlipwayAMQP
 import SlipwayProcesses
@@ -11,6 +12,65 @@ struct BenchSetup: Sendable {
     var prefetch: Int
     var concurrency: Int
     var auditSink: Bool
+    /// The framework's chains to measure, each after the other against the same broker.
+    var variants: [BenchVariant]
+}
+
+/// One configuration of the framework's chain: where its processors keep the hop record, and the type of the queues
+/// it declares.
+struct BenchVariant: Sendable, Hashable {
+    enum Store: Sendable, Hashable {
+        /// A SQLite file per processor in the run's state directory.
+        case sqlite
+        /// The record every processor shares in one PostgreSQL database.
+        case postgres(url: String)
+    }
+
+    var store: Store
+    var queueType: QueueType
+
+    /// `sqlite` or `postgres`, as the report names it.
+    var storeName: String {
+        switch store {
+        case .sqlite: "sqlite"
+        case .postgres: "postgres"
+        }
+    }
+
+    var label: String { "\(storeName) store, \(queueType.rawValue) queues" }
+
+    /// `sqlite`, or a `postgres://` / `postgresql://` URL.
+    init(store text: String, queueType: QueueType) throws {
+        let lowered = text.lowercased()
+        if lowered == "sqlite" {
+            store = .sqlite
+        } else if lowered.hasPrefix("postgres://") || lowered.hasPrefix("postgresql://") {
+            store = .postgres(url: text)
+        } else {
+            throw BenchError("--store takes sqlite or a postgres:// URL, got '\(text.prefix { $0 != ":" })...'")
+        }
+        self.queueType = queueType
+    }
+
+    /// The store for the log: a PostgreSQL URL without its user and password.
+    var storeDescription: String {
+        switch store {
+        case .sqlite: return "SQLite files in the state directory"
+        case .postgres(let url):
+            let components = URLComponents(string: url)
+            let host = components?.host ?? "?"
+            let port = components?.port.map { ":\($0)" } ?? ""
+            return "PostgreSQL at \(host)\(port)\(components?.path ?? "")"
+        }
+    }
+}
+
+/// The benchmark's own connections: warnings and errors only, so that which node of a cluster each connects to does
+/// not interleave with the table.
+func benchTransport(_ configuration: AMQPConfiguration) -> AMQPTransport {
+    var logger = Logger(label: "slipway.amqp")
+    logger.logLevel = .warning
+    return AMQPTransport(configuration: configuration, logger: logger)
 }
 
 /// One chain of K hops under test, the framework's or the bare forwarders'. Messages go in with `inject`; what comes
@@ -18,6 +78,10 @@ struct BenchSetup: Sendable {
 protocol BenchChain: Sendable {
     var label: String { get }
     var hops: Int { get }
+    /// The hop record's store (`sqlite`, `postgres`); nil for the bare forwarders, which keep none.
+    var store: String? { get }
+    /// The type of the chain's queues.
+    var queueType: QueueType { get }
     var arrivals: ArrivalRouter { get }
     /// The processes that do the chain's hops (not the audit sink), for their CPU and memory.
     var workers: [ChildProcess] { get }
@@ -27,11 +91,15 @@ protocol BenchChain: Sendable {
     func stop() async
 }
 
-/// K probe-step processors (`s1` ... `sK`), each its own process with its own hop record, and the audit sink: the
-/// framework as a real deployment runs it. Ends are the slips' terminal events.
+/// K probe-step processors (`s1` ... `sK`), each its own process with its own hop record (a SQLite file), or all with
+/// one record in PostgreSQL, and the audit sink: the framework as a real deployment runs it. Ends are the slips'
+/// terminal events. Every chain has queues of its own (a fresh prefix) and new slip ids, so in a shared PostgreSQL
+/// record its rows never meet an earlier chain's.
 final class SlipChain: BenchChain {
     let label: String
     let hops: Int
+    let store: String?
+    let queueType: QueueType
     let arrivals = ArrivalRouter()
     let workers: [ChildProcess]
     let sink: ChildProcess?
@@ -41,12 +109,16 @@ final class SlipChain: BenchChain {
     private let steps: [String]
     private let listener: Task<Void, Never>
 
-    init(hops: Int, setup: BenchSetup) async throws {
+    init(hops: Int, setup: BenchSetup, variant: BenchVariant) async throws {
         self.hops = hops
         label = "slipway chain-\(hops)"
+        store = variant.storeName
+        queueType = variant.queueType
         let prefix = "bench\(hops)-\(UUID().uuidString.prefix(8).lowercased())"
         let topology = Topology(prefix: prefix)
-        transport = AMQPTransport(configuration: try AMQPConfiguration(url: setup.amqpURL))
+        var amqp = try AMQPConfiguration(url: setup.amqpURL)
+        amqp.queueType = variant.queueType
+        transport = benchTransport(amqp)
         steps = (1...hops).map { "s\($0)" }
         // Declared before any process starts, so nothing sent early is dropped: the steps' queues, and the audit
         // queue with its binding (what the sink declares too).
@@ -62,8 +134,10 @@ final class SlipChain: BenchChain {
         var environment = [
             "SLIPWAY_AMQP_URL": setup.amqpURL, "SLIPWAY_QUEUE_PREFIX": prefix, "SLIPWAY_LOG_LEVEL": "warning",
             "SLIPWAY_PREFETCH": String(setup.prefetch), "SLIPWAY_CONCURRENCY": String(setup.concurrency),
+            "SLIPWAY_QUEUE_TYPE": variant.queueType.rawValue,
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
         ]
+        if case .postgres(let url) = variant.store { environment["SLIPWAY_STORE_URL"] = url }
         // What the benchmark is run with goes to its processors: signing keys, hop event batching on or off, the
         // processors' threads.
         for (name, value) in ProcessInfo.processInfo.environment
@@ -121,10 +195,13 @@ final class SlipChain: BenchChain {
 }
 
 /// K bare forwarders over the same AMQP layer: queue 1 to queue 2 ... to a done queue the benchmark consumes. The
-/// message is the bytes of the slip the framework would send, so both chains move the same sizes.
+/// message is the bytes of the slip the framework would send, so both chains move the same sizes. Its queues are
+/// classic whatever --queue-type says (bench-forwarder declares classic queues), also on a cluster.
 final class ForwarderChain: BenchChain {
     let label: String
     let hops: Int
+    let store: String? = nil
+    let queueType = QueueType.classic
     let arrivals = ArrivalRouter()
     let workers: [ChildProcess]
     let sink: ChildProcess? = nil
@@ -139,7 +216,7 @@ final class ForwarderChain: BenchChain {
         label = "bare forwarder chain-\(hops)"
         let prefix = "benchfwd\(hops)-\(UUID().uuidString.prefix(8).lowercased())"
         let queues = (1...hops).map { "\(prefix).\($0)" } + ["\(prefix).done"]
-        transport = AMQPTransport(configuration: try AMQPConfiguration(url: setup.amqpURL))
+        transport = benchTransport(try AMQPConfiguration(url: setup.amqpURL))
         for queue in queues { try await transport.declareQueue(queue) }
         firstQueue = queues[0]
         body = try SlipCodec().encode(

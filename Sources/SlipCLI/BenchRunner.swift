@@ -1,6 +1,7 @@
 import Foundation
 import Histogram
 import Synchronization
+import Slipway
 
 /// Percentiles of one latency distribution, in milliseconds.
 struct LatencySummary: Codable, Sendable {
@@ -33,6 +34,13 @@ struct BenchRun: Codable, Sendable {
     var workerCPUMicrosPerHop: Double
     var sinkCPUMicrosPerHop: Double?
     var brokerCPUMicrosPerHop: Double?
+    /// The PostgreSQL server's CPU time per hop (the postmaster and its backends), for the chains whose record is
+    /// there.
+    var postgresCPUMicrosPerHop: Double?
+    /// The framework's hop record (`sqlite`, `postgres`); nil for the bare forwarder.
+    var store: String?
+    /// `classic` or `quorum`: the type of the chain's queues.
+    var queueType: String
     /// The largest peak resident memory of one of the chain's processes, and of the sink, in MB.
     var workerPeakRSSMB: Double
     /// The largest private (anonymous) resident memory of one of the chain's processes at the end of the run, in MB.
@@ -100,7 +108,9 @@ final class ArrivalRouter: Sendable {
 /// Drives one chain: a warm-up, then throughput or open-loop latency runs, with a progress line on standard error.
 struct BenchRunner {
     let chain: any BenchChain
-    let brokerPID: pid_t?
+    /// The broker's nodes (one, or a cluster's), whose CPU time is summed.
+    let brokerPIDs: [pid_t]
+    let postgresPID: pid_t?
     let timeout: Duration
 
     /// Waits for `count` warm-up messages to come through: every process is up and consuming.
@@ -196,13 +206,17 @@ struct BenchRunner {
     private struct Snapshot {
         var workers: [ProcessStats]
         var sink: ProcessStats?
-        var broker: ProcessStats?
+        var brokerCPU: Double?
+        var postgresCPU: Double?
     }
 
     private func snapshot() -> Snapshot {
-        Snapshot(
+        let brokers = brokerPIDs.map { treeCPUSeconds(root: $0) }
+        return Snapshot(
             workers: chain.workers.compactMap(\.stats), sink: chain.sink?.stats,
-            broker: brokerPID.flatMap { ProcessStats(pid: $0) })
+            brokerCPU: brokers.isEmpty || brokers.contains(nil) ? nil : brokers.reduce(0) { $0 + $1! },
+            // Only for the chains that use it: otherwise the server idles, and a figure would only be noise.
+            postgresCPU: chain.store == "postgres" ? postgresPID.flatMap { treeCPUSeconds(root: $0) } : nil)
     }
 
     private func result(mode: String, book: ArrivalBook, slips: Int, seconds: Double, before: Snapshot) -> BenchRun {
@@ -219,7 +233,9 @@ struct BenchRunner {
             microsPerHop: (seconds / hopCount * 1e7).rounded() / 10,
             workerCPUMicrosPerHop: perHop(0, workerCPU) ?? 0,
             sinkCPUMicrosPerHop: perHop(before.sink?.cpuSeconds, after.sink?.cpuSeconds),
-            brokerCPUMicrosPerHop: perHop(before.broker?.cpuSeconds, after.broker?.cpuSeconds),
+            brokerCPUMicrosPerHop: perHop(before.brokerCPU, after.brokerCPU),
+            postgresCPUMicrosPerHop: perHop(before.postgresCPU, after.postgresCPU),
+            store: chain.store, queueType: chain.queueType.rawValue,
             workerPeakRSSMB: ((after.workers.map(\.peakRSSMB).max() ?? 0) * 10).rounded() / 10,
             workerPrivateMB: ((after.workers.map(\.privateMB).max() ?? 0) * 10).rounded() / 10,
             sinkPeakRSSMB: after.sink.map { ($0.peakRSSMB * 10).rounded() / 10 },
