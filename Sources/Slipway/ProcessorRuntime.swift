@@ -16,13 +16,11 @@ public final class ProcessorRuntime: Service, Sendable {
     let store: any HopRecordStore
     let configuration: ProcessorConfiguration
     let logger: Logger
-    private let messages: MessageFactory
     private let codec: SlipCodec
+    private let planner: HopPlanner
+    private let claimer: HopClaimer
     private let declaredQueues = DeclaredQueues()
     private let hopEvents: HopEventBatcher?
-    private let inFlight = InFlightHops()
-    /// The hops whose claim this instance holds, renewed while they run.
-    private let claims = HeldClaims()
     /// Set on graceful shutdown: deliveries already received but not started go back to the queue.
     private let stopping = Mutex(false)
 
@@ -38,9 +36,9 @@ public final class ProcessorRuntime: Service, Sendable {
         logger[metadataKey: "slip.step"] = "\(processor.step)"
         self.logger = logger
         self.codec = SlipCodec(limits: configuration.limits)
-        self.messages = MessageFactory(
-            topology: configuration.topology, codec: codec, instance: configuration.instance,
-            signing: configuration.signing)
+        self.planner = HopPlanner(step: processor.step, configuration: configuration, codec: codec)
+        self.claimer = HopClaimer(
+            store: store, owner: configuration.instance, lease: configuration.claimLease, logger: logger)
         self.hopEvents =
             configuration.batchHopEvents
             ? HopEventBatcher(
@@ -70,7 +68,7 @@ public final class ProcessorRuntime: Service, Sendable {
                 "cannot declare the audit queue: events sent before the audit sink's first start are lost (a RabbitMQ user made by an older `slip topology`? apply it again)",
                 metadata: ["amqp.queue": "\(topology.auditQueue)", "error": "\(error)"])
         }
-        try await declare(topology.deadLetterQueue)
+        try await declare(QueueDeclaration(topology.deadLetterQueue))
         let execute = try await transport.consume(queue: topology.executeQueue(step: step), prefetch: configuration.prefetch)
         let compensate = try await transport.consume(
             queue: topology.compensateQueue(step: step), prefetch: configuration.prefetch)
@@ -81,7 +79,7 @@ public final class ProcessorRuntime: Service, Sendable {
             // On the transport's loop when it has one: a hop then runs on the thread that reads its delivery and
             // sends its forward and ack, and never waits for a thread switch.
             await withTaskExecutorPreference(transport.taskExecutor) {
-                let renewing = Task { await self.renewClaims() }
+                let renewing = Task { await self.claimer.renewWhileRunning() }
                 await withDiscardingTaskGroup { group in
                     group.addTask { await self.serve(execute, kind: .execute) }
                     group.addTask { await self.serve(compensate, kind: .compensate) }
@@ -136,381 +134,165 @@ public final class ProcessorRuntime: Service, Sendable {
     }
 
     private func process(_ delivery: Delivery, kind: HopKind, slot: HopSlots.Slot) async throws {
-        let queue = topology.queue(for: kind, step: step)
-        var slip: Slip
+        let arrival = HopPlanner.Arrival(kind: kind, body: delivery.body, headers: delivery.headers)
+        let decoded: Slip
         do {
             // Verified before anything reads the body: an unsigned or modified slip is never executed.
             try configuration.signing?.verify(delivery.body, headers: delivery.headers)
-            slip = try codec.decode(delivery.body)
+            decoded = try codec.decode(delivery.body)
         } catch {
-            // Not a slip this processor may run, but most often still a slip someone waits for: the park names it
-            // when its id can be read. Unverified, so a label only; the hop record is never touched.
-            return try await park(
-                delivery, slip: nil, peek: SlipPeek.read(delivery.body), queue: queue, code: error.code.rawValue,
-                reason: error.reason)
+            let plan = try planner.refuse(arrival, error, peek: SlipPeek.read(delivery.body), at: Date())
+            return try await park(plan, delivery)
         }
-        if kind == .compensate && slip.state == .compensationFailed {
-            slip.resumeCompensation()  // A parked walk-back, replayed from the dead-letter queue.
-        }
-        guard let next = slip.nextHop, next.kind == kind, next.step == step else {
-            let wanted = slip.nextHop.map { "\($0.kind) of step '\($0.step)'" } ?? "nothing (the slip is \(slip.state.rawValue))"
-            return try await park(
-                delivery, slip: slip, queue: queue, code: SlipRejection.Code.misrouted.rawValue,
-                reason: "received on '\(queue)' but the slip's next hop is \(wanted)")
-        }
-        if kind == .compensate, let address = slip.compensations.last?.address, address != queue {
-            return try await park(
-                delivery, slip: slip, queue: queue, code: SlipRejection.Code.misrouted.rawValue,
-                reason: "the compensation record's address '\(address)' is not this queue '\(queue)'")
-        }
-
-        // Two deliveries of one hop in this process wait for each other here, without touching the store; the store's
-        // claim (in `runOnce`) does the same across processes and hosts.
-        let key = HopKey(slipID: slip.id, sequence: slip.sequence)
-        await inFlight.claim(key)
-        do {
-            try await runOnce(slip, kind: kind, delivery: delivery, slot: slot)
-        } catch {
-            // Nothing recorded: the next delivery of the hop may run it at once. (After a save the claim is gone, and
-            // this changes nothing.)
-            claims.end(key)
-            try? await store.releaseClaim(slipID: slip.id, sequence: slip.sequence, owner: configuration.instance)
-            await inFlight.release(key)
-            throw error
-        }
-        await inFlight.release(key)
-    }
-
-    /// Claims the hop in the store, waiting while another instance holds it. Returns the hop's record when it has one
-    /// (nothing to run), nil when this instance holds the claim and runs the hop.
-    private func claimOrRecord(_ slip: Slip, logger: Logger) async throws -> HopRecord? {
-        let lease = configuration.claimLease
-        let owner = configuration.instance
-        var pause = Duration.milliseconds(10)
-        let maxPause = min(Duration.seconds(1), lease / 4)
-        var waited = false
-        while true {
-            switch try await store.claim(slipID: slip.id, sequence: slip.sequence, owner: owner, lease: lease) {
-            case .claimed:
-                if waited { logger.info("took the hop over from an instance whose claim ran out (did it die?)") }
-                claims.begin(HopKey(slipID: slip.id, sequence: slip.sequence))
-                return nil
-            case .recorded(let record):
-                guard waited, !record.forwarded else { return record }
-                return try await awaitForward(record, pause: pause, lease: lease)
-            case .held(let holder, let until):
-                if !waited {
-                    logger.info(
-                        "another instance is running this hop: waiting for it",
-                        metadata: ["hop.claimed_by": "\(holder)", "hop.claimed_until": "\(until)"])
-                }
-                waited = true
-                try await Task.sleep(for: pause)
-                pause = min(pause * 2, maxPause)
+        switch try planner.admit(decoded, arrival, at: Date()) {
+        case .park(let plan):
+            try await park(plan, delivery)
+        case .run(let slip):
+            let key = HopKey(slipID: slip.id, sequence: slip.sequence)
+            try await claimer.exclusively(key) {
+                try await runOnce(slip, key: key, arrival: arrival, delivery: delivery, slot: slot)
             }
         }
     }
 
-    /// The instance we waited for recorded the hop and is forwarding its result: give it the time to, rather than
-    /// sending a second copy. If it dies before, the result is forwarded from here.
-    private func awaitForward(_ record: HopRecord, pause: Duration, lease: Duration) async throws -> HopRecord {
-        var pause = pause
-        let deadline = ContinuousClock.now.advanced(by: lease)
-        while ContinuousClock.now < deadline {
-            try await Task.sleep(for: pause)
-            pause = min(pause * 2, .seconds(1))
-            guard let now = try await store.record(slipID: record.slipID, sequence: record.sequence) else { break }
-            if now.forwarded { return now }
-        }
-        return record
-    }
-
-    /// Renews the claims of the hops this instance runs, every third of a lease, until cancelled.
-    private func renewClaims() async {
-        let lease = configuration.claimLease
-        while !Task.isCancelled {
-            do { try await Task.sleep(for: lease / 3) } catch { return }
-            for key in claims.current {
-                do {
-                    let held = try await store.renewClaim(
-                        slipID: key.slipID, sequence: key.sequence, owner: configuration.instance, lease: lease)
-                    if !held {
-                        claims.end(key)
-                        logger.warning(
-                            "lost the claim of a hop still running (its lease ran out): another instance may run it too",
-                            metadata: ["slip.id": "\(key.slipID)", "hop.seq": "\(key.sequence)"])
-                    }
-                } catch {
-                    logger.warning("cannot renew a hop's claim", metadata: ["error": "\(error)"])
-                }
-            }
-        }
-    }
-
-    private func runOnce(_ slip: Slip, kind: HopKind, delivery: Delivery, slot: HopSlots.Slot) async throws {
+    private func runOnce(
+        _ slip: Slip, key: HopKey, arrival: HopPlanner.Arrival, delivery: Delivery, slot: HopSlots.Slot
+    ) async throws {
         var logger = self.logger
         logger[metadataKey: "slip.id"] = "\(slip.id)"
         logger[metadataKey: "hop.seq"] = "\(slip.sequence)"
 
-        if let record = try await claimOrRecord(slip, logger: logger) {
+        if let record = try await claimer.claimOrRecord(key, logger: logger) {
             if record.forwarded {
                 logger.info("duplicate of a hop already done and forwarded: dropped")
             } else {
                 logger.info("hop already done but its forward was not confirmed: forwarding the recorded result")
-                try await publish(record.outgoing)
+                try await send(planner.replay(record))()
                 try await store.markForwarded(slipID: slip.id, sequence: slip.sequence)
             }
-            await delivery.ack()
-            return
+            return await delivery.ack()
         }
 
-        // A hop whose message keeps coming back unfinished is killing its processor: park it rather than loop.
         if delivery.redelivered {
             let count = try await store.noteRedelivery(slipID: slip.id, sequence: slip.sequence, attempt: slip.attempt)
-            if count >= configuration.poisonRedeliveries {
-                try await park(
-                    delivery, slip: slip, queue: topology.queue(for: kind, step: step), code: "poison",
-                    reason: "delivered \(count + 1) times without the hop ever finishing (the processor died running it?)")
-                return await releaseClaim(slip)
+            if let plan = try planner.poison(slip, arrival, redeliveries: count, at: Date()) {
+                try await park(plan, delivery)
+                return await claimer.release(key)
             }
         }
 
-        let decision = try await decide(slip, kind: kind, logger: logger)
-        switch decision {
-        case .retry(let outgoing):
-            logger.warning(
-                "attempt failed; trying again",
-                metadata: ["hop.attempt": "\(slip.attempt)", "hop.retry_queue": "\(outgoing.first?.routingKey ?? "-")"])
-            try await publish(outgoing)
+        let plan: HopPlan
+        if let deadlinePassed = try planner.deadlinePassed(slip, kind: arrival.kind, at: Date()) {
+            plan = deadlinePassed
+        } else {
+            let (result, timing) = await runHandler(slip, kind: arrival.kind, logger: logger)
+            plan = try planner.plan(
+                slip, kind: arrival.kind, result: result, timing: timing, at: Date(), random: Double.random(in: 0..<1))
+        }
+        if let notice = plan.notice { logger.log(level: notice.level, notice.message, metadata: notice.metadata) }
+
+        switch plan.disposition {
+        case .retry, .park:
+            try await send(plan)()
             // Acknowledged first, then released: a crash between the two leaves the claim to expire, where the other
             // order could let the original delivery run again beside its retry.
             await delivery.ack()
-            return await releaseClaim(slip)
-        case .record(let outcome, let outgoing):
-            claims.end(HopKey(slipID: slip.id, sequence: slip.sequence))  // The save ends the claim.
-            let record = try await store.save(
+            await claimer.release(key)
+        case .record(let outcome):
+            claimer.saving(key)
+            let saved = try await store.save(
                 HopRecord(
-                    slipID: slip.id, sequence: slip.sequence, step: step, kind: kind, outcome: outcome,
-                    outgoing: outgoing))
-            let hopEventsConfirmed = try await forward(record.outgoing)
+                    slipID: slip.id, sequence: slip.sequence, step: step, kind: arrival.kind, outcome: outcome,
+                    outgoing: plan.outgoing))
+            // A hop recorded already keeps its first record: what that says is what goes out.
+            let hopEventsConfirmed = try await send(saved.outgoing == plan.outgoing ? plan : planner.replay(saved))
             slot.release()
             try await hopEventsConfirmed()
             try await store.markForwarded(slipID: slip.id, sequence: slip.sequence)
             logger.debug("hop done", metadata: ["hop.outcome": "\(outcome)"])
-        }
-        await delivery.ack()
-    }
-
-    /// After the ack: a failure leaves the claim to expire, and only delays a retry that arrives before.
-    private func releaseClaim(_ slip: Slip) async {
-        claims.end(HopKey(slipID: slip.id, sequence: slip.sequence))
-        do {
-            try await store.releaseClaim(slipID: slip.id, sequence: slip.sequence, owner: configuration.instance)
-        } catch {
-            logger.warning(
-                "cannot release a hop's claim: it expires after its lease", metadata: ["error": "\(error)"])
+            await delivery.ack()
         }
     }
 
-    /// Runs the handler and turns its outcome into the hop's result.
-    private func decide(_ slip: Slip, kind: HopKind, logger: Logger) async throws -> HopDecision {
+    /// Runs the step's handler (execute or compensate) within its timeout, and says what it came to.
+    private func runHandler(_ slip: Slip, kind: HopKind, logger: Logger) async -> (HandlerResult, HopTiming) {
         let startedAt = Date()
         let clock = ContinuousClock()
         let started = clock.now
-        func entry(_ outcome: HopOutcome, reason: String? = nil) -> LogEntry {
-            let elapsed = started.duration(to: clock.now).components
-            return LogEntry(
-                sequence: slip.sequence, step: step, kind: kind, outcome: outcome, attempt: slip.attempt,
-                startedAt: startedAt, durationMicros: elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000,
-                processor: configuration.instance, reason: reason)
-        }
-        var next = slip
-        switch kind {
-        case .execute:
-            let step = slip.itinerary[0]
-            let policy = step.retry ?? configuration.retry
-            if let deadline = slip.deadline, deadline < Date() {
-                let reason = "the slip's deadline \(SlipCodec.formatTimestamp(deadline)) passed before '\(self.step)' started"
-                logger.info("deadline passed: the slip compensates", metadata: ["slip.deadline": "\(deadline)"])
-                next.faultStep(reason: reason, entry: entry(.faulted, reason: reason))
-                return .record(outcome: "faulted", outgoing: try messages.forward(next, lastStep: self.step))
-            }
-            let hop = ExecuteHop(
-                slipID: slip.id, template: slip.template, step: self.step, arguments: step.arguments,
-                variables: slip.variables, sequence: slip.sequence, attempt: slip.attempt,
-                idempotencyKey: "\(slip.id)/\(self.step)/\(slip.sequence)", logger: logger)
-            let timeout = step.timeoutMs.map { Duration.milliseconds($0) } ?? configuration.timeout
-            do {
-                let processor = self.processor
-                switch try await withTimeout(timeout, on: transport.taskExecutor, { try await processor.execute(hop) }) {
-                case .completed(let variables, let compensation, let revision, let continueAfter):
-                    if let revision { next.revise(revision) }  // Changes what follows the head, which completes now.
-                    let waitMs = continueAfter.map { Int(($0 / .milliseconds(1)).rounded(.up)) } ?? 0
-                    let note = [revision?.summary, waitMs > 0 ? "the next step waits \(waitMs) ms" : nil]
-                        .compactMap { $0 }.joined(separator: "; ")
-                    next.completeStep(
-                        compensationData: compensation, compensateAddress: topology.compensateQueue(step: self.step),
-                        variableUpdates: variables, entry: entry(.completed, reason: note.isEmpty ? nil : note))
-                    return .record(
-                        outcome: "completed", outgoing: try messages.forward(next, lastStep: self.step, delayMs: waitMs))
-                case .faulted(let reason):
-                    logger.info("step faulted", metadata: ["fault.reason": "\(reason)"])
-                    next.faultStep(reason: reason, entry: entry(.faulted, reason: reason))
-                    return .record(outcome: "faulted", outgoing: try messages.forward(next, lastStep: self.step))
-                case .terminated(let reason):
-                    logger.info("the step ended the slip", metadata: ["slip.reason": "\(reason)"])
-                    next.terminateStep(entry: entry(.terminated, reason: reason))
-                    return .record(outcome: "terminated", outgoing: try messages.forward(next, lastStep: self.step))
-                }
-            } catch {
-                let reason = "\(error)"
-                if slip.attempt < policy.maxAttempts {
-                    next.retryHop(entry: entry(.retried, reason: reason))
-                    return try messages.retry(
-                        next, queue: topology.executeQueue(step: self.step),
-                        delayMs: policy.delayMs(afterAttempt: slip.attempt, random: Double.random(in: 0..<1)))
-                }
-                let gaveUp = "gave up after \(slip.attempt) attempts: \(reason)"
-                logger.warning("step failed on its last attempt", metadata: ["error": "\(reason)"])
-                next.faultStep(reason: gaveUp, entry: entry(.faulted, reason: gaveUp))
-                return .record(outcome: "faulted", outgoing: try messages.forward(next, lastStep: self.step))
-            }
-        case .compensate:
-            let policy = configuration.compensationRetry
-            let record = slip.compensations[slip.compensations.count - 1]
-            let hop = CompensateHop(
-                slipID: slip.id, template: slip.template, step: step, data: record.data, variables: slip.variables,
-                completedSequence: record.sequence, sequence: slip.sequence, attempt: slip.attempt, fault: slip.fault,
-                idempotencyKey: "\(slip.id)/\(step)/undo/\(record.sequence)", logger: logger)
-            // The record carries the step's compensateTimeoutMs: the itinerary entry is gone by now.
-            let timeout = record.timeoutMs.map { Duration.milliseconds($0) } ?? configuration.compensateTimeout
-            do {
-                let processor = self.processor
+        let timeout = planner.timeout(slip, kind: kind, configuration: configuration)
+        let processor = self.processor
+        let result: HandlerResult
+        do {
+            switch kind {
+            case .execute:
+                let head = slip.itinerary[0]
+                let hop = ExecuteHop(
+                    slipID: slip.id, template: slip.template, step: step, arguments: head.arguments,
+                    variables: slip.variables, sequence: slip.sequence, attempt: slip.attempt,
+                    idempotencyKey: "\(slip.id)/\(step)/\(slip.sequence)", logger: logger)
+                result = .executed(
+                    try await withTimeout(timeout, on: transport.taskExecutor) { try await processor.execute(hop) })
+            case .compensate:
+                let record = slip.compensations[slip.compensations.count - 1]
+                let hop = CompensateHop(
+                    slipID: slip.id, template: slip.template, step: step, data: record.data,
+                    variables: slip.variables, completedSequence: record.sequence, sequence: slip.sequence,
+                    attempt: slip.attempt, fault: slip.fault,
+                    idempotencyKey: "\(slip.id)/\(step)/undo/\(record.sequence)", logger: logger)
                 try await withTimeout(timeout, kind: .compensate, on: transport.taskExecutor) {
                     try await processor.compensate(hop)
                 }
-                next.completeCompensation(entry: entry(.completed))
-                return .record(outcome: "compensated", outgoing: try messages.forward(next, lastStep: step))
-            } catch {
-                let reason = "\(error)"
-                if slip.attempt < policy.maxAttempts {
-                    next.retryHop(entry: entry(.retried, reason: reason))
-                    return try messages.retry(
-                        next, queue: topology.compensateQueue(step: step),
-                        delayMs: policy.delayMs(afterAttempt: slip.attempt, random: Double.random(in: 0..<1)))
-                }
-                let gaveUp = "compensation gave up after \(slip.attempt) attempts: \(reason)"
-                logger.error("compensation failed on its last attempt: slip parked", metadata: ["error": "\(reason)"])
-                next.failCompensation(reason: gaveUp, entry: entry(.failed, reason: gaveUp))
-                return .record(outcome: "failed", outgoing: try messages.forward(next, lastStep: step))
+                result = .compensated
             }
+        } catch {
+            result = .threw("\(error)")
         }
+        let elapsed = started.duration(to: clock.now).components
+        let micros = elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000
+        return (result, HopTiming(startedAt: startedAt, durationMicros: micros))
     }
 
-    /// Bad input: to the dead-letter queue with its reason, and an event for the audit trail; never dropped.
-    /// `peek`: for a body that is not a valid (or verified) slip, the id read from it, to name the park.
-    private func park(
-        _ delivery: Delivery, slip: Slip?, peek: SlipPeek? = nil, queue: String, code: String, reason: String
-    ) async throws {
-        let slipID = slip?.id ?? peek?.slipID
-        logger.warning(
-            "message parked in the dead-letter queue",
-            metadata: [
-                "park.code": "\(code)", "park.reason": "\(reason)", "slip.id": "\(slipID ?? "-")",
-                "amqp.message_id": "\(delivery.messageID ?? "-")",
-            ])
-        let signature = delivery.headers.filter {
-            $0.key == SigningKeys.keyIDHeader || $0.key == SigningKeys.signatureHeader
+    /// Bad input, not run: to the dead-letter queue with its reason, and an event for the audit trail; never dropped.
+    private func park(_ plan: HopPlan, _ delivery: Delivery) async throws {
+        if let notice = plan.notice {
+            var metadata = notice.metadata
+            metadata["amqp.message_id"] = "\(delivery.messageID ?? "-")"
+            logger.log(level: notice.level, notice.message, metadata: metadata)
         }
-        try await publish([
-            try messages.park(
-                body: delivery.body, code: code, reason: reason, queue: queue, slipID: slipID, signature: signature),
-            try messages.parkedEvent(slip: slip, peek: peek, step: step, code: code, reason: reason),
-        ])
+        try await send(plan)()
         await delivery.ack()
     }
 
-    /// Publishes with confirms, declaring any queue this instance has not yet declared (a message to a queue that does
-    /// not exist would be confirmed and dropped). A delay queue is declared with the arguments its name says.
-    /// Hop events go through the batcher, alongside the rest; returns once both are confirmed.
-    private func publish(_ outgoing: [OutgoingMessage]) async throws {
-        try await forward(outgoing)()
-    }
-
-    /// `publish`, returning once everything but the hop events is confirmed, with a wait for those: a hop forwards
-    /// its slip without waiting for its events' batch, and is acknowledged after.
-    private func forward(_ outgoing: [OutgoingMessage]) async throws -> @Sendable () async throws -> Void {
-        for message in outgoing where message.exchange.isEmpty {
-            if let delay = topology.parseDelayQueue(message.routingKey) {
-                try await declare(message.routingKey, arguments: .delay(delay.delayMs, thenTo: delay.queue))
-            } else {
-                try await declare(message.routingKey)
-            }
-        }
-        guard let hopEvents else {
-            try await transport.publish(outgoing)
+    /// Publishes what the plan says with confirms, declaring first any queue this instance has not declared yet.
+    /// The hop event goes through the batcher, alongside the rest: returns once the rest is confirmed, with a wait for
+    /// the event (a hop forwards its slip without waiting for its event's batch, and is acknowledged after).
+    private func send(_ plan: HopPlan) async throws -> @Sendable () async throws -> Void {
+        for queue in plan.queues { try await declare(queue) }
+        guard let hopEvents, let event = plan.hopEvent else {
+            try await transport.publish(plan.outgoing)
             return {}
         }
-        let events = outgoing.filter(isHopEvent).map(\.body)
-        let others = outgoing.filter { !isHopEvent($0) }
-        let eventsConfirmed = Task(executorPreference: transport.taskExecutor) { try await hopEvents.publish(events) }
+        let eventConfirmed = Task(executorPreference: transport.taskExecutor) { try await hopEvents.publish([event.body]) }
         do {
-            if !others.isEmpty { try await transport.publish(others) }
+            if !plan.messages.isEmpty { try await transport.publish(plan.messages) }
         } catch {
-            _ = await eventsConfirmed.result  // not acknowledged either way: the message comes back
+            _ = await eventConfirmed.result  // not acknowledged either way: the message comes back
             throw error
         }
-        return { try await eventsConfirmed.value }
-    }
-
-    /// An execute or compensate event (not a terminal or parked one, which are routed by their slip).
-    private func isHopEvent(_ message: OutgoingMessage) -> Bool {
-        message.exchange == topology.eventsExchange
-            && (message.routingKey.hasPrefix("execute.") || message.routingKey.hasPrefix("compensate."))
+        return { try await eventConfirmed.value }
     }
 
     /// The name is remembered only once the broker has declared the queue: a hop that saw it merely "being declared"
     /// by another hop would publish before the queue exists, and the broker would drop its message.
-    private func declare(_ queue: String, arguments: QueueArguments? = nil) async throws {
-        guard await !declaredQueues.contains(queue) else { return }
-        if let arguments {
-            try await transport.declareQueue(queue, arguments: arguments)
+    private func declare(_ queue: QueueDeclaration) async throws {
+        guard await !declaredQueues.contains(queue.name) else { return }
+        if let arguments = queue.arguments {
+            try await transport.declareQueue(queue.name, arguments: arguments)
         } else {
-            try await transport.declareQueue(queue)
+            try await transport.declareQueue(queue.name)
         }
-        await declaredQueues.insert(queue)
+        await declaredQueues.insert(queue.name)
     }
-}
-
-struct HopKey: Hashable, Sendable {
-    var slipID: String
-    var sequence: Int
-}
-
-/// Two deliveries of one hop never run at once in an instance: the second waits, then finds the first one's record.
-actor InFlightHops {
-    private var waiting: [HopKey: [CheckedContinuation<Void, Never>]] = [:]
-
-    func claim(_ key: HopKey) async {
-        while waiting[key] != nil {
-            await withCheckedContinuation { continuation in waiting[key]!.append(continuation) }
-        }
-        waiting[key] = []
-    }
-
-    func release(_ key: HopKey) {
-        let continuations = waiting.removeValue(forKey: key) ?? []
-        for continuation in continuations { continuation.resume() }
-    }
-}
-
-/// The claims this instance holds: a set under a lock, so that a hop pays no thread switch for it.
-final class HeldClaims: Sendable {
-    private let keys = Mutex<Set<HopKey>>([])
-
-    func begin(_ key: HopKey) { _ = keys.withLock { $0.insert(key) } }
-    func end(_ key: HopKey) { _ = keys.withLock { $0.remove(key) } }
-    var current: [HopKey] { keys.withLock { Array($0) } }
 }
 
 actor DeclaredQueues {

@@ -137,7 +137,7 @@ final class PostgresClaimWriter: Sendable {
                     return .recorded(
                         HopRecord(
                             slipID: claim.slipID, sequence: claim.sequence, step: step,
-                            kind: HopKind(rawValue: kind) ?? .execute, outcome: recordOutcome, outgoing: messages,
+                            kind: HopKind(rawValue: kind) ?? .execute, outcome: HopRecordOutcome(rawValue: recordOutcome), outgoing: messages,
                             forwarded: forwarded, recordedAt: Date(timeIntervalSince1970: recordedAt)))
                 default:
                     throw PostgresStoreError(

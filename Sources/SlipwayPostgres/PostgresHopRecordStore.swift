@@ -223,7 +223,7 @@ public final class PostgresHopRecordStore: HopRecordStore {
             throw PostgresStoreError("corrupt-record", "the record of hop \(sequence) of slip \(slipID) cannot be read")
         }
         return HopRecord(
-            slipID: slipID, sequence: sequence, step: step, kind: HopKind(rawValue: kind) ?? .execute, outcome: outcome,
+            slipID: slipID, sequence: sequence, step: step, kind: HopKind(rawValue: kind) ?? .execute, outcome: HopRecordOutcome(rawValue: outcome),
             outgoing: messages, forwarded: forwarded, recordedAt: Date(timeIntervalSince1970: recordedAt))
     }
 

@@ -142,7 +142,7 @@ final class PostgresRecordWriter: Sendable {
         let slipIDs = rows.map(\.slipID)
         let sequences = rows.map(\.sequence)
         let kinds = rows.map(\.kind.rawValue)
-        let outcomes = rows.map(\.outcome)
+        let outcomes = rows.map(\.outcome.rawValue)
         let outgoing = rows.map { ByteBuffer(bytes: OutgoingMessageBlob.encode($0.outgoing)) }
         let forwardedFlags = rows.map(\.forwarded)
         let recordedAt = rows.map(\.recordedAt.timeIntervalSince1970)
@@ -194,7 +194,7 @@ final class PostgresRecordWriter: Sendable {
                     (String, Int, String, String, Data, Bool, Double).self)
                 stored[Key(slipID: slipID, sequence: sequence)] = HopRecord(
                     slipID: slipID, sequence: sequence, step: step, kind: HopKind(rawValue: kind) ?? .execute,
-                    outcome: outcome, outgoing: try OutgoingMessageBlob.decode(blob), forwarded: forwarded,
+                    outcome: HopRecordOutcome(rawValue: outcome), outgoing: try OutgoingMessageBlob.decode(blob), forwarded: forwarded,
                     recordedAt: Date(timeIntervalSince1970: recordedAt))
             }
         }

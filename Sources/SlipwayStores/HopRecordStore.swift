@@ -8,8 +8,8 @@ public struct HopRecord: Sendable, Hashable, Codable {
     public var sequence: Int
     public var step: String
     public var kind: HopKind
-    /// `completed`, `faulted`, `failed`, `parked`: what the hop decided.
-    public var outcome: String
+    /// What the hop decided.
+    public var outcome: HopRecordOutcome
     /// Everything the hop publishes (the next message, events), in order.
     public var outgoing: [OutgoingMessage]
     /// The broker confirmed every outgoing message.
@@ -17,7 +17,7 @@ public struct HopRecord: Sendable, Hashable, Codable {
     public var recordedAt: Date
 
     public init(
-        slipID: String, sequence: Int, step: String, kind: HopKind, outcome: String, outgoing: [OutgoingMessage],
+        slipID: String, sequence: Int, step: String, kind: HopKind, outcome: HopRecordOutcome, outgoing: [OutgoingMessage],
         forwarded: Bool = false, recordedAt: Date = Date()
     ) {
         self.slipID = slipID
@@ -29,6 +29,24 @@ public struct HopRecord: Sendable, Hashable, Codable {
         self.forwarded = forwarded
         self.recordedAt = recordedAt
     }
+}
+
+/// What a recorded hop decided. Kept in the record as its raw value.
+public struct HopRecordOutcome: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible {
+    public var rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+
+    /// The step ran; the slip goes on to its next step (or ends completed).
+    public static let completed = HopRecordOutcome(rawValue: "completed")
+    /// The step faulted (a business failure, its last attempt failing, or the slip's deadline): the slip compensates.
+    public static let faulted = HopRecordOutcome(rawValue: "faulted")
+    /// The step ended the slip on purpose.
+    public static let terminated = HopRecordOutcome(rawValue: "terminated")
+    /// The undo ran; the walk back goes on.
+    public static let compensated = HopRecordOutcome(rawValue: "compensated")
+    /// The undo failed on its last attempt: the slip is parked as compensation-failed.
+    public static let failed = HopRecordOutcome(rawValue: "failed")
 }
 
 /// What `claim` found for a hop.

@@ -213,7 +213,7 @@ final class HopRecordWriter: Sendable {
             let record = save.record
             try unclaim.execute(arguments: [record.slipID, record.sequence])
             try insert.execute(arguments: [
-                record.slipID, record.sequence, record.step, record.kind.rawValue, record.outcome, save.outgoing,
+                record.slipID, record.sequence, record.step, record.kind.rawValue, record.outcome.rawValue, save.outgoing,
                 record.forwarded, record.recordedAt.timeIntervalSince1970,
             ])
             if db.changesCount == 1 {

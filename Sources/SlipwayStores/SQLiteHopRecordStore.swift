@@ -232,7 +232,7 @@ public final class SQLiteHopRecordStore: HopRecordStore {
     static func decode(_ row: Row) throws -> HopRecord {
         HopRecord(
             slipID: row["slip_id"], sequence: row["sequence"], step: row["step"],
-            kind: HopKind(rawValue: row["kind"]) ?? .execute, outcome: row["outcome"],
+            kind: HopKind(rawValue: row["kind"]) ?? .execute, outcome: HopRecordOutcome(rawValue: row["outcome"]),
             outgoing: try OutgoingMessageBlob.decode(row["outgoing"] as Data),
             forwarded: row["forwarded"], recordedAt: Date(timeIntervalSince1970: row["recorded_at"]))
     }

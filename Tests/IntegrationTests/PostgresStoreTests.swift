@@ -51,7 +51,7 @@ struct PostgresStoreIntegrationTests {
             for sequence in 0..<4 { if let record = try await store.record(slipID: slip.id, sequence: sequence) { found.append(record) } }
             await store.close()
             #expect(found.count == 1, "\(step): \(found.count) records")
-            #expect(found.first?.outcome == "completed")
+            #expect(found.first?.outcome == .completed)
         }
         let state = fleet.directory.appendingPathComponent("state").path
         let files = (try? FileManager.default.contentsOfDirectory(atPath: state)) ?? []

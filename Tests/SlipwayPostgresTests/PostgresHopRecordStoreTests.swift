@@ -10,7 +10,7 @@ func hopRecord(
     _ slip: String, _ sequence: Int, step: String, body: [UInt8] = Array("{\"slip\":1}".utf8), recordedAt: Date = Date()
 ) -> HopRecord {
     HopRecord(
-        slipID: slip, sequence: sequence, step: step, kind: .execute, outcome: "completed",
+        slipID: slip, sequence: sequence, step: step, kind: .execute, outcome: .completed,
         outgoing: [
             .toQueue(
                 "slipway.ship.execute", body: body, headers: ["x-a": "1", "x-b": "2"], messageID: "m1", correlationID: slip,
@@ -38,7 +38,7 @@ struct PostgresHopRecordStoreTests {
             let saved = try #require(try await other.record(slipID: "s\(index)", sequence: 1))
             #expect(saved.outgoing == hopRecord("s\(index)", 1, step: step).outgoing)
             #expect(saved.forwarded == false)
-            #expect(saved.outcome == "completed" && saved.kind == .execute && saved.step == step)
+            #expect(saved.outcome == .completed && saved.kind == .execute && saved.step == step)
         }
         #expect(try await other.record(slipID: "s0", sequence: 2) == nil)
         await store.close()

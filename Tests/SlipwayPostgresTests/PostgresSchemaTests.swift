@@ -111,7 +111,7 @@ struct PostgresSchemaTests {
         #expect(versions == [1, 2])
         guard case .recorded(let record) = try await store.claim(slipID: "done", sequence: 1, owner: "b", lease: .seconds(30))
         else { Issue.record("the old record is not seen"); return }
-        #expect(record.outcome == "completed")
+        #expect(record.outcome == .completed)
         guard case .held(let holder, _) = try await store.claim(slipID: "running", sequence: 1, owner: "b", lease: .seconds(30))
         else { Issue.record("the old claim is not seen"); return }
         #expect(holder == "host-a:1")

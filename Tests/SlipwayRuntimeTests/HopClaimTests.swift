@@ -25,12 +25,12 @@ private func checkClaims(_ store: any HopRecordStore, other: (any HopRecordStore
 
     // The record ends the claim: later claims find it.
     let record = HopRecord(
-        slipID: "s", sequence: 1, step: "charge", kind: .execute, outcome: "completed",
+        slipID: "s", sequence: 1, step: "charge", kind: .execute, outcome: .completed,
         outgoing: [.toQueue("slipway.ship.execute", body: Array("{}".utf8))])
     try await store.save(record)
     guard case .recorded(let found) = try await other.claim(slipID: "s", sequence: 1, owner: "b", lease: lease)
     else { Issue.record("a recorded hop must say so"); return }
-    #expect(found.outcome == "completed")
+    #expect(found.outcome == .completed)
     #expect(try await store.renewClaim(slipID: "s", sequence: 1, owner: "a", lease: lease) == false)
 
     // A release by someone else changes nothing; its holder's release frees the hop at once.

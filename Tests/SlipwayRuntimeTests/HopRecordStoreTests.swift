@@ -15,7 +15,7 @@ struct HopRecordStoreTests {
         _ slip: String, _ sequence: Int, body: [UInt8] = Array("{\"slip\":1}".utf8), recordedAt: Date = Date()
     ) -> HopRecord {
         HopRecord(
-            slipID: slip, sequence: sequence, step: "charge", kind: .execute, outcome: "completed",
+            slipID: slip, sequence: sequence, step: "charge", kind: .execute, outcome: .completed,
             outgoing: [
                 .toQueue("slipway.ship.execute", body: body, headers: ["x-a": "1", "x-b": "2"], messageID: "m1", correlationID: slip, contentType: "application/json"),
                 OutgoingMessage(exchange: "slipway.events", routingKey: "execute.charge.\(slip)", body: [0, 255, 10], persistent: false),

@@ -304,7 +304,7 @@ struct SagaTests {
             #expect(requeued.redelivered)
             #expect(requeued.correlationID == slip.id)
             let record = try #require(await store.record(slipID: slip.id, sequence: 1))
-            #expect(record.outcome == "completed")
+            #expect(record.outcome == .completed)
             #expect(record.forwarded == (point == .afterMarkForwarded))
 
             // The process restarts with the same hop record (its SQLite file survives).

@@ -2,16 +2,6 @@ import Foundation
 import SlipwayCore
 import SlipwayTransport
 
-/// What a hop produces, decided from the slip and the handler's outcome. No I/O here: the runtime carries it out.
-enum HopDecision: Sendable {
-    /// The handler threw and has attempts left: the same hop goes back to the queue with the next attempt number
-    /// (the messages: the slip for the next attempt, through a delay queue when the policy waits, and the failed
-    /// attempt's hop event).
-    case retry([OutgoingMessage])
-    /// The hop is done (completed, faulted or failed): record it, then publish everything it produces.
-    case record(outcome: String, outgoing: [OutgoingMessage])
-}
-
 /// Builds the messages a slip's next move needs, by the topology's conventions.
 struct MessageFactory: Sendable {
     let topology: Topology
@@ -19,22 +9,13 @@ struct MessageFactory: Sendable {
     let instance: String
     let signing: SigningKeys?
 
-    /// What a finished hop publishes: its hop event, then where the slip goes: the next step, the next
-    /// compensation, or (terminal) a terminal event; a compensation-failed slip is parked in the dead-letter queue too.
-    /// `delayMs`: the step asked for the slip to wait that long before the next step (a delay step).
-    func forward(_ slip: Slip, lastStep: String, delayMs: Int = 0) throws -> [OutgoingMessage] {
-        try [hopEvent(slip)] + destination(slip, lastStep: lastStep, delayMs: delayMs)
-    }
-
-    /// A hop that threw and will be tried again: the slip back to the same queue (after `delayMs`, through a delay
-    /// queue that dead-letters into it), and the attempt's hop event.
-    func retry(_ slip: Slip, queue: String, delayMs: Int) throws -> HopDecision {
-        .retry([try slipMessage(slip, to: delayed(queue, delayMs)), try hopEvent(slip)])
-    }
-
-    /// The queue itself, or the delay queue in front of it.
-    private func delayed(_ queue: String, _ delayMs: Int) -> String {
-        delayMs > 0 ? topology.delayQueue(for: queue, delayMs: delayMs) : queue
+    /// The queue itself, or the delay queue in front of it that holds a message `delayMs` (rounded up on the delay
+    /// grid) and then dead-letters it into the queue.
+    func delayed(_ queue: String, delayMs: Int) -> QueueDeclaration {
+        guard delayMs > 0 else { return QueueDeclaration(queue) }
+        return QueueDeclaration(
+            topology.delayQueue(for: queue, delayMs: delayMs),
+            arguments: .delay(DelayGrid.level(forMs: delayMs), thenTo: queue))
     }
 
     /// The event of the hop the slip's log ended with.
@@ -43,22 +24,29 @@ struct MessageFactory: Sendable {
         return try eventMessage(SlipEvent(hop: entry, slip: slip))
     }
 
-    private func destination(_ slip: Slip, lastStep: String, delayMs: Int) throws -> [OutgoingMessage] {
+    /// Where a slip goes after its hop: the next step (after `delayMs`, when the step asked the slip to wait), the
+    /// next compensation, or (terminal) a terminal event; a compensation-failed slip is parked in the dead-letter queue
+    /// too. Returns the messages and the queues they go to.
+    func destination(_ slip: Slip, lastStep: String, delayMs: Int, parkedID: String, at now: Date) throws
+        -> (messages: [OutgoingMessage], queues: [QueueDeclaration])
+    {
         switch slip.state {
         case .running:
-            return [try slipMessage(slip, to: delayed(topology.executeQueue(step: slip.itinerary[0].step), delayMs))]
+            let queue = delayed(topology.executeQueue(step: slip.itinerary[0].step), delayMs: delayMs)
+            return ([try slipMessage(slip, to: queue.name)], [queue])
         case .compensating:
-            return [try slipMessage(slip, to: slip.compensations[slip.compensations.count - 1].address)]
+            let address = slip.compensations[slip.compensations.count - 1].address
+            return ([try slipMessage(slip, to: address)], [QueueDeclaration(address)])
         case .compensationFailed:
             let reason = slip.log.last?.reason ?? "compensation failed"
             let body = try codec.encode(slip)
-            let parked = try park(
-                body: body, code: "compensation-failed", reason: reason,
-                queue: topology.compensateQueue(step: lastStep), slipID: slip.id,
+            let parked = park(
+                body: body, code: .compensationFailed, reason: reason,
+                queue: topology.compensateQueue(step: lastStep), slipID: slip.id, parkedID: parkedID, at: now,
                 signature: signing?.signatureHeaders(for: body) ?? [:])
-            return [parked, try terminalEvent(slip, lastStep: lastStep)]
+            return ([parked, try terminalEvent(slip, lastStep: lastStep)], [QueueDeclaration(topology.deadLetterQueue)])
         case .completed, .compensated, .faulted, .terminated:
-            return [try terminalEvent(slip, lastStep: lastStep)]
+            return ([try terminalEvent(slip, lastStep: lastStep)], [])
         }
     }
 
@@ -90,16 +78,18 @@ struct MessageFactory: Sendable {
     /// A message for the dead-letter queue: the original body untouched (so a replay sends exactly what came), and
     /// why it was parked in headers.
     /// `signature`: the original message's signature headers, kept so that a replay of the same bytes verifies.
+    /// `parkedID`: names the parked message for `slip dlq`; `now`: when it was parked.
     func park(
-        body: [UInt8], code: String, reason: String, queue: String, slipID: String?, signature: [String: String] = [:]
-    ) throws -> OutgoingMessage {
+        body: [UInt8], code: ParkCode, reason: String, queue: String, slipID: String?, parkedID: String, at now: Date,
+        signature: [String: String] = [:]
+    ) -> OutgoingMessage {
         var headers = [
-            ParkedHeaders.parkedID: UUID().uuidString.lowercased(),
-            ParkedHeaders.reasonCode: code,
+            ParkedHeaders.parkedID: parkedID,
+            ParkedHeaders.reasonCode: code.rawValue,
             ParkedHeaders.reason: String(reason.prefix(1_000)),
             ParkedHeaders.originalQueue: queue,
             ParkedHeaders.processor: instance,
-            ParkedHeaders.parkedAt: Date().formatted(.iso8601),
+            ParkedHeaders.parkedAt: now.formatted(.iso8601),
         ]
         if let slipID { headers[ParkedHeaders.slipID] = slipID }
         headers.merge(signature) { parked, _ in parked }
@@ -114,24 +104,25 @@ struct MessageFactory: Sendable {
     /// verified slip: the event names that slip (its template and sequence too, when readable) so the operator sees the
     /// park where the slip is, but gets an id of its own, so that such a body, forged or not, never takes the place of
     /// another event in the audit trail. Its state is a guess (`running`); the audit trail keeps the state it knew.
-    func parkedEvent(slip: Slip?, peek: SlipPeek? = nil, step: String, code: String, reason: String) throws
-        -> OutgoingMessage
-    {
+    /// `eventID`: unique, for the event of a body that is not a verified slip.
+    func parkedEvent(
+        slip: Slip?, peek: SlipPeek? = nil, step: String, code: ParkCode, reason: String, eventID: String
+    ) throws -> OutgoingMessage {
         let event: SlipEvent
         if let slip {
             event = SlipEvent(
                 slipID: slip.id, template: slip.template, kind: .parked, step: step, sequence: slip.sequence,
-                attempt: slip.attempt, outcome: code, state: slip.state, processor: instance, reason: reason)
+                attempt: slip.attempt, outcome: code.rawValue, state: slip.state, processor: instance, reason: reason)
         } else if let peek {
             event = SlipEvent(
-                id: "\(peek.slipID).parked.\(UUID().uuidString.lowercased())", slipID: peek.slipID,
+                id: "\(peek.slipID).parked.\(eventID)", slipID: peek.slipID,
                 template: peek.template ?? "unknown", kind: .parked, step: step, sequence: peek.sequence ?? 0,
-                attempt: 1, outcome: code, state: .running, processor: instance, reason: reason)
+                attempt: 1, outcome: code.rawValue, state: .running, processor: instance, reason: reason)
         } else {
             // A message that is not a slip has no stable identity: its parking gets an id of its own.
             event = SlipEvent(
-                id: "unknown.parked.\(UUID().uuidString.lowercased())", slipID: "unknown", template: "unknown",
-                kind: .parked, step: step, sequence: 0, attempt: 1, outcome: code, state: .running,
+                id: "unknown.parked.\(eventID)", slipID: "unknown", template: "unknown",
+                kind: .parked, step: step, sequence: 0, attempt: 1, outcome: code.rawValue, state: .running,
                 processor: instance, reason: reason)
         }
         return try eventMessage(event)
