@@ -27,4 +27,4 @@ struct ChargeCard: StepProcessor {
     }
 }
 
-await runProcessor(ChargeCard(ledger: Ledger.openDefaultOrExit()), stores: [.sqlite, .postgres])
+await ProcessorMain.run(ChargeCard(ledger: Ledger.openDefaultOrExit()), stores: [.sqlite, .postgres])

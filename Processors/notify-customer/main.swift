@@ -21,4 +21,4 @@ struct NotifyCustomer: StepProcessor {
     }
 }
 
-await runProcessor(NotifyCustomer(ledger: Ledger.openDefaultOrExit()), stores: [.sqlite, .postgres])
+await ProcessorMain.run(NotifyCustomer(ledger: Ledger.openDefaultOrExit()), stores: [.sqlite, .postgres])

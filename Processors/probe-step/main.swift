@@ -87,7 +87,7 @@ let knobs = """
 
 var arguments = Array(CommandLine.arguments.dropFirst())
 let help = arguments.contains("--help") || arguments.contains("-h")
-if help { print(knobs) }  // the processor options follow, from runProcessor
+if help { print(knobs) }  // the processor options follow, from ProcessorMain.run
 var step = ProcessInfo.processInfo.environment["SLIPWAY_STEP"] ?? (help ? "NAME" : nil)
 if let index = arguments.firstIndex(of: "--step"), index + 1 < arguments.count {
     step = arguments[index + 1]
@@ -97,4 +97,4 @@ guard let step else {
     FileHandle.standardError.write(Data("probe-step: name the step with --step NAME (or SLIPWAY_STEP)\n".utf8))
     exit(2)
 }
-await runProcessor(ProbeStep(step: step), stores: [.sqlite, .postgres], arguments: arguments)
+await ProcessorMain.run(ProbeStep(step: step), stores: [.sqlite, .postgres], arguments: arguments)

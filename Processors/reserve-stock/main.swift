@@ -27,4 +27,4 @@ struct ReserveStock: StepProcessor {
     }
 }
 
-await runProcessor(ReserveStock(ledger: Ledger.openDefaultOrExit()), stores: [.sqlite, .postgres])
+await ProcessorMain.run(ReserveStock(ledger: Ledger.openDefaultOrExit()), stores: [.sqlite, .postgres])

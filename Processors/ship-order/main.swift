@@ -26,4 +26,4 @@ struct ShipOrder: StepProcessor {
     }
 }
 
-await runProcessor(ShipOrder(ledger: Ledger.openDefaultOrExit()), stores: [.sqlite, .postgres])
+await ProcessorMain.run(ShipOrder(ledger: Ledger.openDefaultOrExit()), stores: [.sqlite, .postgres])

@@ -15,7 +15,7 @@ import SlipwayCore
 ///         try await payments.refund(hop.data["chargeId"]!.stringValue!, idempotencyKey: hop.idempotencyKey)
 ///     }
 /// }
-/// await runProcessor(ChargeCard())
+/// await ProcessorMain.run(ChargeCard())
 /// ```
 public protocol StepProcessor: Sendable {
     /// The step this processor serves; its queues are named after it.
