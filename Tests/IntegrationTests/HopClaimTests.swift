@@ -27,11 +27,12 @@ struct HopClaimTests {
 
     @Test("the same hop delivered to two processes sharing a state directory at once: the handler runs once")
     func duplicateAcrossProcessesRunsOnce() async throws {
-        // Slow enough that both copies are in the two processes at the same time, even on a busy machine; and one
+        // Slow enough (8 s: at 5 s, a machine busy with a parallel test run once read the second copy only after the
+        // hop was recorded) that both copies are in the two processes at the same time, even on a busy machine; and one
         // unacknowledged delivery per process, so that the broker must hand the second copy to the process that does
         // not hold the first (round robin alone is not a promise: under load both copies went to one process, whose
         // in-process guard then kept the claim from ever being asked).
-        let slow = ["SLIPWAY_EXAMPLE_DELAY_MS": "5000", "SLIPWAY_LOG_LEVEL": "info", "SLIPWAY_PREFETCH": "1"]
+        let slow = ["SLIPWAY_EXAMPLE_DELAY_MS": "8000", "SLIPWAY_LOG_LEVEL": "info", "SLIPWAY_PREFETCH": "1"]
         let fleet = try SagaFleet(name: "claim-dup", environment: [Self.step: slow, "\(Self.step)-2": slow])
         try fleet.startAll()
         try fleet.start("\(Self.step)-2", executable: Self.step, arguments: [])
