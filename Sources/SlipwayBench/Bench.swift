@@ -10,13 +10,13 @@ struct Bench: AsyncParsableCommand {
         commandName: "slipway-bench",
         abstract: "Measure the framework's cost per hop against a bare AMQP forwarder (the chain-K workload).",
         discussion: """
-            Starts K probe-step processors (each its own process: hop record, hop events, confirms, acks) and the
-            audit sink, on queues of their own, and K bare forwarders over the same AMQP layer with the same delivery
-            guarantees but none of the slip logic. Modes: throughput (--slips sent as fast as the broker confirms,
-            timed from the first send to the last terminal event), latency (an open-loop fixed rate for --duration;
-            end-to-end p50/p95/p99 from HdrHistogram), scaling (throughput for each K of --scaling, and the slip's
-            size at its last hop). Needs the probe-step, bench-forwarder and slip (the audit sink) executables beside
-            slipway-bench (or --bin-dir).
+            Starts K probe-step processors (each its own process: hop record, hop events, confirms, acks) and the \
+            audit sink, on queues of their own, and K bare forwarders over the same AMQP layer with the same delivery \
+            guarantees but none of the slip logic. Modes: throughput (--slips sent as fast as the broker confirms, \
+            timed from the first send to the last terminal event), latency (an open-loop fixed rate for --duration; \
+            end-to-end p50/p95/p99 from HdrHistogram), scaling (throughput for each K of --scaling, and the slip's \
+            size at its last hop). Needs the probe-step, bench-forwarder and slip (for the audit sink) executables \
+            beside slipway-bench (or --bin-dir).
 
             Stores and queue types: each --store (sqlite, the default, or a postgres:// URL) and each --queue-type \
             (classic or quorum) adds the framework's chain in that configuration to every measurement, one after \
