@@ -15,7 +15,7 @@ demo:
 baseline:
 	scripts/with-broker.sh scripts/baseline.sh
 
-# The chain-K benchmark (docs/performance.md). Options to `slip bench`: make bench BENCH_ARGS="--mode scaling"
+# The chain-K benchmark (docs/performance.md). Options to slipway-bench: make bench BENCH_ARGS="--mode scaling"
 bench:
 	scripts/with-broker.sh scripts/bench.sh $(BENCH_ARGS)
 

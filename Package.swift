@@ -68,12 +68,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The audit trail: hop events in SQLite, and the queries operators run on it.
+        // The audit trail: hop events in SQLite, the queries operators run on it, and the sink (a Service) that
+        // records them from the audit queue. Slipway only for what the sink shares with processors (the parked
+        // message's headers, the audit queue's declaration); it takes any MessageTransport.
         .target(
             name: "SlipwayAudit",
             dependencies: [
-                "SlipwayCore", "SlipwayStores",
+                "SlipwayCore", "SlipwayStores", "SlipwayTransport", "Slipway",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Processor runtime and producer API: what applications import.
@@ -91,14 +95,27 @@ let package = Package(
         .target(name: "SlipwayProcesses"),
         // In-memory broker and stores for fast tests of processors.
         .target(name: "SlipwayTesting", dependencies: ["Slipway"]),
+        // What operators do to a deployment, for the CLI to call: the dead-letter queue's scan, replay and drop; the
+        // broker users' plan and rabbitmqctl. No argument parsing, no printing.
+        .target(name: "SlipwayOperations", dependencies: ["Slipway"]),
         .executableTarget(
             name: "SlipCLI",
             dependencies: [
-                "Slipway", "SlipwayAudit", "SlipwayProcesses",
+                "Slipway", "SlipwayAudit", "SlipwayOperations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
+        ),
+        // The chain-K benchmark (make bench). Not a product: `swift build --product slipway-bench` builds it.
+        .executableTarget(
+            name: "slipway-bench",
+            dependencies: [
+                "Slipway", "SlipwayProcesses",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Sources/SlipwayBench"
         ),
         .executableTarget(
             name: "SlipwayChaos",

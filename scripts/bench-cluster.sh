@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The chain-K benchmark (`slip bench`, docs/performance.md) on a 3-node RabbitMQ cluster of our own: the framework's
+# The chain-K benchmark (slipway-bench, docs/performance.md) on a 3-node RabbitMQ cluster of our own: the framework's
 # chain with quorum queues and then with classic queues, in the same run, every process given all three nodes' URLs.
 # The broker's CPU time is the three nodes' together. Starts the cluster (scripts/cluster.sh, nodes on
 # $SLIPWAY_CLUSTER_PORT, 5770) and always stops it.
-#   scripts/bench-cluster.sh [slip bench options]   (make bench-cluster BENCH_ARGS="--mode throughput")
+#   scripts/bench-cluster.sh [slipway-bench options]   (make bench-cluster BENCH_ARGS="--mode throughput")
 # The hop record is SQLite, so that the queue type is the only difference; BENCH_POSTGRES=1 adds the PostgreSQL record
 # (scripts/bench.sh starts and stops it).
 set -euo pipefail

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The chain-K benchmark (`slip bench`) on a release build, against the broker at $SLIPWAY_AMQP_URL. Run it through
-# `make bench`, which starts a private broker and stops it after. Arguments go to `slip bench` (see `slip bench --help`);
-# results are also written to $BENCH_DIR/results.json (.slipway/bench).
+# The chain-K benchmark (slipway-bench, a tool of this repository, not a product) on a release build, against the
+# broker at $SLIPWAY_AMQP_URL. Run it through `make bench`, which starts a private broker and stops it after. Arguments
+# go to slipway-bench (see `swift run slipway-bench --help`); results are also written to $BENCH_DIR/results.json
+# (.slipway/bench).
 #
 # The framework's chain is measured with the SQLite hop record and then with the PostgreSQL one, in the same run:
 # this script starts a fresh private PostgreSQL (scripts/postgres.sh, on $SLIPWAY_PG_PORT) and always stops it after.
@@ -31,4 +32,4 @@ if [[ $postgres == 1 ]]; then
   pg_dir=${SLIPWAY_PG_DIR:-/tmp/slipway-postgres-${SLIPWAY_PG_PORT:-5480}}
   args+=(--store sqlite --store "$(scripts/postgres.sh url)" --postgres-pid-file "$pg_dir/data/postmaster.pid")
 fi
-"$bin/slip" bench "${args[@]}" "$@"
+"$bin/slipway-bench" "${args[@]}" "$@"

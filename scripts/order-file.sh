@@ -19,7 +19,7 @@ bin=$(scripts/build-release.sh)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/bin" "$work/traced"
-cp "$bin/slip" "$bin/bench-forwarder" "$work/bin/"
+cp "$bin/slipway-bench" "$bin/slip" "$bin/bench-forwarder" "$work/bin/"
 # valgrind cannot read this toolchain's DWARF; the symbol table is enough to name functions.
 strip --strip-debug -o "$work/traced/probe-step" "$bin/probe-step"
 cat >"$work/bin/probe-step" <<WRAPPER
@@ -35,7 +35,7 @@ chmod +x "$work/bin/probe-step"
 echo "$me: running the benchmark with s3 and s5 under callgrind (a few minutes)"
 for mode in "--mode latency --rates 20 --duration 20" "--mode throughput --slips 400"; do
   # shellcheck disable=SC2086 # the mode's words are separate arguments
-  "$work/bin/slip" bench $mode --no-baseline --state-dir "$work/state" >"$work/bench.log" 2>&1 \
+  "$work/bin/slipway-bench" $mode --no-baseline --state-dir "$work/state" >"$work/bench.log" 2>&1 \
     || { cat "$work/bench.log" >&2; exit 1; }
 done
 scripts/order-file.py "$work/traced/probe-step" "$work"/callgrind.* >scripts/processor.order

@@ -1,15 +1,10 @@
 import ArgumentParser
 import Foundation
 import Slipway
-import SlipwayAMQP
+import SlipwayOperations
 
-/// `slip dlq`: look into the dead-letter queue (`<prefix>.dead-letters`), replay or drop parked messages.
-///
-/// How the queue is read: the transport offers no way to count a queue's messages, so every command consumes the
-/// dead-letter queue with manual acks and a prefetch large enough (unlimited, or `--limit`), collects deliveries until
-/// none arrives for a short while (`DeadLetterScan.idle`), acts on the ones it was asked to (ack for drop, publish then
-/// ack for replay) and gives every other one back (`release`, which requeues it at its original position when
-/// RabbitMQ can). A message parked while a command runs may or may not be among those it sees.
+/// `slip dlq`: look into the dead-letter queue (`<prefix>.dead-letters`), replay or drop parked messages. How the
+/// queue is read, and what is acked or given back, is `DeadLetterScan`'s (SlipwayOperations).
 struct DeadLetters: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dlq",
@@ -52,7 +47,7 @@ extension DeadLetters {
         func run() async throws {
             let scan = try await DeadLetterScan.open(broker, limit: limit)
             let deliveries = await scan.collect(limit: limit)
-            let summaries = deliveries.map(ParkedSummary.init)
+            let summaries = deliveries.map(ParkedMessage.init)
             await scan.finish(ack: [])
             if json {
                 printJSON(summaries)
@@ -90,7 +85,7 @@ extension DeadLetters {
 
         func run() async throws {
             let scan = try await DeadLetterScan.open(broker, limit: nil)
-            let delivery = try await scan.single(parkedID, in: await scan.collect())
+            let delivery = try await scan.singleOrExit(parkedID, in: await scan.collect())
             await scan.finish(ack: [])
             let body = Data(delivery.body)
             // A parked body may be hostile: too deep a nesting would crash Foundation's parser.
@@ -152,34 +147,14 @@ extension DeadLetters {
             let scan = try await DeadLetterScan.open(broker, limit: nil)
             let deliveries = await scan.collect()
             var chosen = deliveries
-            if let id = selection.parkedID { chosen = [try await scan.single(id, in: deliveries)] }
-            var replayable: [(delivery: Delivery, message: OutgoingMessage)] = []
-            var skipped: [Delivery] = []
-            for delivery in chosen {
-                guard let queue = delivery.headers[ParkedHeaders.originalQueue], !queue.isEmpty else {
-                    skipped.append(delivery)
-                    continue
-                }
-                let slipID = delivery.headers[ParkedHeaders.slipID]
-                // The body goes back byte for byte, so its signature (kept by the parking processor) still holds.
-                let signature = delivery.headers.filter {
-                    $0.key == SigningKeys.keyIDHeader || $0.key == SigningKeys.signatureHeader
-                }
-                let message = OutgoingMessage.toQueue(
-                    queue, body: delivery.body, headers: signature,
-                    messageID: slipID.map { "\($0).replayed.\(DeadLetterScan.parkedID(of: delivery))" },
-                    correlationID: slipID ?? delivery.correlationID,
-                    contentType: delivery.contentType ?? (slipID != nil ? SlipCodec.contentType : nil))
-                replayable.append((delivery, message))
-            }
+            if let id = selection.parkedID { chosen = [try await scan.singleOrExit(id, in: deliveries)] }
+            let plan = ReplayPlan(chosen)
             do {
-                if !replayable.isEmpty { try await scan.publish(replayable.map(\.message)) }
+                try await scan.replay(plan)
             } catch {
-                await scan.finish(ack: [])
                 printError("replaying failed, nothing removed from '\(scan.queue)': \(error)")
                 throw ExitCodes.unavailable
             }
-            await scan.finish(ack: replayable.map(\.delivery))
 
             struct Replayed: Encodable {
                 var parkedId: String
@@ -187,7 +162,7 @@ extension DeadLetters {
                 var slipId: String?
                 var queue: String
             }
-            let done = replayable.map {
+            let done = plan.replayable.map {
                 Replayed(
                     parkedId: DeadLetterScan.parkedID(of: $0.delivery),
                     reasonCode: $0.delivery.headers[ParkedHeaders.reasonCode],
@@ -199,12 +174,12 @@ extension DeadLetters {
                 for item in done {
                     print("replayed \(item.parkedId) (\(item.reasonCode ?? "-"), slip \(item.slipId ?? "-")) -> \(item.queue)")
                 }
-                if done.isEmpty && skipped.isEmpty { print("no parked messages in '\(scan.queue)'") }
+                if done.isEmpty && plan.skipped.isEmpty { print("no parked messages in '\(scan.queue)'") }
             }
-            for delivery in skipped {
+            for delivery in plan.skipped {
                 printError("\(DeadLetterScan.parkedID(of: delivery)) has no \(ParkedHeaders.originalQueue) header: left in place")
             }
-            if !skipped.isEmpty { throw ExitCode(1) }
+            if !plan.skipped.isEmpty { throw ExitCode(1) }
         }
     }
 
@@ -230,9 +205,9 @@ extension DeadLetters {
             let scan = try await DeadLetterScan.open(broker, limit: nil)
             let deliveries = await scan.collect()
             var chosen = deliveries
-            if let id = selection.parkedID { chosen = [try await scan.single(id, in: deliveries)] }
+            if let id = selection.parkedID { chosen = [try await scan.singleOrExit(id, in: deliveries)] }
             await scan.finish(ack: chosen)
-            let dropped = chosen.map(ParkedSummary.init)
+            let dropped = chosen.map(ParkedMessage.init)
             if json {
                 printJSON(dropped)
                 return

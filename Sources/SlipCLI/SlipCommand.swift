@@ -11,7 +11,6 @@ struct SlipCommand: AsyncParsableCommand {
         abstract: "Send, check and follow Slipway routing slips.",
         subcommands: [
             Send.self, Validate.self, Audit.self, AuditSinkCommand.self, DeadLetters.self, TopologyCommand.self,
-            Bench.self,
         ])
 }
 

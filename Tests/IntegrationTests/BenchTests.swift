@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@Suite("slip bench")
+@Suite("slipway-bench")
 struct BenchTests {
     /// A small run of every mode: what `make bench` does, at a size CI can afford. Figures are not asserted (speed is
     /// the benchmark's to report, not a test's); that every slip came through and the report says so is.
@@ -9,8 +9,8 @@ struct BenchTests {
     func shortRun() async throws {
         let fleet = try SagaFleet(name: "bench")
         let json = fleet.directory.appendingPathComponent("bench.json").path
-        let run = try await fleet.slip([
-            "bench", "--hops", "2", "--slips", "40", "--rates", "20", "--duration", "1", "--scaling", "3",
+        let run = try await bench(fleet, [
+            "--hops", "2", "--slips", "40", "--rates", "20", "--duration", "1", "--scaling", "3",
             "--state-dir", fleet.directory.appendingPathComponent("bench").path, "--json", json,
         ])
         #expect(run.status == 0, "\(run.errors)")
@@ -59,8 +59,8 @@ struct BenchTests {
         let fleet = try SagaFleet(name: "benchstores")
         let json = fleet.directory.appendingPathComponent("bench.json").path
         let state = fleet.directory.appendingPathComponent("bench").path
-        let run = try await fleet.slip([
-            "bench", "--hops", "5", "--slips", "40", "--rates", "200", "--duration", "1", "--scaling", "5", "--no-baseline",
+        let run = try await bench(fleet, [
+            "--hops", "5", "--slips", "40", "--rates", "200", "--duration", "1", "--scaling", "5", "--no-baseline",
             "--store", "sqlite", "--store", PostgresStoreIntegrationTests.url, "--queue-type", "quorum",
             "--postgres-pid-file", pidFile, "--state-dir", state, "--json", json,
         ])
@@ -107,5 +107,13 @@ struct BenchTests {
         let files = FileManager.default.enumerator(atPath: state)?.compactMap { $0 as? String } ?? []
         let sqliteRecords = files.filter { $0.hasSuffix(".hops.sqlite") }
         #expect(sqliteRecords.count == 3 * 5, "\(sqliteRecords)")
+    }
+
+    /// Runs `slipway-bench ARGUMENTS` against the fleet's broker. It finds probe-step, bench-forwarder and slip beside
+    /// itself.
+    private func bench(_ fleet: SagaFleet, _ arguments: [String]) async throws -> (status: Int32, output: String, errors: String) {
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLIPWAY_AMQP_URL"] = fleet.amqpURL
+        return try await runToEnd(try Binaries.path("slipway-bench"), arguments, environment: environment)
     }
 }

@@ -1,72 +1,40 @@
-import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
-import Slipway
-import SlipwayAudit
+import SlipwayCore
+import SlipwayTransport
+// From the runtime, shared with the processors: the headers of a parked message, the instance name they carry, and
+// the one declaration of the audit queue (`MessageTransport.declareAuditQueue`).
+import enum Slipway.ParkedHeaders
+import struct Slipway.ProcessorConfiguration
 
-struct AuditSinkCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "audit-sink",
-        abstract: "Record every slip event in the audit database (runs until SIGTERM or SIGINT).",
-        discussion: """
-            Consumes the durable queue <prefix>.audit, bound to every event of the events exchange, and writes the
-            events to SQLite in batches; a message is acknowledged only after its batch is committed. Recording is
-            idempotent: an event delivered twice is stored once.
-            """)
-
-    @Option(help: "The audit database (default: $SLIPWAY_AUDIT_DB, else .slipway/audit.sqlite).")
-    var db: String?
-
-    @Option(help: "Unacknowledged events the broker may hand the sink at once.")
-    var prefetch = 1_000
-
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
-    var logLevel = "info"
-
-    @OptionGroup var broker: BrokerOptions
-
-    func run() async throws {
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-        }
-        let path = AuditStore.defaultPath(explicit: db)
-        let transport = try broker.makeTransport(logLevel: level)
-        var logger = Logger(label: "slipway.audit-sink")
-        logger.logLevel = level
-        let store: AuditStore
-        do {
-            store = try AuditStore(path: path)
-        } catch {
-            printError("\(error)")
-            throw ExitCodes.badInput
-        }
-        let sink = AuditSink(
-            store: store, transport: transport, topology: broker.topology, prefetch: prefetch, logger: logger)
-        logger.info("recording events", metadata: ["audit.db": "\(path)", "amqp.queue": "\(broker.topology.auditQueue)"])
-        do {
-            let group = ServiceGroup(
-                configuration: .init(services: [sink], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            try await group.run()
-        } catch {
-            printError("\(error)")
-            await transport.shutdown()
-            throw ExitCodes.unavailable
-        }
-        await transport.shutdown()
-    }
-}
-
-/// Consumes the audit queue and writes what arrives in batches: the batch is whatever accumulated while the previous
-/// one was being committed, so a busy sink writes big transactions and an idle one writes at once.
-final class AuditSink: Service, Sendable {
-    let store: AuditStore
-    let transport: any MessageTransport
-    let topology: Topology
-    let prefetch: Int
+/// The audit sink: consumes the durable queue `<prefix>.audit`, bound to every event of the events exchange, and
+/// writes what arrives to the audit store in batches. The batch is whatever accumulated while the previous one was
+/// being committed, so a busy sink writes big transactions and an idle one writes at once. A message is acknowledged
+/// only after its batch is committed; recording is idempotent, so an event delivered twice is stored once.
+///
+/// A `Service`: run it in a `ServiceGroup` (as `slip audit-sink` does), beside other services if you like. On graceful
+/// shutdown it stops consuming, records what it received, and returns. It does not shut the transport down: whoever
+/// made the transport does.
+///
+/// ```swift
+/// let sink = AuditSink(store: try AuditStore(path: ".slipway/audit.sqlite"), transport: transport,
+///                      topology: Topology(prefix: "slipway"), logger: logger)
+/// let group = ServiceGroup(services: [sink], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+/// try await group.run()
+/// await transport.shutdown()
+/// ```
+public final class AuditSink: Service, Sendable {
+    public let store: AuditStore
+    public let transport: any MessageTransport
+    public let topology: Topology
+    /// Unacknowledged events the broker may hand the sink at once.
+    public let prefetch: Int
     let logger: Logger
 
-    init(store: AuditStore, transport: any MessageTransport, topology: Topology, prefetch: Int, logger: Logger) {
+    public init(
+        store: AuditStore, transport: any MessageTransport, topology: Topology, prefetch: Int = 1_000, logger: Logger
+    ) {
         self.store = store
         self.transport = transport
         self.topology = topology
@@ -74,7 +42,7 @@ final class AuditSink: Service, Sendable {
         self.logger = logger
     }
 
-    func run() async throws {
+    public func run() async throws {
         try await transport.declareAuditQueue(topology)
         try await transport.declareQueue(topology.deadLetterQueue)
         let deliveries = try await transport.consume(queue: topology.auditQueue, prefetch: prefetch)

@@ -1,65 +1,39 @@
-import ArgumentParser
 import Foundation
 import Slipway
-import SlipwayAMQP
 
-// MARK: - Reading the queue
-
-/// One parked message as the commands show it.
-struct ParkedSummary: Encodable {
-    var parkedId: String
-    var reasonCode: String?
-    var reason: String?
-    var originalQueue: String?
-    var slipId: String?
-    var processor: String?
-    var parkedAt: String?
-    var size: Int
-
-    init(_ delivery: Delivery) {
-        parkedId = DeadLetterScan.parkedID(of: delivery)
-        reasonCode = delivery.headers[ParkedHeaders.reasonCode]
-        reason = delivery.headers[ParkedHeaders.reason]
-        originalQueue = delivery.headers[ParkedHeaders.originalQueue]
-        // Messages parked by older versions name no slip when their body was not a valid slip: read its id here.
-        slipId = delivery.headers[ParkedHeaders.slipID] ?? SlipPeek.read(delivery.body)?.slipID
-        processor = delivery.headers[ParkedHeaders.processor]
-        parkedAt = delivery.headers[ParkedHeaders.parkedAt]
-        size = delivery.body.count
-    }
-}
-
-/// A consumer of the dead-letter queue that holds what it received until told what to ack and what to give back.
-final class DeadLetterScan: @unchecked Sendable {
+/// A consumer of the dead-letter queue that holds what it received until told what to ack and what to give back:
+/// what `slip dlq list|show|replay|drop` read the queue with.
+///
+/// The transport offers no way to count a queue's messages, so the scan consumes the queue with manual acks and a
+/// prefetch large enough (unlimited, or the limit), collects deliveries until none arrives for a short while
+/// (`idle`), and then settles them: `finish(ack:)` acks the ones given (a drop) and gives every other one back
+/// (`release`, which requeues it at its original position when RabbitMQ can); `replay` publishes first and acks only
+/// what the broker confirmed. A message parked while a scan runs may or may not be among those it sees.
+///
+/// The scan owns the transport it was opened with: `finish` shuts it down, after the acks and releases.
+public final class DeadLetterScan: @unchecked Sendable {
     // Safe: `received` and `lastArrival` are only touched under `lock`.
     /// How long without a delivery means "that was all" (after the first delivery; the first is waited for longer).
-    static let idle = Duration.milliseconds(300)
-    static let firstDelivery = Duration.milliseconds(1_000)
+    public static let idle = Duration.milliseconds(300)
+    public static let firstDelivery = Duration.milliseconds(1_000)
 
-    let queue: String
-    private let transport: AMQPTransport
+    public let queue: String
+    private let transport: any MessageTransport
     private let stream: DeliveryStream
     private var reader: Task<Void, Never>?
     private let lock = NSLock()
     private var received: [Delivery] = []
     private var lastArrival: ContinuousClock.Instant?
 
-    /// Connects and starts consuming; a broker that cannot be reached is reported and exits 3.
-    static func open(_ broker: BrokerOptions, limit: Int?) async throws -> DeadLetterScan {
-        let transport = try broker.makeTransport(logLevel: .error)
-        let queue = broker.topology.deadLetterQueue
-        do {
-            // Prefetch 0 is unlimited in AMQP: every message can be held unacked at once, so none is missed.
-            let stream = try await transport.consume(queue: queue, prefetch: min(limit ?? 0, Int(UInt16.max)))
-            return DeadLetterScan(queue: queue, transport: transport, stream: stream)
-        } catch {
-            await transport.shutdown()
-            printError("cannot read '\(queue)': \(error)")
-            throw ExitCodes.unavailable
-        }
+    /// Starts consuming `queue` (the topology's `deadLetterQueue`), at most `limit` messages unacknowledged (nil:
+    /// every one). Throws what the transport throws; the transport is then still the caller's to shut down.
+    public static func open(_ transport: any MessageTransport, queue: String, limit: Int?) async throws -> DeadLetterScan {
+        // Prefetch 0 is unlimited in AMQP: every message can be held unacked at once, so none is missed.
+        let stream = try await transport.consume(queue: queue, prefetch: min(limit ?? 0, Int(UInt16.max)))
+        return DeadLetterScan(queue: queue, transport: transport, stream: stream)
     }
 
-    private init(queue: String, transport: AMQPTransport, stream: DeliveryStream) {
+    private init(queue: String, transport: any MessageTransport, stream: DeliveryStream) {
         self.queue = queue
         self.transport = transport
         self.stream = stream
@@ -76,7 +50,7 @@ final class DeadLetterScan: @unchecked Sendable {
     }
 
     /// The deliveries received until `limit` of them, or until none came for `idle`. They stay unacknowledged.
-    func collect(limit: Int? = nil) async -> [Delivery] {
+    public func collect(limit: Int? = nil) async -> [Delivery] {
         let start = ContinuousClock.now
         while true {
             let (count, last) = lock.withLock { (received.count, lastArrival) }
@@ -92,15 +66,26 @@ final class DeadLetterScan: @unchecked Sendable {
         return limit.map { Array(all.prefix($0)) } ?? all
     }
 
-    /// Publishes with confirms on the same connection set (the replay).
-    func publish(_ messages: [OutgoingMessage]) async throws {
-        for queue in Set(messages.map(\.routingKey)) { try await transport.declareQueue(queue) }
-        try await transport.publish(messages)
+    /// Publishes the plan's messages back to their queues with confirms, then acks their parked copies and gives
+    /// everything else back (`finish`). If the publish fails, nothing is acked: everything is given back and the
+    /// error thrown. Either way the scan is finished.
+    public func replay(_ plan: ReplayPlan) async throws {
+        let messages = plan.replayable.map(\.message)
+        do {
+            if !messages.isEmpty {
+                for queue in Set(messages.map(\.routingKey)) { try await transport.declareQueue(queue) }
+                try await transport.publish(messages)
+            }
+        } catch {
+            await finish(ack: [])
+            throw error
+        }
+        await finish(ack: plan.replayable.map(\.delivery))
     }
 
-    /// Acks `ack`, gives everything else back, and closes: the acks and releases reach the broker before the
+    /// Acks `ack` (a drop), gives everything else back, and closes: the acks and releases reach the broker before the
     /// connection closes (anything received but not settled is requeued by the broker when it does).
-    func finish(ack: [Delivery]) async {
+    public func finish(ack: [Delivery]) async {
         let acked = Set(ack.map(\.tag))
         let all = lock.withLock { received }
         for delivery in all where !acked.contains(delivery.tag) { await delivery.release() }
@@ -118,33 +103,30 @@ final class DeadLetterScan: @unchecked Sendable {
     }
 
     /// The parked id: the `x-slipway-parked-id` header, else (older versions) the message id, else "-".
-    static func parkedID(of delivery: Delivery) -> String {
+    public static func parkedID(of delivery: Delivery) -> String {
         delivery.headers[ParkedHeaders.parkedID] ?? delivery.messageID ?? "-"
     }
 
     /// The one delivery named `id`, or whose parked id starts with `id` (at least 4 characters) when no id is
-    /// exactly that and one starts so; otherwise a one-line error naming the candidates, and exit 2 (after giving
-    /// everything back).
-    func single(_ id: String, in deliveries: [Delivery]) async throws -> Delivery {
+    /// exactly that and one starts so. Otherwise an error naming the candidates (`unknownParkedID`,
+    /// `ambiguousParkedID`); the deliveries are left as they are (`finish` gives them back).
+    public func single(_ id: String, in deliveries: [Delivery]) throws(OperationsError) -> Delivery {
         switch Self.match(id, in: deliveries.map(Self.parkedID(of:))) {
         case .one(let index):
             return deliveries[index]
         case .nothing:
-            await finish(ack: [])
-            printError("no parked message with id '\(id)' in '\(queue)'")
-            throw ExitCodes.badInput
+            throw OperationsError(.unknownParkedID, "no parked message with id '\(id)' in '\(queue)'")
         case .several(let ids):
-            await finish(ack: [])
             let listed = ids.prefix(10).joined(separator: ", ") + (ids.count > 10 ? ", ..." : "")
-            printError(
+            throw OperationsError(
+                .ambiguousParkedID,
                 ids.allSatisfy { $0 == id }
                     ? "'\(id)' names \(ids.count) parked messages in '\(queue)' (an old message id); nothing done"
                     : "'\(id)' is the start of \(ids.count) parked ids in '\(queue)': \(listed); give more of it")
-            throw ExitCodes.badInput
         }
     }
 
-    enum Match: Equatable {
+    public enum Match: Equatable, Sendable {
         case one(Int)
         case nothing
         /// The ids that match (all equal to the one asked for when an old message id names several messages).
@@ -153,7 +135,7 @@ final class DeadLetterScan: @unchecked Sendable {
 
     /// Which of `ids` `id` names: exactly, else as the unique start of one (4 characters at least, as `slip audit
     /// show` takes a slip id).
-    static func match(_ id: String, in ids: [String]) -> Match {
+    public static func match(_ id: String, in ids: [String]) -> Match {
         let exact = ids.indices.filter { ids[$0] == id }
         if exact.count == 1 { return .one(exact[0]) }
         if exact.count > 1 { return .several(exact.map { ids[$0] }) }
@@ -164,18 +146,5 @@ final class DeadLetterScan: @unchecked Sendable {
         case 1: return .one(starting[0])
         default: return .several(starting.map { ids[$0] }.sorted())
         }
-    }
-}
-
-/// The parked id, or --all, for replay and drop.
-struct ParkedSelection: ParsableArguments {
-    @Argument(help: "The parked id (see `slip dlq list`), or a unique start of it (at least 4 characters).")
-    var parkedID: String?
-
-    @Flag(help: "Every parked message.")
-    var all = false
-
-    func validate() throws {
-        guard (parkedID != nil) != all else { throw ValidationError("give a parked id or --all, not both or neither") }
     }
 }

@@ -2,30 +2,37 @@ import ArgumentParser
 import Foundation
 import Slipway
 
+/// `slipway-bench`: the chain-K benchmark. A tool of this repository, not a product: `swift build --product
+/// slipway-bench` builds it, and `make bench` runs it on a release build (scripts/bench.sh).
+@main
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench",
+        commandName: "slipway-bench",
         abstract: "Measure the framework's cost per hop against a bare AMQP forwarder (the chain-K workload).",
         discussion: """
-            Starts K probe-step processors (each its own process: hop record, hop events, confirms, acks) and the
-            audit sink, on queues of their own, and K bare forwarders over the same AMQP layer with the same delivery
-            guarantees but none of the slip logic. Modes: throughput (--slips sent as fast as the broker confirms,
-            timed from the first send to the last terminal event), latency (an open-loop fixed rate for --duration;
-            end-to-end p50/p95/p99 from HdrHistogram), scaling (throughput for each K of --scaling, and the slip's
-            size at its last hop). Needs the probe-step and bench-forwarder executables beside `slip` (or --bin-dir).
+            Starts K probe-step processors (each its own process: hop record, hop events, confirms, acks) and the \
+            audit sink, on queues of their own, and K bare forwarders over the same AMQP layer with the same delivery \
+            guarantees but none of the slip logic. Modes: throughput (--slips sent as fast as the broker confirms, \
+            timed from the first send to the last terminal event), latency (an open-loop fixed rate for --duration; \
+            end-to-end p50/p95/p99 from HdrHistogram), scaling (throughput for each K of --scaling, and the slip's \
+            size at its last hop). Needs the probe-step, bench-forwarder and slip (for the audit sink) executables \
+            beside slipway-bench (or --bin-dir).
 
             Stores and queue types: each --store (sqlite, the default, or a postgres:// URL) and each --queue-type \
             (classic or quorum) adds the framework's chain in that configuration to every measurement, one after \
             the other against the same broker and beside the same bare forwarder run, whose queues are always \
             classic. For example:
-              slip bench --store sqlite --store postgres://USER:PASSWORD@HOST:PORT/DB
-              slip bench --amqp-url URL1,URL2,URL3 --queue-type quorum --queue-type classic
+              slipway-bench --store sqlite --store postgres://USER:PASSWORD@HOST:PORT/DB
+              slipway-bench --amqp-url URL1,URL2,URL3 --queue-type quorum --queue-type classic
 
             --postgres-pid-file adds the PostgreSQL server's CPU time per hop (postmaster and backends), \
             --broker-pid-file the broker's (once per node of a cluster). Give PostgreSQL an empty database \
             (scripts/bench.sh starts a fresh server): each chain has queues of its own and new slip ids, so its \
             records never meet an earlier chain's, but they stay. See docs/performance.md.
             """)
+
+    /// Exit status 3 when a chain cannot be run, as `slip` exits when the broker cannot be reached; 2 is bad usage.
+    static let unavailable = ExitCode(3)
 
     enum Mode: String, ExpressibleByArgument, CaseIterable {
         case all, throughput, latency, scaling
@@ -64,7 +71,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Hops each process runs at once per queue (the processors' default).")
     var concurrency = 8
 
-    @Option(name: .customLong("bin-dir"), help: "Where probe-step and bench-forwarder are (default: beside slip).")
+    @Option(name: .customLong("bin-dir"), help: "Where probe-step, bench-forwarder and slip are (default: beside slipway-bench).")
     var binDirectory: String?
 
     @Option(name: .customLong("state-dir"), help: "Hop records, audit database and logs (default: a new temp folder).")
@@ -122,10 +129,10 @@ struct Bench: AsyncParsableCommand {
         }
         var report = BenchReport(
             setup: setup, brokerPIDKnown: !servers.brokers.isEmpty, postgresPIDKnown: servers.postgres != nil)
-        print("slip bench: logs and databases in \(setup.stateDirectory)")
+        print("slipway-bench: logs and databases in \(setup.stateDirectory)")
         if setup.variants.count > 1 || setup.variants.contains(where: { $0.store != .sqlite || $0.queueType != .classic }) {
             for variant in setup.variants {
-                print("slip bench: the framework's chain with \(variant.storeDescription), \(variant.queueType.rawValue) queues")
+                print("slipway-bench: the framework's chain with \(variant.storeDescription), \(variant.queueType.rawValue) queues")
             }
         }
 
@@ -179,7 +186,7 @@ struct Bench: AsyncParsableCommand {
         report.printSummary()
         if let json {
             try report.json().write(to: URL(fileURLWithPath: json))
-            print("slip bench: results written to \(json)")
+            print("slipway-bench: results written to \(json)")
         }
     }
 
@@ -211,7 +218,7 @@ struct Bench: AsyncParsableCommand {
                 progress(nil)
                 printError("\(chain.label): \(error) (logs in \(setup.stateDirectory))")
                 await chain.stop()
-                throw ExitCodes.unavailable
+                throw Bench.unavailable
             }
             await chain.stop()
         }
@@ -253,4 +260,8 @@ struct Bench: AsyncParsableCommand {
             amqpURL: url, binDirectory: binDirectory, stateDirectory: state, prefetch: prefetch,
             concurrency: concurrency, auditSink: auditSink, variants: variants)
     }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data("slipway-bench: \(message)\n".utf8))
 }
