@@ -40,8 +40,9 @@ let package = Package(
         ),
         // Slip model, wire format and validation. No I/O.
         .target(name: "SlipwayCore"),
-        // What the runtime needs from a message broker, as protocols and values. No C.
-        .target(name: "SlipwayTransport"),
+        // What the runtime needs from a message broker, as protocols and values (the queues by SlipwayCore's
+        // topology names). No C.
+        .target(name: "SlipwayTransport", dependencies: ["SlipwayCore"]),
         // The transport over RabbitMQ through librabbitmq.
         .target(
             name: "SlipwayAMQP",
@@ -69,12 +70,11 @@ let package = Package(
             ]
         ),
         // The audit trail: hop events in SQLite, the queries operators run on it, and the sink (a Service) that
-        // records them from the audit queue. Slipway only for what the sink shares with processors (the parked
-        // message's headers, the audit queue's declaration); it takes any MessageTransport.
+        // records them from the audit queue, over any MessageTransport.
         .target(
             name: "SlipwayAudit",
             dependencies: [
-                "SlipwayCore", "SlipwayStores", "SlipwayTransport", "Slipway",
+                "SlipwayCore", "SlipwayStores", "SlipwayTransport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

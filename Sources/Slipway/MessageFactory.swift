@@ -128,15 +128,3 @@ struct MessageFactory: Sendable {
         return try eventMessage(event)
     }
 }
-
-/// Headers of a parked message in the dead-letter queue.
-public enum ParkedHeaders {
-    /// Names one parked message, for `slip dlq show|replay|drop`.
-    public static let parkedID = "x-slipway-parked-id"
-    public static let reasonCode = "x-slipway-reason-code"
-    public static let reason = "x-slipway-reason"
-    public static let originalQueue = "x-slipway-original-queue"
-    public static let processor = "x-slipway-processor"
-    public static let parkedAt = "x-slipway-parked-at"
-    public static let slipID = "x-slipway-slip-id"
-}

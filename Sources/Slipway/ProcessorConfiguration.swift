@@ -65,6 +65,6 @@ public struct ProcessorConfiguration: Sendable {
 
     /// `host:pid`.
     public static func defaultInstanceName() -> String {
-        "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
+        InstanceName.current()
     }
 }

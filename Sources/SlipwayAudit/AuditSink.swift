@@ -3,10 +3,6 @@ import Logging
 import ServiceLifecycle
 import SlipwayCore
 import SlipwayTransport
-// From the runtime, shared with the processors: the headers of a parked message, the instance name they carry, and
-// the one declaration of the audit queue (`MessageTransport.declareAuditQueue`).
-import enum Slipway.ParkedHeaders
-import struct Slipway.ProcessorConfiguration
 
 /// The audit sink: consumes the durable queue `<prefix>.audit`, bound to every event of the events exchange, and
 /// writes what arrives to the audit store in batches. The batch is whatever accumulated while the previous one was
@@ -111,7 +107,7 @@ public final class AuditSink: Service, Sendable {
                 ParkedHeaders.parkedID: UUID().uuidString.lowercased(),
                 ParkedHeaders.reasonCode: "malformed-event", ParkedHeaders.reason: String(reason.prefix(1_000)),
                 ParkedHeaders.originalQueue: topology.auditQueue,
-                ParkedHeaders.processor: ProcessorConfiguration.defaultInstanceName(),
+                ParkedHeaders.processor: InstanceName.current(),
                 ParkedHeaders.parkedAt: Date().formatted(.iso8601),
             ])
         do {

@@ -1,5 +1,4 @@
 import SlipwayCore
-import SlipwayTransport
 
 extension MessageTransport {
     /// Declares the events exchange and the durable audit queue bound to every event: the one definition the audit
