@@ -6,7 +6,7 @@ import SlipwayTransport
 /// The benchmark's baseline: `bench-forwarder --in QUEUE --out QUEUE` moves every message of one durable queue to
 /// another over the same AMQP layer as the processors, with the same delivery guarantees (persistent messages,
 /// publisher confirms, an ack only once the forward is confirmed, the same prefetch and concurrency) and none of the
-/// slip logic: no decoding, no hop record, no events. `slip bench` chains K of them and compares.
+/// slip logic: no decoding, no hop record, no events. `slipway-bench` chains K of them and compares.
 struct ForwarderOptions {
     var input = ""
     var output = ""
