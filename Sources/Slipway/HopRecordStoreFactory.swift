@@ -1,0 +1,76 @@
+import Foundation
+import Logging
+import SlipwayStores
+
+/// Opens a processor's hop record for the URL schemes it claims. A processor passes the factories it was built with to
+/// `ProcessorMain.run` or `runProcessor(_:configuration:stores:services:arguments:)`: `.sqlite` (the default), and, from SlipwayPostgres, `.postgres`, so that only
+/// the processors that want PostgreSQL link its client.
+public struct HopRecordStoreFactory: Sendable {
+    public struct Request: Sendable {
+        /// The `--store` URL, or the SQLite file's path in the state directory when none was given.
+        public var url: String
+        public var step: String
+        /// How long a record is kept; nil keeps every record.
+        public var keepFor: Duration?
+        /// The processor's loop, where a store may run its batches.
+        public var taskExecutor: (any TaskExecutor)?
+        public var logger: Logger
+
+        public init(url: String, step: String, keepFor: Duration?, taskExecutor: (any TaskExecutor)?, logger: Logger) {
+            self.url = url
+            self.step = step
+            self.keepFor = keepFor
+            self.taskExecutor = taskExecutor
+            self.logger = logger
+        }
+    }
+
+    public struct Opened: Sendable {
+        public var store: any HopRecordStore
+        /// Where the record is, for logs: never a password.
+        public var description: String
+        /// Called once the processor has stopped.
+        public var close: @Sendable () async -> Void
+
+        public init(store: any HopRecordStore, description: String, close: @escaping @Sendable () async -> Void = {}) {
+            self.store = store
+            self.description = description
+            self.close = close
+        }
+    }
+
+    /// Lower-case URL schemes this factory opens (`postgres`, `postgresql`).
+    public var schemes: [String]
+    public var open: @Sendable (Request) async throws -> Opened
+
+    public init(schemes: [String], open: @escaping @Sendable (Request) async throws -> Opened) {
+        self.schemes = schemes.map { $0.lowercased() }
+        self.open = open
+    }
+
+    /// The SQLite file: the default, in the state directory; `--store sqlite:PATH` names a file.
+    public static let sqlite = HopRecordStoreFactory(schemes: ["sqlite"]) { request in
+        var path = request.url
+        if path.lowercased().hasPrefix("sqlite://") {
+            path = String(path.dropFirst("sqlite://".count))
+        } else if path.lowercased().hasPrefix("sqlite:") {
+            path = String(path.dropFirst("sqlite:".count))
+        }
+        guard !path.isEmpty else { throw ProcessorError("--store sqlite:PATH names no file") }
+        let store = try SQLiteHopRecordStore(path: path, keepFor: request.keepFor, taskExecutor: request.taskExecutor)
+        return Opened(store: store, description: "sqlite:\(path)")
+    }
+
+    /// The factory for `url`: SQLite when there is none, else the first that claims its scheme.
+    static func choose(for url: String?, among factories: [HopRecordStoreFactory]) throws -> HopRecordStoreFactory {
+        guard let url else { return .sqlite }
+        guard let colon = url.firstIndex(of: ":"), colon != url.startIndex else {
+            throw ProcessorError("--store must be a URL such as postgres://HOST/DATABASE or sqlite:PATH")
+        }
+        let scheme = url[..<colon].lowercased()
+        if let factory = factories.first(where: { $0.schemes.contains(scheme) }) { return factory }
+        let known = Set(factories.flatMap(\.schemes)).sorted().joined(separator: ", ")
+        // Only the scheme: the rest of the URL may hold a password.
+        throw ProcessorError("--store: this processor has no '\(scheme)' store (it was built with: \(known))")
+    }
+}
