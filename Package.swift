@@ -14,12 +14,8 @@ let package = Package(
         .executable(name: "charge-card", targets: ["ChargeCard"]),
         .executable(name: "ship-order", targets: ["ShipOrder"]),
         .executable(name: "notify-customer", targets: ["NotifyCustomer"]),
-        // A configurable step for tests and benchmarks.
-        .executable(name: "probe-step", targets: ["ProbeStep"]),
-        // The benchmark's baseline: a bare forwarder over the same AMQP layer, none of the slip logic.
-        .executable(name: "bench-forwarder", targets: ["BenchForwarder"]),
-        // The chaos run: the example saga under SIGKILLs and broker restarts, then checks of what it kept.
-        .executable(name: "slipway-chaos", targets: ["SlipwayChaos"]),
+        // Tools (probe-step, bench-forwarder, slipway-chaos) are executable targets, not products: `swift build` still
+        // builds them under their own names, and a package that depends on Slipway does not see them.
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -100,8 +96,9 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        // The chaos run: the example saga under SIGKILLs and broker restarts, then checks of what it kept.
         .executableTarget(
-            name: "SlipwayChaos",
+            name: "slipway-chaos",
             dependencies: [
                 "Slipway", "SlipwayAudit", "SlipwayProcesses", "ExampleLedger", "SlipwayPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -109,7 +106,8 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
-            ]
+            ],
+            path: "Sources/SlipwayChaos"
         ),
 
         // The example saga's "external systems": a small SQLite ledger.
@@ -122,10 +120,12 @@ let package = Package(
         .executableTarget(name: "ChargeCard", dependencies: ["Slipway", "SlipwayPostgres", "ExampleLedger"], path: "Processors/charge-card"),
         .executableTarget(name: "ShipOrder", dependencies: ["Slipway", "SlipwayPostgres", "ExampleLedger"], path: "Processors/ship-order"),
         .executableTarget(name: "NotifyCustomer", dependencies: ["Slipway", "SlipwayPostgres", "ExampleLedger"], path: "Processors/notify-customer"),
-        .executableTarget(name: "ProbeStep", dependencies: ["Slipway", "SlipwayPostgres"], path: "Processors/probe-step"),
+        // A configurable step for tests and benchmarks.
+        .executableTarget(name: "probe-step", dependencies: ["Slipway", "SlipwayPostgres"], path: "Processors/probe-step"),
+        // The benchmark's baseline: a bare forwarder over the same AMQP layer, none of the slip logic.
         .executableTarget(
-            name: "BenchForwarder",
-            dependencies: ["SlipwayAMQP", "SlipwayStores", .product(name: "Logging", package: "swift-log")],
+            name: "bench-forwarder",
+            dependencies: ["SlipwayAMQP", "SlipwayTransport", .product(name: "Logging", package: "swift-log")],
             path: "Processors/bench-forwarder"
         ),
 
