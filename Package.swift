@@ -8,6 +8,8 @@ let package = Package(
         .library(name: "Slipway", targets: ["Slipway"]),
         .library(name: "SlipwayCore", targets: ["SlipwayCore"]),
         .library(name: "SlipwayTesting", targets: ["SlipwayTesting"]),
+        // For producers that build slips from templates (Slips/*.yaml); processors do not link it, nor YAML.
+        .library(name: "SlipwayTemplates", targets: ["SlipwayTemplates"]),
         .executable(name: "slip", targets: ["SlipCLI"]),
         // The example order-fulfillment saga: one executable per step.
         .executable(name: "reserve-stock", targets: ["ReserveStock"]),
@@ -79,10 +81,11 @@ let package = Package(
                 "SlipwayCore", "SlipwayTransport", "SlipwayAMQP", "SlipwayStores",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Slip templates in YAML, for producers (`slip send`, the chaos run): not linked by processors.
+        .target(name: "SlipwayTemplates", dependencies: ["SlipwayCore", .product(name: "Yams", package: "Yams")]),
         // Child processes: spawned, signalled, stopped and reaped without Foundation's Process.
         .target(name: "SlipwayProcesses"),
         // In-memory broker and stores for fast tests of processors.
@@ -90,7 +93,7 @@ let package = Package(
         .executableTarget(
             name: "SlipCLI",
             dependencies: [
-                "Slipway", "SlipwayAudit", "SlipwayProcesses",
+                "Slipway", "SlipwayAudit", "SlipwayProcesses", "SlipwayTemplates",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -100,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "slipway-chaos",
             dependencies: [
-                "Slipway", "SlipwayAudit", "SlipwayProcesses", "ExampleLedger", "SlipwayPostgres",
+                "Slipway", "SlipwayAudit", "SlipwayProcesses", "ExampleLedger", "SlipwayPostgres", "SlipwayTemplates",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -132,6 +135,7 @@ let package = Package(
         .testTarget(name: "SlipwayCoreTests", dependencies: ["SlipwayCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SlipwayAuditTests", dependencies: ["SlipwayAudit"]),
         .testTarget(name: "SlipwayProcessesTests", dependencies: ["SlipwayProcesses"]),
+        .testTarget(name: "SlipwayTemplatesTests", dependencies: ["SlipwayTemplates", "SlipwayCore"]),
         .testTarget(
             name: "SlipwayRuntimeTests",
             dependencies: [
@@ -153,7 +157,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "Slipway", "SlipwayAMQP", "SlipwayAudit", "SlipwayProcesses", "SlipwayStores", "ExampleLedger",
-                "SlipwayPostgres",
+                "SlipwayPostgres", "SlipwayTemplates",
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ]
         ),

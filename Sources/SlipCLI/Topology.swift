@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Slipway
+import SlipwayTemplates
 import Synchronization
 
 /// `slip topology`: the RabbitMQ users and permissions that give each processor access to its own queues only.
