@@ -74,6 +74,9 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // A synthetic audit trail for measuring queries at scale (`slip audit generate`, `slip audit bench`): a tool,
+        // not part of the audit library.
+        .target(name: "SlipwayAuditGenerator", dependencies: ["SlipwayAudit", "SlipwayCore"]),
         // Processor runtime and producer API: what applications import.
         .target(
             name: "Slipway",
@@ -93,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "SlipCLI",
             dependencies: [
-                "Slipway", "SlipwayAudit", "SlipwayProcesses", "SlipwayTemplates",
+                "Slipway", "SlipwayAudit", "SlipwayAuditGenerator", "SlipwayProcesses", "SlipwayTemplates",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -133,7 +136,7 @@ let package = Package(
         ),
 
         .testTarget(name: "SlipwayCoreTests", dependencies: ["SlipwayCore"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SlipwayAuditTests", dependencies: ["SlipwayAudit"]),
+        .testTarget(name: "SlipwayAuditTests", dependencies: ["SlipwayAudit", "SlipwayAuditGenerator"]),
         .testTarget(name: "SlipwayProcessesTests", dependencies: ["SlipwayProcesses"]),
         .testTarget(name: "SlipwayTemplatesTests", dependencies: ["SlipwayTemplates", "SlipwayCore"]),
         .testTarget(

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SlipwayAuditGenerator
 import SlipwayCore
 import Testing
 
