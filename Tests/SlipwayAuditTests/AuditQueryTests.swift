@@ -1,10 +1,10 @@
 import Foundation
 import GRDB
-import SlipwayAuditGenerator
 import SlipwayCore
 import Testing
 
 @testable import SlipwayAudit
+@testable import SlipwayAuditGenerator  // SlipSimulation.logNormal, for a duration distribution
 
 @Suite struct QueryTests {
     static let now = Date(timeIntervalSince1970: 1_790_000_000)
