@@ -3,7 +3,6 @@ import PackageDescription
 
 let package = Package(
     name: "Slipway",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "Slipway", targets: ["Slipway"]),
         .library(name: "SlipwayCore", targets: ["SlipwayCore"]),
