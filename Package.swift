@@ -73,8 +73,7 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
-        // A synthetic audit trail for measuring queries at scale (`slip audit generate`, `slip audit bench`): a tool,
-        // not part of the audit library.
+        // A synthetic audit trail for measuring queries at scale (`slip audit generate`): a tool, not a product.
         .target(name: "SlipwayAuditGenerator", dependencies: ["SlipwayAudit", "SlipwayCore"]),
         // Processor runtime and producer API: what applications import.
         .target(
