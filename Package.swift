@@ -3,23 +3,24 @@ import PackageDescription
 
 let package = Package(
     name: "Slipway",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "Slipway", targets: ["Slipway"]),
         .library(name: "SlipwayCore", targets: ["SlipwayCore"]),
         .library(name: "SlipwayTesting", targets: ["SlipwayTesting"]),
+        // For producers that build slips from templates (Slips/*.yaml); processors do not link it, nor YAML.
+        .library(name: "SlipwayTemplates", targets: ["SlipwayTemplates"]),
+        // The hop record shared by a step's instances on several hosts: `ProcessorMain.run(..., stores: [.sqlite, .postgres])`.
+        .library(name: "SlipwayPostgres", targets: ["SlipwayPostgres"]),
+        // The audit store, its queries, and the audit sink as a Service for a program of one's own.
+        .library(name: "SlipwayAudit", targets: ["SlipwayAudit"]),
         .executable(name: "slip", targets: ["SlipCLI"]),
         // The example order-fulfillment saga: one executable per step.
         .executable(name: "reserve-stock", targets: ["ReserveStock"]),
         .executable(name: "charge-card", targets: ["ChargeCard"]),
         .executable(name: "ship-order", targets: ["ShipOrder"]),
         .executable(name: "notify-customer", targets: ["NotifyCustomer"]),
-        // A configurable step for tests and benchmarks.
-        .executable(name: "probe-step", targets: ["ProbeStep"]),
-        // The benchmark's baseline: a bare forwarder over the same AMQP layer, none of the slip logic.
-        .executable(name: "bench-forwarder", targets: ["BenchForwarder"]),
-        // The chaos run: the example saga under SIGKILLs and broker restarts, then checks of what it kept.
-        .executable(name: "slipway-chaos", targets: ["SlipwayChaos"]),
+        // Tools (slipway-bench, slipway-chaos, probe-step, bench-forwarder) are executable targets, not products: `swift build` still
+        // builds them under their own names, and a package that depends on Slipway does not see them.
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -80,6 +81,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // A synthetic audit trail for measuring queries at scale (`slip audit generate`): a tool, not a product.
+        .target(name: "SlipwayAuditGenerator", dependencies: ["SlipwayAudit", "SlipwayCore"]),
         // Processor runtime and producer API: what applications import.
         .target(
             name: "Slipway",
@@ -87,10 +90,11 @@ let package = Package(
                 "SlipwayCore", "SlipwayTransport", "SlipwayAMQP", "SlipwayStores",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Slip templates in YAML, for producers (`slip send`, the chaos run): not linked by processors.
+        .target(name: "SlipwayTemplates", dependencies: ["SlipwayCore", .product(name: "Yams", package: "Yams")]),
         // Child processes: spawned, signalled, stopped and reaped without Foundation's Process.
         .target(name: "SlipwayProcesses"),
         // In-memory broker and stores for fast tests of processors.
@@ -101,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "SlipCLI",
             dependencies: [
-                "Slipway", "SlipwayAudit", "SlipwayOperations",
+                "Slipway", "SlipwayAudit", "SlipwayAuditGenerator", "SlipwayOperations", "SlipwayTemplates",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -117,16 +121,18 @@ let package = Package(
             ],
             path: "Sources/SlipwayBench"
         ),
+        // The chaos run: the example saga under SIGKILLs and broker restarts, then checks of what it kept.
         .executableTarget(
-            name: "SlipwayChaos",
+            name: "slipway-chaos",
             dependencies: [
-                "Slipway", "SlipwayAudit", "SlipwayProcesses", "ExampleLedger", "SlipwayPostgres",
+                "Slipway", "SlipwayAudit", "SlipwayProcesses", "ExampleLedger", "SlipwayPostgres", "SlipwayTemplates",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
-            ]
+            ],
+            path: "Sources/SlipwayChaos"
         ),
 
         // The example saga's "external systems": a small SQLite ledger.
@@ -139,16 +145,19 @@ let package = Package(
         .executableTarget(name: "ChargeCard", dependencies: ["Slipway", "SlipwayPostgres", "ExampleLedger"], path: "Processors/charge-card"),
         .executableTarget(name: "ShipOrder", dependencies: ["Slipway", "SlipwayPostgres", "ExampleLedger"], path: "Processors/ship-order"),
         .executableTarget(name: "NotifyCustomer", dependencies: ["Slipway", "SlipwayPostgres", "ExampleLedger"], path: "Processors/notify-customer"),
-        .executableTarget(name: "ProbeStep", dependencies: ["Slipway", "SlipwayPostgres"], path: "Processors/probe-step"),
+        // A configurable step for tests and benchmarks.
+        .executableTarget(name: "probe-step", dependencies: ["Slipway", "SlipwayPostgres"], path: "Processors/probe-step"),
+        // The benchmark's baseline: a bare forwarder over the same AMQP layer, none of the slip logic.
         .executableTarget(
-            name: "BenchForwarder",
-            dependencies: ["SlipwayAMQP", "SlipwayStores", .product(name: "Logging", package: "swift-log")],
+            name: "bench-forwarder",
+            dependencies: ["SlipwayAMQP", "SlipwayTransport", .product(name: "Logging", package: "swift-log")],
             path: "Processors/bench-forwarder"
         ),
 
         .testTarget(name: "SlipwayCoreTests", dependencies: ["SlipwayCore"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SlipwayAuditTests", dependencies: ["SlipwayAudit"]),
+        .testTarget(name: "SlipwayAuditTests", dependencies: ["SlipwayAudit", "SlipwayAuditGenerator"]),
         .testTarget(name: "SlipwayProcessesTests", dependencies: ["SlipwayProcesses"]),
+        .testTarget(name: "SlipwayTemplatesTests", dependencies: ["SlipwayTemplates", "SlipwayCore"]),
         .testTarget(
             name: "SlipwayRuntimeTests",
             dependencies: [
@@ -170,7 +179,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "Slipway", "SlipwayAMQP", "SlipwayAudit", "SlipwayProcesses", "SlipwayStores", "ExampleLedger",
-                "SlipwayPostgres",
+                "SlipwayPostgres", "SlipwayTemplates",
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds every product the way a processor is deployed, into .build-static, and prints the directory of the binaries.
+# Builds every executable (the products, and the tools probe-step, bench-forwarder and slipway-chaos) the way a
+# processor is deployed, into .build-static, and prints the directory of the binaries.
 #   scripts/build-release.sh [--product NAME]...
 #
 # - release, `--static-swift-stdlib`: one self-contained binary per step; its host needs only librabbitmq, OpenSSL,

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Slipway
 import SlipwayAudit
+import SlipwayAuditGenerator
 
 /// `slip audit ...`: questions about the audit trail the sink writes (`slip audit-sink`).
 struct Audit: AsyncParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Slipway
+import SlipwayTemplates
 
 struct Send: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

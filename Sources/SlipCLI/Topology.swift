@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Slipway
-import Synchronization
+import SlipwayTemplates
 import SlipwayOperations
 
 /// `slip topology`: the RabbitMQ users and permissions that give each processor access to its own queues only.

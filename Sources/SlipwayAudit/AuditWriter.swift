@@ -1,7 +1,6 @@
 import Foundation
 import GRDB
 import SlipwayCore
-import SlipwayStores
 
 /// The write path: one transaction per batch.
 enum AuditWriter {

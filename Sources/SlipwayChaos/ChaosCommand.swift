@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Slipway
+import SlipwayTemplates
 
 /// The chaos run (issue 5): the example saga under SIGKILLs and RabbitMQ restarts, then checks of what it kept.
 @main

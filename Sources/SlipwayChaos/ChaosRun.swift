@@ -4,6 +4,7 @@ import Logging
 import Slipway
 import SlipwayPostgres
 import SlipwayProcesses
+import SlipwayTemplates
 
 /// Everything a run needs, checked and resolved by the command.
 struct ChaosSettings: Sendable {

@@ -1,6 +1,7 @@
 import ExampleLedger
 import Foundation
 import Slipway
+import SlipwayTemplates
 
 /// How an order of the example saga is meant to end, decided by its input (see Processors/ and ExampleLedger).
 enum Fate: String, Sendable, Codable, CaseIterable {

@@ -8,7 +8,8 @@ public struct HopRecord: Sendable, Hashable, Codable {
     public var sequence: Int
     public var step: String
     public var kind: HopKind
-    /// What the hop decided.
+    /// What the hop decided: `completed`, `faulted` or `terminated` (an execute hop), `compensated` or `failed` (a
+    /// compensate hop). A parked message or a retry leaves no record.
     public var outcome: HopRecordOutcome
     /// Everything the hop publishes (the next message, events), in order.
     public var outgoing: [OutgoingMessage]
@@ -51,7 +52,8 @@ public struct HopRecordOutcome: RawRepresentable, Sendable, Hashable, Codable, C
 
 /// What `claim` found for a hop.
 public enum HopClaimResult: Sendable, Hashable {
-    /// This owner holds the hop now: a new claim, or a claim whose holder's lease ran out (taken over).
+    /// This owner holds the hop now: a new claim, its own claim again, or a claim whose holder's lease ran out (taken
+    /// over).
     case claimed
     /// The hop is recorded: nothing to run (drop the delivery, or forward from the record).
     case recorded(HopRecord)
@@ -73,8 +75,9 @@ public protocol HopRecordStore: Sendable {
     /// redelivered messages are counted, so a hop that runs normally costs nothing here.
     func noteRedelivery(slipID: String, sequence: Int, attempt: Int) async throws -> Int
     /// Claims hop `sequence` of slip `slipID` for `owner` (an instance: `host:pid`, unique per process) for `lease`.
-    /// The first caller gets `.claimed`; a caller while the claim is live gets `.held`; after the record is saved,
-    /// `.recorded`. A claim whose lease has run out is taken over (its holder died).
+    /// The first caller gets `.claimed`, and so does its owner claiming again; another owner while the claim is live
+    /// gets `.held`; after the record is saved, everyone gets `.recorded`. A claim whose lease has run out is taken over
+    /// (its holder died).
     func claim(slipID: String, sequence: Int, owner: String, lease: Duration) async throws -> HopClaimResult
     /// Extends a live claim `owner` holds; false when it no longer holds it (expired and taken over).
     func renewClaim(slipID: String, sequence: Int, owner: String, lease: Duration) async throws -> Bool

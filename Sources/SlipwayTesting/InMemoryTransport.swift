@@ -1,6 +1,5 @@
 import Foundation
 import Slipway
-import SlipwayStores
 import SlipwayTransport
 import Synchronization
 

@@ -4,6 +4,7 @@ import Logging
 import Slipway
 import SlipwayAMQP
 import SlipwayProcesses
+import SlipwayTemplates
 import SlipwayTransport
 import Testing
 

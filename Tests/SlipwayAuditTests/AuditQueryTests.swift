@@ -4,6 +4,7 @@ import SlipwayCore
 import Testing
 
 @testable import SlipwayAudit
+@testable import SlipwayAuditGenerator  // SlipSimulation.logNormal, for a duration distribution
 
 @Suite struct QueryTests {
     static let now = Date(timeIntervalSince1970: 1_790_000_000)

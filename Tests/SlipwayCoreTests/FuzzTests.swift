@@ -925,24 +925,22 @@ struct FuzzTests {
     }
 
     /// Regression test for the first bug the fuzzer found (docs/fuzzing.md): a slip whose JSON is nested exactly 512
-    /// levels deep (here: the slip, `variables`, and 510 levels in one variable) is accepted by `decode`, but
-    /// `encode` throws "Unable to encode the given top-level value to JSON" for it. A processor would take the slip,
-    /// run its step, and then fail to forward it. When the codec refuses such a slip (or encodes it), remove the
-    /// `withKnownIssue`.
+    /// levels deep (here: the slip, `variables`, and 510 levels in one variable) was accepted by `decode`, but
+    /// `encode` threw "Unable to encode the given top-level value to JSON" for it: a processor would take the slip,
+    /// run its step, and then fail to forward it. The codec now refuses it before parsing.
     @Test("a slip nested 512 deep (decodable, not encodable by Foundation) is refused", arguments: [0, 1, 2])
     func acceptedSlipNestedToTheLimitReencodes(kind: Int) throws {
         let body = [UInt8](Self.slipText(variable: SlipFuzzer.nested(510, kind: kind)).utf8)
         #expect(SlipFuzzer.nestingDepth(body) == 512)
-        // Fixed: the codec refuses JSON nested deeper than SlipCodec.maxNestingDepth before parsing.
         #expect(rejection(of: body)?.code == .malformed)
     }
 
     /// Regression test for the crash the long run found (docs/fuzzing.md), minimised: 513 `[` and nothing else.
-    /// `SlipCodec().decode` hands the body to `JSONDecoder`, whose scanner hits its depth limit at the last byte and
-    /// traps while computing the error's line and column: the whole process dies (signal 4). Any client that can
-    /// publish to a processor's queue can crash it with these 513 bytes, and the redelivered message crashes it again.
-    /// Disabled because it kills the test process; enable it once `SlipCodec.decode` refuses such bodies before
-    /// parsing (e.g. count nesting outside strings and refuse more than 512 levels, or 64).
+    /// `SlipCodec().decode` handed the body to `JSONDecoder`, whose scanner hit its depth limit at the last byte and
+    /// trapped while computing the error's line and column: the whole process died (signal 4). Any client that could
+    /// publish to a processor's queue could crash it with these 513 bytes, and the redelivered message crashed it
+    /// again. The codec now counts nesting outside strings and refuses more than `SlipCodec.maxNestingDepth` levels
+    /// before any parser sees the body.
     @Test("a body of 513 '[' (which crashed Foundation's parser) is refused as malformed before any parser sees it")
     func bodyNestedPastTheLimitAtItsEndDoesNotCrash() {
         for body in ["[" + String(repeating: "[", count: 512), #"{"formatVersion":1,"variables":"# + String(repeating: "[", count: 512)] {

@@ -50,10 +50,8 @@ func rejection(of text: String, codec: SlipCodec = SlipCodec()) -> SlipRejection
     rejection(of: [UInt8](text.utf8), codec: codec)
 }
 
-/// An instant on 2026-11-22 at 05:34:20 UTC plus `milliseconds`.
-///
-/// The milliseconds used by the round-trip tests are fractions exact in binary (0, 125, 250, ... 875): see
-/// `SlipCodecTests.timestampsDoNotDrift` for why other values do not survive a round trip yet.
+/// An instant on 2026-11-22 at 05:34:20 UTC plus `milliseconds`. Every whole millisecond survives a round trip
+/// through the codec (`SlipCodecTests.wholeMillisecondsSurvive`, `timestampsDoNotDrift`).
 func instant(plusMilliseconds milliseconds: Int = 0) -> Date {
     Date(timeIntervalSince1970: 1_795_325_660 + Double(milliseconds) / 1_000)
 }

@@ -1,7 +1,6 @@
 import Foundation
 import PostgresNIO
 import SlipwayPostgres
-import SlipwayStores
 import Testing
 
 @Suite("PostgreSQL store: schema and connection settings")

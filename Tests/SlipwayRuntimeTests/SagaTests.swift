@@ -1,6 +1,5 @@
 import Foundation
 import Slipway
-import SlipwayStores
 import SlipwayTesting
 import SlipwayTransport
 import Testing

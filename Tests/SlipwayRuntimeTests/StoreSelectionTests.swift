@@ -1,6 +1,5 @@
 import Foundation
 @testable import Slipway
-import SlipwayStores
 import Testing
 
 @Suite("Choosing a processor's hop record store")

@@ -1,4 +1,5 @@
 import Foundation
+import SlipwayAudit
 import SlipwayCore
 
 /// Writes a realistic synthetic audit trail through `AuditStore.record`, for measuring queries at scale

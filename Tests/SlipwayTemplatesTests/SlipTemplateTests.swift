@@ -1,5 +1,6 @@
 import Foundation
-import Slipway
+import SlipwayCore
+import SlipwayTemplates
 import Testing
 
 /// Templates (Slips/*.yaml): what a template says is what goes on the wire, with each value's type.
