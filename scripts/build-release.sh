@@ -26,8 +26,13 @@ flags=(
   -Xlinker "--symbol-ordering-file=$PWD/scripts/processor.order" -Xlinker --no-warn-symbol-ordering
 )
 echo "build-release.sh: static release build in .build-static (the first one takes a few minutes)" >&2
-swift build "${flags[@]}" "$@" >&2
 bin=$(swift build "${flags[@]}" --show-bin-path)
+# SwiftPM does not know the linker reads scripts/processor.order: a binary linked before the list last changed is
+# removed, so that it is linked again with the new list.
+for binary in "$bin"/*; do
+  if [[ -f $binary && -x $binary && scripts/processor.order -nt $binary ]]; then rm -f "$binary"; fi
+done
+swift build "${flags[@]}" "$@" >&2
 # A list gone stale (renamed functions, another toolchain) still links; it just packs less. Say how much it matched.
 if [[ -x $bin/probe-step ]]; then
   listed=$(wc -l <scripts/processor.order)

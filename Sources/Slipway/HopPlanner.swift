@@ -232,7 +232,7 @@ struct HopPlanner: Sendable {
     /// A finished hop: its event, and the slip to where it goes next.
     private func finished(_ next: Slip, _ outcome: HopRecordOutcome, delayMs: Int = 0, at now: Date) throws -> HopPlan {
         let (messages, queues) = try self.messages.destination(
-            next, lastStep: step, delayMs: delayMs, parkedID: newID(), at: now)
+            next, lastStep: step, delayMs: delayMs, parkedID: newID, at: now)
         return HopPlan(
             disposition: .record(outcome), hopEvent: try self.messages.hopEvent(next), messages: messages,
             queues: queues, notice: nil)

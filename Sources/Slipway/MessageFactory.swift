@@ -27,7 +27,8 @@ struct MessageFactory: Sendable {
     /// Where a slip goes after its hop: the next step (after `delayMs`, when the step asked the slip to wait), the
     /// next compensation, or (terminal) a terminal event; a compensation-failed slip is parked in the dead-letter queue
     /// too. Returns the messages and the queues they go to.
-    func destination(_ slip: Slip, lastStep: String, delayMs: Int, parkedID: String, at now: Date) throws
+    /// `parkedID` is asked for only when the slip is parked (a UUID costs a system call: not one a hop).
+    func destination(_ slip: Slip, lastStep: String, delayMs: Int, parkedID: () -> String, at now: Date) throws
         -> (messages: [OutgoingMessage], queues: [QueueDeclaration])
     {
         switch slip.state {
@@ -42,7 +43,7 @@ struct MessageFactory: Sendable {
             let body = try codec.encode(slip)
             let parked = park(
                 body: body, code: .compensationFailed, reason: reason,
-                queue: topology.compensateQueue(step: lastStep), slipID: slip.id, parkedID: parkedID, at: now,
+                queue: topology.compensateQueue(step: lastStep), slipID: slip.id, parkedID: parkedID(), at: now,
                 signature: signing?.signatureHeaders(for: body) ?? [:])
             return ([parked, try terminalEvent(slip, lastStep: lastStep)], [QueueDeclaration(topology.deadLetterQueue)])
         case .completed, .compensated, .faulted, .terminated:
