@@ -157,6 +157,7 @@ let package = Package(
         .testTarget(name: "SlipwayCoreTests", dependencies: ["SlipwayCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SlipwayAuditTests", dependencies: ["SlipwayAudit", "SlipwayAuditGenerator"]),
         .testTarget(name: "SlipwayProcessesTests", dependencies: ["SlipwayProcesses"]),
+        .testTarget(name: "SlipwayOperationsTests", dependencies: ["SlipwayOperations", "Slipway"]),
         .testTarget(name: "SlipwayTemplatesTests", dependencies: ["SlipwayTemplates", "SlipwayCore"]),
         .testTarget(
             name: "SlipwayRuntimeTests",

@@ -185,7 +185,7 @@ struct HopPlanner: Sendable {
             let delayMs = policy.delayMs(afterAttempt: slip.attempt, random: random)
             let queue = messages.delayed(topology.queue(for: kind, step: step), delayMs: delayMs)
             return HopPlan(
-                disposition: .retry(delayMs: delayMs), hopEvent: try messages.hopEvent(next),
+                disposition: .retry(delayMs: delayMs), hopEvent: try messages.hopEvent(next, at: now),
                 messages: [try messages.slipMessage(next, to: queue.name)], queues: [queue],
                 notice: .init(
                     level: .warning, message: "attempt failed; trying again",
@@ -234,7 +234,7 @@ struct HopPlanner: Sendable {
         let (messages, queues) = try self.messages.destination(
             next, lastStep: step, delayMs: delayMs, parkedID: newID, at: now)
         return HopPlan(
-            disposition: .record(outcome), hopEvent: try self.messages.hopEvent(next), messages: messages,
+            disposition: .record(outcome), hopEvent: try self.messages.hopEvent(next, at: now), messages: messages,
             queues: queues, notice: nil)
     }
 
@@ -246,7 +246,7 @@ struct HopPlanner: Sendable {
         let parked = messages.park(
             body: arrival.body, code: code, reason: reason, queue: topology.queue(for: arrival.kind, step: step),
             slipID: slipID, parkedID: newID(), at: now, signature: arrival.signature)
-        let event = try messages.parkedEvent(slip: slip, peek: peek, step: step, code: code, reason: reason, eventID: newID())
+        let event = try messages.parkedEvent(slip: slip, peek: peek, step: step, code: code, reason: reason, eventID: newID(), at: now)
         return HopPlan(
             disposition: .park(code, reason: reason), hopEvent: nil, messages: [parked, event],
             queues: [QueueDeclaration(topology.deadLetterQueue)],

@@ -19,9 +19,9 @@ struct MessageFactory: Sendable {
     }
 
     /// The event of the hop the slip's log ended with.
-    func hopEvent(_ slip: Slip) throws -> OutgoingMessage {
+    func hopEvent(_ slip: Slip, at now: Date) throws -> OutgoingMessage {
         guard let entry = slip.log.last else { throw ProcessorError("a hop event needs a hop in the slip's log") }
-        return try eventMessage(SlipEvent(hop: entry, slip: slip))
+        return try eventMessage(SlipEvent(hop: entry, slip: slip, at: now))
     }
 
     /// Where a slip goes after its hop: the next step (after `delayMs`, when the step asked the slip to wait), the
@@ -45,9 +45,9 @@ struct MessageFactory: Sendable {
                 body: body, code: .compensationFailed, reason: reason,
                 queue: topology.compensateQueue(step: lastStep), slipID: slip.id, parkedID: parkedID(), at: now,
                 signature: signing?.signatureHeaders(for: body) ?? [:])
-            return ([parked, try terminalEvent(slip, lastStep: lastStep)], [QueueDeclaration(topology.deadLetterQueue)])
+            return ([parked, try terminalEvent(slip, lastStep: lastStep, at: now)], [QueueDeclaration(topology.deadLetterQueue)])
         case .completed, .compensated, .faulted, .terminated:
-            return ([try terminalEvent(slip, lastStep: lastStep)], [])
+            return ([try terminalEvent(slip, lastStep: lastStep, at: now)], [])
         }
     }
 
@@ -59,12 +59,12 @@ struct MessageFactory: Sendable {
             contentType: SlipCodec.contentType)
     }
 
-    func terminalEvent(_ slip: Slip, lastStep: String) throws -> OutgoingMessage {
+    func terminalEvent(_ slip: Slip, lastStep: String, at now: Date) throws -> OutgoingMessage {
         let last = slip.log.last
         let event = SlipEvent(
             slipID: slip.id, template: slip.template, kind: .terminal, step: lastStep,
             sequence: max(slip.sequence - 1, 0), attempt: last?.attempt ?? 1, outcome: slip.state.rawValue,
-            state: slip.state, processor: instance, reason: slip.fault?.reason, fault: slip.fault,
+            state: slip.state, processor: instance, at: now, reason: slip.fault?.reason, fault: slip.fault,
             createdAt: slip.createdAt, log: slip.log)
         return try eventMessage(event)
     }
@@ -107,24 +107,26 @@ struct MessageFactory: Sendable {
     /// another event in the audit trail. Its state is a guess (`running`); the audit trail keeps the state it knew.
     /// `eventID`: unique, for the event of a body that is not a verified slip.
     func parkedEvent(
-        slip: Slip?, peek: SlipPeek? = nil, step: String, code: ParkCode, reason: String, eventID: String
+        slip: Slip?, peek: SlipPeek? = nil, step: String, code: ParkCode, reason: String, eventID: String,
+        at now: Date
     ) throws -> OutgoingMessage {
         let event: SlipEvent
         if let slip {
             event = SlipEvent(
                 slipID: slip.id, template: slip.template, kind: .parked, step: step, sequence: slip.sequence,
-                attempt: slip.attempt, outcome: code.rawValue, state: slip.state, processor: instance, reason: reason)
+                attempt: slip.attempt, outcome: code.rawValue, state: slip.state, processor: instance, at: now,
+                reason: reason)
         } else if let peek {
             event = SlipEvent(
                 id: "\(peek.slipID).parked.\(eventID)", slipID: peek.slipID,
                 template: peek.template ?? "unknown", kind: .parked, step: step, sequence: peek.sequence ?? 0,
-                attempt: 1, outcome: code.rawValue, state: .running, processor: instance, reason: reason)
+                attempt: 1, outcome: code.rawValue, state: .running, processor: instance, at: now, reason: reason)
         } else {
             // A message that is not a slip has no stable identity: its parking gets an id of its own.
             event = SlipEvent(
                 id: "unknown.parked.\(eventID)", slipID: "unknown", template: "unknown",
                 kind: .parked, step: step, sequence: 0, attempt: 1, outcome: code.rawValue, state: .running,
-                processor: instance, reason: reason)
+                processor: instance, at: now, reason: reason)
         }
         return try eventMessage(event)
     }

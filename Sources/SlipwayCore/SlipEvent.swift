@@ -67,12 +67,13 @@ public struct SlipEvent: Sendable, Hashable, Codable {
     }
 
     /// The event of one hop, from its log entry and the slip after it.
-    public init(hop entry: LogEntry, slip: Slip) {
+    /// `at`: when the event is sent.
+    public init(hop entry: LogEntry, slip: Slip, at: Date = Date()) {
         self.init(
             slipID: slip.id, template: slip.template, kind: entry.kind == .execute ? .execute : .compensate,
             step: entry.step, sequence: entry.sequence, attempt: entry.attempt, outcome: entry.outcome.rawValue,
             state: slip.state, processor: entry.processor, startedAt: entry.startedAt,
-            durationMicros: entry.durationMicros, reason: entry.reason)
+            durationMicros: entry.durationMicros, at: at, reason: entry.reason)
     }
 
     /// Routing key on the events exchange: `<kind>.<step>.<slip id>`; for terminal events `terminal.<state>.<slip id>`.
