@@ -74,11 +74,12 @@ struct FailureSemanticsIntegrationTests {
         // The processors are up and serving before the clock starts (on a loaded machine, starting takes seconds).
         let warmUp = Self.slip()
         #expect(try await producer.run([warmUp])[warmUp.id]?.state == .completed)
-        // b outlasts the deadline by far, and a has 10 s to start before it (a busy machine is slow to begin).
-        var slip = Self.slip(["b": ["sleepMs": 20_000]])
-        slip.deadline = Date().addingTimeInterval(10)
+        // b outlasts the deadline by far, and a has 30 s to start before it: under a parallel test run on 2 cores, a
+        // once took more than 10 s to start, and the slip faulted at a with nothing to compensate.
+        var slip = Self.slip(["b": ["sleepMs": 45_000]])
+        slip.deadline = Date().addingTimeInterval(30)
 
-        let event = try #require(try await producer.run([slip])[slip.id])
+        let event = try #require(try await producer.run([slip], timeout: .seconds(150))[slip.id])
 
         #expect(event.state == .compensated)
         #expect(event.fault?.step == "c" && event.fault?.reason.contains("deadline") == true)
