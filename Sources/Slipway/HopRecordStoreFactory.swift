@@ -56,7 +56,7 @@ public struct HopRecordStoreFactory: Sendable {
         } else if path.lowercased().hasPrefix("sqlite:") {
             path = String(path.dropFirst("sqlite:".count))
         }
-        guard !path.isEmpty else { throw ProcessorError("--store sqlite:PATH names no file") }
+        guard !path.isEmpty else { throw ProcessorError(.unknownStore, "--store sqlite:PATH names no file") }
         let store = try SQLiteHopRecordStore(path: path, keepFor: request.keepFor, taskExecutor: request.taskExecutor)
         return Opened(store: store, description: "sqlite:\(path)")
     }
@@ -65,12 +65,12 @@ public struct HopRecordStoreFactory: Sendable {
     static func choose(for url: String?, among factories: [HopRecordStoreFactory]) throws -> HopRecordStoreFactory {
         guard let url else { return .sqlite }
         guard let colon = url.firstIndex(of: ":"), colon != url.startIndex else {
-            throw ProcessorError("--store must be a URL such as postgres://HOST/DATABASE or sqlite:PATH")
+            throw ProcessorError(.unknownStore, "--store must be a URL such as postgres://HOST/DATABASE or sqlite:PATH")
         }
         let scheme = url[..<colon].lowercased()
         if let factory = factories.first(where: { $0.schemes.contains(scheme) }) { return factory }
         let known = Set(factories.flatMap(\.schemes)).sorted().joined(separator: ", ")
         // Only the scheme: the rest of the URL may hold a password.
-        throw ProcessorError("--store: this processor has no '\(scheme)' store (it was built with: \(known))")
+        throw ProcessorError(.unknownStore, "--store: this processor has no '\(scheme)' store (it was built with: \(known))")
     }
 }

@@ -20,7 +20,7 @@ struct MessageFactory: Sendable {
 
     /// The event of the hop the slip's log ended with.
     func hopEvent(_ slip: Slip, at now: Date) throws -> OutgoingMessage {
-        guard let entry = slip.log.last else { throw ProcessorError("a hop event needs a hop in the slip's log") }
+        guard let entry = slip.log.last else { throw ProcessorError(.internalError, "a hop event needs a hop in the slip's log") }
         return try eventMessage(SlipEvent(hop: entry, slip: slip, at: now))
     }
 

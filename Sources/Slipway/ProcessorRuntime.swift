@@ -51,7 +51,7 @@ public final class ProcessorRuntime: Service, Sendable {
 
     public func run() async throws {
         guard Slip.isValidName(step) else {
-            throw ProcessorError("'\(step)' is not a valid step name (1 to 64 characters of A-Z a-z 0-9 _ -)")
+            throw ProcessorError(.badStepName, "'\(step)' is not a valid step name (1 to 64 characters of A-Z a-z 0-9 _ -)")
         }
         // The audit queue too, not only the exchange: events published before the audit sink's first start would
         // otherwise go to an exchange with no queue bound, and the broker would confirm and drop them. A user made by
@@ -79,18 +79,23 @@ public final class ProcessorRuntime: Service, Sendable {
             // On the transport's loop when it has one: a hop then runs on the thread that reads its delivery and
             // sends its forward and ack, and never waits for a thread switch.
             await withTaskExecutorPreference(transport.taskExecutor) {
-                let renewing = Task { await self.claimer.renewWhileRunning() }
-                await withDiscardingTaskGroup { group in
-                    group.addTask { await self.serve(execute, kind: .execute) }
-                    group.addTask { await self.serve(compensate, kind: .compensate) }
+                // Beside the hops, until they are done: claims renewed, and hop events' batches timed.
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { await self.claimer.renewWhileRunning() }
+                    if let hopEvents = self.hopEvents {
+                        group.addTask { await cancelWhenGracefulShutdown { await hopEvents.run() } }
+                    }
+                    await withDiscardingTaskGroup { hops in
+                        hops.addTask { await self.serve(execute, kind: .execute) }
+                        hops.addTask { await self.serve(compensate, kind: .compensate) }
+                    }
+                    group.cancelAll()
                 }
-                renewing.cancel()
             }
         } onGracefulShutdown: {
             self.stopping.withLock { $0 = true }
             execute.stop()
             compensate.stop()
-            self.hopEvents?.drain()
         }
         logger.info("stopped: every hop in flight finished")
     }
@@ -167,7 +172,7 @@ public final class ProcessorRuntime: Service, Sendable {
                 logger.info("duplicate of a hop already done and forwarded: dropped")
             } else {
                 logger.info("hop already done but its forward was not confirmed: forwarding the recorded result")
-                try await send(planner.replay(record))()
+                try await send(planner.replay(record))
                 try await store.markForwarded(slipID: slip.id, sequence: slip.sequence)
             }
             return await delivery.ack()
@@ -193,7 +198,7 @@ public final class ProcessorRuntime: Service, Sendable {
 
         switch plan.disposition {
         case .retry, .park:
-            try await send(plan)()
+            try await send(plan)
             // Acknowledged first, then released: a crash between the two leaves the claim to expire, where the other
             // order could let the original delivery run again beside its retry.
             await delivery.ack()
@@ -205,9 +210,7 @@ public final class ProcessorRuntime: Service, Sendable {
                     slipID: slip.id, sequence: slip.sequence, step: step, kind: arrival.kind, outcome: outcome,
                     outgoing: plan.outgoing))
             // A hop recorded already keeps its first record: what that says is what goes out.
-            let hopEventsConfirmed = try await send(saved.outgoing == plan.outgoing ? plan : planner.replay(saved))
-            slot.release()
-            try await hopEventsConfirmed()
+            try await send(saved.outgoing == plan.outgoing ? plan : planner.replay(saved)) { slot.release() }
             try await store.markForwarded(slipID: slip.id, sequence: slip.sequence)
             logger.debug("hop done", metadata: ["hop.outcome": "\(outcome)"])
             await delivery.ack()
@@ -259,27 +262,29 @@ public final class ProcessorRuntime: Service, Sendable {
             metadata["amqp.message_id"] = "\(delivery.messageID ?? "-")"
             logger.log(level: notice.level, notice.message, metadata: metadata)
         }
-        try await send(plan)()
+        try await send(plan)
         await delivery.ack()
     }
 
     /// Publishes what the plan says with confirms, declaring first any queue this instance has not declared yet.
-    /// The hop event goes through the batcher, alongside the rest: returns once the rest is confirmed, with a wait for
-    /// the event (a hop forwards its slip without waiting for its event's batch, and is acknowledged after).
-    private func send(_ plan: HopPlan) async throws -> @Sendable () async throws -> Void {
+    /// The hop event goes through the batcher, alongside the rest: `forwarded` is called once the rest is confirmed,
+    /// and the call returns once the event is too (a hop forwards its slip without waiting for its event's batch, and
+    /// is acknowledged after).
+    private func send(_ plan: HopPlan, forwarded: () -> Void = {}) async throws {
         for queue in plan.queues { try await declare(queue) }
         guard let hopEvents, let event = plan.hopEvent else {
             try await transport.publish(plan.outgoing)
-            return {}
+            return forwarded()
         }
-        let eventConfirmed = Task(executorPreference: transport.taskExecutor) { try await hopEvents.publish([event.body]) }
+        async let eventConfirmed: Void = hopEvents.publish([event.body])
         do {
             if !plan.messages.isEmpty { try await transport.publish(plan.messages) }
         } catch {
-            _ = await eventConfirmed.result  // not acknowledged either way: the message comes back
+            _ = try? await eventConfirmed  // not acknowledged either way: the message comes back
             throw error
         }
-        return { try await eventConfirmed.value }
+        forwarded()
+        try await eventConfirmed
     }
 
     /// The name is remembered only once the broker has declared the queue: a hop that saw it merely "being declared"

@@ -97,7 +97,39 @@ public enum ExecuteOutcome: Sendable, Hashable {
 
 /// An error of the processor runtime or its configuration, with a message for people.
 public struct ProcessorError: Error, Sendable, CustomStringConvertible {
+    /// What kind of failure: programs match on it, people read the message.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        public let name: String
+        private init(_ name: String) { self.name = name }
+        public var description: String { name }
+
+        /// A step's handler failed: what `ProcessorError(_:)` means, the error handlers throw.
+        public static let stepFailed = Code("step-failed")
+        /// A command-line option or an environment setting is not valid: the processor does not start (exit 2).
+        public static let badOption = Code("bad-option")
+        /// A setting the processor cannot start with (signing keys, slip limits): it does not start (exit 2).
+        public static let badSetting = Code("bad-setting")
+        /// `--store` names a store this processor cannot open (an unknown scheme, no file).
+        public static let unknownStore = Code("unknown-store")
+        /// The step's name is not a valid one.
+        public static let badStepName = Code("bad-step-name")
+        /// The runtime met a slip it cannot describe: a bug, reported rather than crashed on.
+        public static let internalError = Code("internal-error")
+    }
+
+    public var code: Code
     public var message: String
-    public init(_ message: String) { self.message = message }
+
+    /// A step's failure (`code` is `.stepFailed`).
+    public init(_ message: String) { self.init(.stepFailed, message) }
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
     public var description: String { message }
+
+    /// The processor does not start for it: a bad option or setting (exit 2, not 1).
+    public var isSetupError: Bool { code == .badOption || code == .badSetting || code == .unknownStore }
 }

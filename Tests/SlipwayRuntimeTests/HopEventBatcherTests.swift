@@ -46,17 +46,52 @@ struct HopEventBatcherTests {
         #expect(batches.first.map { Set($0) } == [0, 1, 2])
     }
 
-    @Test("a lone event goes after the linger, and a draining batcher sends at once")
+    @Test("a lone event goes after the linger, and once the linger task has ended every event goes at once")
     func loneEventAndDrain() async throws {
         let broker = InMemoryBroker()
         let lingering = await Self.batcher(broker, maxEvents: 16, linger: .milliseconds(5))
-        try await lingering.publish([try Self.event(7)])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await lingering.run() }
+            try await lingering.publish([try Self.event(7)])
+            group.cancelAll()
+        }
         #expect(try await Self.batches(broker) == [[7]])
 
         let draining = await Self.batcher(broker, maxEvents: 16, linger: .seconds(3600))
-        draining.drain()
+        let timer = Task { await draining.run() }
+        timer.cancel()
+        await timer.value
         try await draining.publish([try Self.event(8)])
         #expect(try await Self.batches(broker) == [[7], [8]])
+    }
+
+    @Test("full batches go out one after another without a linger task: each hop hands the next batch on", .timeLimit(.minutes(1)))
+    func fullBatchesHandedOn() async throws {
+        let broker = InMemoryBroker()
+        let batcher = await Self.batcher(broker, maxEvents: 2, linger: .seconds(3600))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for sequence in 0..<12 { group.addTask { try await batcher.publish([try Self.event(sequence)]) } }
+            try await group.waitForAll()
+        }
+        let batches = try await Self.batches(broker)
+        #expect(batches.allSatisfy { $0.count == 2 })
+        #expect(Set(batches.joined()) == Set(0..<12))
+    }
+
+    @Test("events waiting for their linger go at once when the linger task is cancelled", .timeLimit(.minutes(1)))
+    func cancelledLingerSends() async throws {
+        let broker = InMemoryBroker()
+        let batcher = await Self.batcher(broker, maxEvents: 16, linger: .seconds(3600))
+        let timer = Task { await batcher.run() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await batcher.publish([try Self.event(1)]) }
+            group.addTask { try await batcher.publish([try Self.event(2)]) }
+            try await Task.sleep(for: .milliseconds(50))  // the events wait for their linger (an hour)
+            timer.cancel()
+            try await group.waitForAll()
+        }
+        await timer.value
+        #expect(Set(try await Self.batches(broker).joined()) == [1, 2])
     }
 
     @Test("a slot counts once however often it is given back, and a dropped slot comes back")
