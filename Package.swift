@@ -58,6 +58,7 @@ let package = Package(
             dependencies: [
                 "SlipwayCore", "SlipwayTransport",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // The hop record shared by several instances and hosts, in PostgreSQL. A target of its own, so that only the

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import SlipwayStores
 
 /// Opens a processor's hop record for the URL schemes it claims. A processor passes the factories it was built with to
@@ -29,12 +30,19 @@ public struct HopRecordStoreFactory: Sendable {
         public var store: any HopRecordStore
         /// Where the record is, for logs: never a password.
         public var description: String
+        /// The store's background work (checkpoints, pruning), run in the processor's `ServiceGroup` before the
+        /// runtime: on graceful shutdown they stop after it, once its last hop is recorded.
+        public var services: [any Service]
         /// Called once the processor has stopped.
         public var close: @Sendable () async -> Void
 
-        public init(store: any HopRecordStore, description: String, close: @escaping @Sendable () async -> Void = {}) {
+        public init(
+            store: any HopRecordStore, description: String, services: [any Service] = [],
+            close: @escaping @Sendable () async -> Void = {}
+        ) {
             self.store = store
             self.description = description
+            self.services = services
             self.close = close
         }
     }
@@ -58,7 +66,7 @@ public struct HopRecordStoreFactory: Sendable {
         }
         guard !path.isEmpty else { throw ProcessorError(.unknownStore, "--store sqlite:PATH names no file") }
         let store = try SQLiteHopRecordStore(path: path, keepFor: request.keepFor, taskExecutor: request.taskExecutor)
-        return Opened(store: store, description: "sqlite:\(path)")
+        return Opened(store: store, description: "sqlite:\(path)", services: [store])
     }
 
     /// The factory for `url`: SQLite when there is none, else the first that claims its scheme.

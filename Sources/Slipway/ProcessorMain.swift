@@ -142,7 +142,8 @@ func runProcessor(
         processor: processor, transport: transport, store: opened.store, configuration: configuration, logger: logger)
     let group = ServiceGroup(
         configuration: .init(
-            services: [runtime] + services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: opened.services + [runtime] + services, gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
     do {
         try await group.run()
     } catch {

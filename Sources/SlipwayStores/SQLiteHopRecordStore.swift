@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import ServiceLifecycle
 import SlipwayCore
 import SlipwayTransport
 
@@ -9,9 +10,13 @@ import SlipwayTransport
 /// survives the process being killed (it can only be lost with the whole machine, which the broker's redelivery and the
 /// idempotency key passed to handlers cover).
 ///
-/// Records are kept for `keepFor` (7 days by default), then pruned by the store's maintenance thread: a message
-/// redelivered later than that runs its step again, with the same idempotency key.
-public final class SQLiteHopRecordStore: HopRecordStore {
+/// Records are kept for `keepFor` (7 days by default), then pruned by the store's maintenance: a message redelivered
+/// later than that runs its step again, with the same idempotency key.
+///
+/// The store is a `Service`: `run()` is its maintenance (WAL checkpoints off the hops' threads, and pruning), until
+/// graceful shutdown or cancellation. A processor runs it in its `ServiceGroup`; a store used without it still works,
+/// with SQLite's own checkpoints (at about 40 MB of WAL) and no pruning.
+public final class SQLiteHopRecordStore: HopRecordStore, Service {
     private let pool: DatabasePool
     private let writer: HopRecordWriter
     private let checkpointer: WALCheckpointer
@@ -21,7 +26,7 @@ public final class SQLiteHopRecordStore: HopRecordStore {
 
     /// - Parameters:
     ///   - keepFor: how long a hop's record is kept; nil keeps every record for ever.
-    ///   - pruneEvery: how often the maintenance thread looks for records past `keepFor`.
+    ///   - pruneEvery: how often the maintenance (`run()`) looks for records past `keepFor`.
     ///   - taskExecutor: where batches of records are committed (the processor's loop, when it has one).
     public init(
         path: String, keepFor: Duration? = SQLiteHopRecordStore.defaultKeepFor, pruneEvery: Duration = .seconds(60),
@@ -51,8 +56,17 @@ public final class SQLiteHopRecordStore: HopRecordStore {
         checkpointer = WALCheckpointer(path: path, pruning: pruning)
     }
 
-    deinit {
-        checkpointer.stop()
+    /// Checkpoints the WAL four times a second and prunes old records, until graceful shutdown or cancellation.
+    public func run() async {
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await checkpointer.run()
+            } onGracefulShutdown: {
+                self.checkpointer.stop()
+            }
+        } onCancel: {
+            self.checkpointer.stop()
+        }
     }
 
     static var migrator: DatabaseMigrator {

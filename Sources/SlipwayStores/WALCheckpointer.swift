@@ -31,12 +31,22 @@ final class WALCheckpointer: @unchecked Sendable {
         var prune: @Sendable (DatabaseQueue, Date) throws -> Int
     }
 
-    init(path: String, interval: TimeInterval = 0.25, pruning: Pruning? = nil) {
+    init(path: String, pruning: Pruning? = nil) {
         self.path = path
         self.pruning = pruning
-        let thread = Thread { [self] in self.loop(interval: interval) }
-        thread.name = "slipway-wal-checkpoint"
-        thread.start()
+    }
+
+    /// Checkpoints (and prunes) from a thread of its own until `stop()`; returns when that thread has ended. Blocking
+    /// calls (a checkpoint's disk syncs) stay off Swift's cooperative pool and the processor's loop.
+    func run(interval: TimeInterval = 0.25) async {
+        await withCheckedContinuation { (ended: CheckedContinuation<Void, Never>) in
+            let thread = Thread { [self] in
+                self.loop(interval: interval)
+                ended.resume()
+            }
+            thread.name = "slipway-wal-checkpoint"
+            thread.start()
+        }
     }
 
     private func openQueue() throws -> DatabaseQueue {

@@ -174,15 +174,18 @@ struct HopRecordStoreTests {
         #expect(try store.prune(recordedBefore: Date(timeIntervalSinceNow: -week)) == 0)
     }
 
-    @Test("a store prunes on its own, on its maintenance thread", .timeLimit(.minutes(1)))
+    @Test("a running store prunes on its own, and its run ends when cancelled", .timeLimit(.minutes(1)))
     func prunesOnItsOwn() async throws {
         let store = try SQLiteHopRecordStore(path: temporaryPath(), keepFor: .seconds(3600), pruneEvery: .milliseconds(50))
+        let maintenance = Task { await store.run() }
         try await store.save(record("stale", 1, recordedAt: Date(timeIntervalSinceNow: -7200)))
         try await store.save(record("fresh", 1))
         while try await store.record(slipID: "stale", sequence: 1) != nil {
             try await Task.sleep(for: .milliseconds(20))
         }
         #expect(try await store.record(slipID: "fresh", sequence: 1) != nil)
+        maintenance.cancel()
+        await maintenance.value
     }
 
     @Test("--hop-record-days and SLIPWAY_HOP_RECORD_DAYS set the retention; 0 keeps every record")
