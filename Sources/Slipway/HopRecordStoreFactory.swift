@@ -65,7 +65,7 @@ public struct HopRecordStoreFactory: Sendable {
             path = String(path.dropFirst("sqlite:".count))
         }
         guard !path.isEmpty else { throw ProcessorError(.unknownStore, "--store sqlite:PATH names no file") }
-        let store = try SQLiteHopRecordStore(path: path, keepFor: request.keepFor, taskExecutor: request.taskExecutor)
+        let store = try SQLiteHopRecordStore(path: path, keepFor: request.keepFor)
         return Opened(store: store, description: "sqlite:\(path)", services: [store])
     }
 

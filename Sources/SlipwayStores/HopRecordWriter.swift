@@ -10,17 +10,31 @@ import SlipwayTransport
 ///
 /// Claims go the same way: a claim must be committed (visible to the other processes sharing the file) before its
 /// hop's handler runs, and concurrent hops' claims share one commit rather than paying one each.
+///
+/// No task of its own: the hop that finds no batch being written writes one, from its own task, after letting the
+/// tasks already due on its executor add theirs (a yield); it then hands the next batch, if one is waiting, to the
+/// first hop waiting in it.
 final class HopRecordWriter: Sendable {
+    /// What a waiting hop is told: its answer, or that it is to write the next batch itself.
+    enum Answer {
+        case saved(HopRecord)
+        case claim(HopClaimResult)
+        case renewed(Bool)
+        case released
+        case writeYourself
+    }
+
     private struct PendingSave {
         var record: HopRecord
         var outgoing: Data
-        var continuation: CheckedContinuation<HopRecord, any Error>
+        /// Nil for the writing hop's own.
+        var continuation: CheckedContinuation<Answer, any Error>?
     }
 
     enum ClaimChange {
-        case claim(lease: Double, CheckedContinuation<HopClaimResult, any Error>)
-        case renew(lease: Double, CheckedContinuation<Bool, any Error>)
-        case release(CheckedContinuation<Void, any Error>)
+        case claim(lease: Double)
+        case renew(lease: Double)
+        case release
     }
 
     struct PendingClaim {
@@ -28,114 +42,187 @@ final class HopRecordWriter: Sendable {
         var sequence: Int
         var owner: String
         var change: ClaimChange
+        fileprivate var continuation: CheckedContinuation<Answer, any Error>?
+
+        init(slipID: String, sequence: Int, owner: String, change: ClaimChange) {
+            self.slipID = slipID
+            self.sequence = sequence
+            self.owner = owner
+            self.change = change
+        }
     }
 
-    private enum ClaimAnswer {
-        case claim(HopClaimResult)
-        case renew(Bool)
-        case release
+    private enum Pending {
+        case save(PendingSave)
+        case claim(PendingClaim)
     }
 
     private struct State {
         var saves: [PendingSave] = []
         var forwarded: [(slipID: String, sequence: Int)] = []
         var claims: [PendingClaim] = []
-        var flushing = false
+        var writing = false
+
+        var isEmpty: Bool { saves.isEmpty && forwarded.isEmpty && claims.isEmpty }
+
+        mutating func add(_ pending: Pending) {
+            switch pending {
+            case .save(let save): saves.append(save)
+            case .claim(let claim): claims.append(claim)
+            }
+        }
     }
 
     private let pool: DatabasePool
     private let state = Mutex(State())
-    /// Where a batch is committed: the processor's loop, if it has one, so that it goes after the hops already due
-    /// there have added their saves.
-    private let taskExecutor: (any TaskExecutor)?
 
-    init(pool: DatabasePool, taskExecutor: (any TaskExecutor)?) {
+    init(pool: DatabasePool) {
         self.pool = pool
-        self.taskExecutor = taskExecutor
     }
 
     /// Returns once the record is committed: the new one, or the one already there for the same hop.
     func save(_ record: HopRecord) async throws -> HopRecord {
-        let outgoing = OutgoingMessageBlob.encode(record.outgoing)
-        return try await withCheckedThrowingContinuation { continuation in
-            enqueue { $0.saves.append(PendingSave(record: record, outgoing: outgoing, continuation: continuation)) }
+        let save = PendingSave(record: record, outgoing: OutgoingMessageBlob.encode(record.outgoing))
+        guard case .saved(let saved) = try await submit(.save(save)) else { preconditionFailure("save answered out of order") }
+        return saved
+    }
+
+    /// A claim, renewal or release, answered once its batch is committed.
+    func claim(_ claim: PendingClaim) async throws -> Answer {
+        try await submit(.claim(claim))
+    }
+
+    /// Queued, not awaited by the hop unless it writes the batch itself: it goes with the next batch.
+    func markForwarded(slipID: String, sequence: Int) async {
+        let writes = state.withLock { state in
+            state.forwarded.append((slipID, sequence))
+            defer { state.writing = true }
+            return !state.writing
+        }
+        if writes {
+            await Task.yield()
+            // A failure loses only marks (and is the others' to report): the hop's result goes out again if its
+            // message comes back.
+            _ = try? writeBatches(own: nil)
         }
     }
 
-    /// Claims, renewals and releases, answered once their batch is committed.
-    func claim(_ claim: PendingClaim) {
-        enqueue { $0.claims.append(claim) }
-    }
-
-    /// Queued, not awaited: it is written with the next batch.
-    func markForwarded(slipID: String, sequence: Int) {
-        enqueue { $0.forwarded.append((slipID, sequence)) }
-    }
-
-    private func enqueue(_ change: (inout State) -> Void) {
-        let startFlushing = state.withLock { state in
-            change(&state)
-            defer { state.flushing = true }
-            return !state.flushing
+    /// Adds `pending` to the next batch and waits for its answer, or writes the batch when none is being written.
+    private func submit(_ pending: Pending) async throws -> Answer {
+        let answer = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Answer, any Error>) in
+            let writes = state.withLock { state in
+                if !state.writing {
+                    state.writing = true
+                    return true
+                }
+                switch pending {
+                case .save(var save):
+                    save.continuation = continuation
+                    state.saves.append(save)
+                case .claim(var claim):
+                    claim.continuation = continuation
+                    state.claims.append(claim)
+                }
+                return false
+            }
+            if writes { continuation.resume(returning: .writeYourself) }
         }
-        if startFlushing { Task(executorPreference: taskExecutor) { await self.flush() } }
+        guard case .writeYourself = answer else { return answer }
+        // Hops already due on this executor add theirs first: a batch rather than a commit each.
+        await Task.yield()
+        guard let own = try writeBatches(own: pending) else { preconditionFailure("a batch without its writer's answer") }
+        return own
     }
 
-    private func flush() async {
+    /// Writes the batch holding `own` (nil for none) and what waits, then hands the next batch to the first hop
+    /// waiting in it (a claim's before a save's: it is the shorter wait), or writes the marks that came meanwhile, or
+    /// ends the writing. Returns `own`'s answer; throws its failure.
+    private func writeBatches(own: Pending?) throws -> Answer? {
+        var ownAnswer: Result<Answer, any Error>?
+        var own = own
         while true {
-            let (saves, forwarded, claims) = state.withLock { state in
+            var (saves, forwarded, claims) = state.withLock { state in
                 defer {
                     state.saves.removeAll(keepingCapacity: true)
                     state.forwarded.removeAll(keepingCapacity: true)
                     state.claims.removeAll(keepingCapacity: true)
                 }
-                if state.saves.isEmpty && state.forwarded.isEmpty && state.claims.isEmpty { state.flushing = false }
                 return (state.saves, state.forwarded, state.claims)
             }
-            if saves.isEmpty && forwarded.isEmpty && claims.isEmpty { return }
+            switch own {
+            case .save(let save): saves.append(save)
+            case .claim(let claim): claims.append(claim)
+            case nil: break
+            }
             do {
-                // Synchronous, on this task's thread: one commit (no fsync in WAL with synchronous=NORMAL) for the whole
-                // batch, without the two thread switches of an asynchronous write.
+                // Synchronous, on this task's thread: one commit (no fsync in WAL with synchronous=NORMAL) for the
+                // whole batch, without the two thread switches of an asynchronous write.
                 let (results, answers) = try writeNow(saves, forwarded, claims)
-                for (save, result) in zip(saves, results) { save.continuation.resume(returning: result) }
+                for (save, result) in zip(saves, results) {
+                    if let continuation = save.continuation {
+                        continuation.resume(returning: .saved(result))
+                    } else {
+                        ownAnswer = .success(.saved(result))
+                    }
+                }
                 for (claim, answer) in zip(claims, answers) {
-                    switch (claim.change, answer) {
-                    case (.claim(_, let continuation), .claim(let result)): continuation.resume(returning: result)
-                    case (.renew(_, let continuation), .renew(let held)): continuation.resume(returning: held)
-                    case (.release(let continuation), _): continuation.resume()
-                    default: preconditionFailure("claim answer out of order")
+                    if let continuation = claim.continuation {
+                        continuation.resume(returning: answer)
+                    } else {
+                        ownAnswer = .success(answer)
                     }
                 }
             } catch {
                 // The saves fail (their hops go back to the queue); lost marks only mean a second forward later.
-                for save in saves { save.continuation.resume(throwing: error) }
-                for claim in claims {
-                    switch claim.change {
-                    case .claim(_, let continuation): continuation.resume(throwing: error)
-                    case .renew(_, let continuation): continuation.resume(throwing: error)
-                    case .release(let continuation): continuation.resume(throwing: error)
-                    }
+                for save in saves { save.continuation?.resume(throwing: error) }
+                for claim in claims { claim.continuation?.resume(throwing: error) }
+                if own != nil { ownAnswer = .failure(error) }
+            }
+            own = nil
+            enum Next {
+                case handOver(CheckedContinuation<Answer, any Error>)
+                case writeMarks
+                case done
+            }
+            let next = state.withLock { state -> Next in
+                if let index = state.claims.firstIndex(where: { $0.continuation != nil }) {
+                    return .handOver(state.claims.remove(at: index).continuation!)
                 }
+                if let index = state.saves.firstIndex(where: { $0.continuation != nil }) {
+                    return .handOver(state.saves.remove(at: index).continuation!)
+                }
+                if !state.forwarded.isEmpty { return .writeMarks }
+                state.writing = false
+                return .done
+            }
+            switch next {
+            case .handOver(let writer):
+                writer.resume(returning: .writeYourself)
+                return try ownAnswer?.get()
+            case .writeMarks:
+                continue
+            case .done:
+                return try ownAnswer?.get()
             }
         }
     }
 
     private func writeNow(
         _ saves: [PendingSave], _ forwarded: [(slipID: String, sequence: Int)], _ claims: [PendingClaim]
-    ) throws -> ([HopRecord], [ClaimAnswer]) {
+    ) throws -> ([HopRecord], [Answer]) {
         try pool.write { db in (try Self.write(saves, forwarded, db), try Self.write(claims, db)) }
     }
 
     /// After the saves of the same batch: a claim of a hop saved in it finds the record.
-    private static func write(_ claims: [PendingClaim], _ db: Database) throws -> [ClaimAnswer] {
+    private static func write(_ claims: [PendingClaim], _ db: Database) throws -> [Answer] {
         if claims.isEmpty { return [] }
         let now = Date().timeIntervalSince1970
-        var answers: [ClaimAnswer] = []
+        var answers: [Answer] = []
         answers.reserveCapacity(claims.count)
         for claim in claims {
             let key: StatementArguments = [claim.slipID, claim.sequence]
             switch claim.change {
-            case .claim(let lease, _):
+            case .claim(let lease):
                 let record = try db.cachedStatement(sql: "SELECT * FROM hop_record WHERE slip_id = ? AND sequence = ?")
                 if let row = try Row.fetchOne(record, arguments: key) {
                     answers.append(.claim(.recorded(try SQLiteHopRecordStore.decode(row))))
@@ -173,16 +260,16 @@ final class HopRecordWriter: Sendable {
                                 by: row?["owner"] ?? "?",
                                 until: Date(timeIntervalSince1970: row?["until"] ?? now))))
                 }
-            case .renew(let lease, _):
+            case .renew(let lease):
                 let renew = try db.cachedStatement(
                     sql: "UPDATE hop_claim SET until = ? WHERE slip_id = ? AND sequence = ? AND owner = ? AND until > ?")
                 try renew.execute(arguments: [now + lease, claim.slipID, claim.sequence, claim.owner, now])
-                answers.append(.renew(db.changesCount == 1))
+                answers.append(.renewed(db.changesCount == 1))
             case .release:
                 let release = try db.cachedStatement(
                     sql: "DELETE FROM hop_claim WHERE slip_id = ? AND sequence = ? AND owner = ?")
                 try release.execute(arguments: [claim.slipID, claim.sequence, claim.owner])
-                answers.append(.release)
+                answers.append(.released)
             }
         }
         return answers

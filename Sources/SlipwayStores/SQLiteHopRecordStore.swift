@@ -27,10 +27,8 @@ public final class SQLiteHopRecordStore: HopRecordStore, Service {
     /// - Parameters:
     ///   - keepFor: how long a hop's record is kept; nil keeps every record for ever.
     ///   - pruneEvery: how often the maintenance (`run()`) looks for records past `keepFor`.
-    ///   - taskExecutor: where batches of records are committed (the processor's loop, when it has one).
     public init(
-        path: String, keepFor: Duration? = SQLiteHopRecordStore.defaultKeepFor, pruneEvery: Duration = .seconds(60),
-        taskExecutor: (any TaskExecutor)? = nil
+        path: String, keepFor: Duration? = SQLiteHopRecordStore.defaultKeepFor, pruneEvery: Duration = .seconds(60)
     ) throws {
         self.path = path
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
@@ -47,7 +45,7 @@ public final class SQLiteHopRecordStore: HopRecordStore, Service {
         configuration.maximumReaderCount = 1
         pool = try openDatabasePool(path: path, configuration: configuration)
         try migrateSharedFile(Self.migrator, pool)
-        writer = HopRecordWriter(pool: pool, taskExecutor: taskExecutor)
+        writer = HopRecordWriter(pool: pool)
         let pruning = keepFor.map { keepFor in
             WALCheckpointer.Pruning(keepFor: keepFor, every: pruneEvery) { queue, cutoff in
                 try Self.prune(queue, before: cutoff)
@@ -213,34 +211,29 @@ public final class SQLiteHopRecordStore: HopRecordStore, Service {
         try await writer.save(record)
     }
 
-    /// Not awaited to disk: the mark goes with the next batch of writes. Lost in a crash, it costs only a harmless
-    /// second forward of the hop's result (which the next step recognises).
+    /// Not awaited to disk, unless no batch is being written (the mark then starts one): it goes with the next batch of
+    /// writes. Lost in a crash, it costs only a harmless second forward of the hop's result (which the next step
+    /// recognises).
     public func markForwarded(slipID: String, sequence: Int) async throws {
-        writer.markForwarded(slipID: slipID, sequence: sequence)
+        await writer.markForwarded(slipID: slipID, sequence: sequence)
     }
 
     public func claim(slipID: String, sequence: Int, owner: String, lease: Duration) async throws -> HopClaimResult {
-        try await withCheckedThrowingContinuation { continuation in
-            writer.claim(
-                .init(
-                    slipID: slipID, sequence: sequence, owner: owner,
-                    change: .claim(lease: lease.inSeconds, continuation)))
-        }
+        let answer = try await writer.claim(
+            .init(slipID: slipID, sequence: sequence, owner: owner, change: .claim(lease: lease.inSeconds)))
+        guard case .claim(let result) = answer else { preconditionFailure("claim answered out of order") }
+        return result
     }
 
     public func renewClaim(slipID: String, sequence: Int, owner: String, lease: Duration) async throws -> Bool {
-        try await withCheckedThrowingContinuation { continuation in
-            writer.claim(
-                .init(
-                    slipID: slipID, sequence: sequence, owner: owner,
-                    change: .renew(lease: lease.inSeconds, continuation)))
-        }
+        let answer = try await writer.claim(
+            .init(slipID: slipID, sequence: sequence, owner: owner, change: .renew(lease: lease.inSeconds)))
+        guard case .renewed(let held) = answer else { preconditionFailure("renewal answered out of order") }
+        return held
     }
 
     public func releaseClaim(slipID: String, sequence: Int, owner: String) async throws {
-        try await withCheckedThrowingContinuation { continuation in
-            writer.claim(.init(slipID: slipID, sequence: sequence, owner: owner, change: .release(continuation)))
-        }
+        _ = try await writer.claim(.init(slipID: slipID, sequence: sequence, owner: owner, change: .release))
     }
 
     static func decode(_ row: Row) throws -> HopRecord {
