@@ -160,6 +160,7 @@ let package = Package(
         .testTarget(name: "SlipwayProcessesTests", dependencies: ["SlipwayProcesses"]),
         .testTarget(name: "SlipwayOperationsTests", dependencies: ["SlipwayOperations", "Slipway"]),
         .testTarget(name: "SlipwayTemplatesTests", dependencies: ["SlipwayTemplates", "SlipwayCore"]),
+        .testTarget(name: "SlipwayAMQPTests", dependencies: ["SlipwayAMQP", "SlipwayTransport"]),
         .testTarget(
             name: "SlipwayRuntimeTests",
             dependencies: [

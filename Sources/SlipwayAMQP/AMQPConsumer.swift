@@ -1,10 +1,10 @@
 import CRabbitMQ
-import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 import Logging
 import SlipwayTransport
+import Synchronization
 
 /// Consumes one queue on a connection of its own, reconnecting with backoff when the broker goes away. Its loop is
 /// either a thread of its own or the processor's shared loop (`AMQPLoop`).
@@ -20,13 +20,13 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
         case subscription(exchange: String, bindingKeys: [String])
     }
 
-    private enum Settlement {
-        case ack(UInt64)
-        case release(UInt64)
+    /// What the hops' threads hand the loop's thread.
+    private struct Requests {
+        var settlements: [ConsumerDeliveries.Requested] = []
+        var stop = false
+        var close = false
     }
 
-    // Safe: `connection`, `generation` and the reconnect state are used only on the loop's thread; `settlements`,
-    // `stopRequested` and `closeRequested` only under `lock`. `continuation` is thread-safe by design.
     private let configuration: AMQPConfiguration
     private let nodes: AMQPNodeRotation
     private let source: Source
@@ -35,26 +35,20 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
     private let loop: AMQPLoop
     private let continuation: AsyncThrowingStream<Delivery, any Error>.Continuation
     let stream: AsyncThrowingStream<Delivery, any Error>
-    private let lock = NSLock()
-    private var settlements: [(generation: Int, settlement: Settlement)] = []
-    private var stopRequested = false
-    private var closeRequested = false
-    private var connection: AMQPConnection?
-    private var generation = 0
-    /// Delivery tags of this connection received and not yet settled (including those left unacknowledged while
-    /// stopping): an ack with `multiple` may cover only tags below the lowest of them.
-    private var unsettled = Set<UInt64>()
+    private let requests = Mutex(Requests())
     private let ready: AsyncStream<Result<Void, any Error>>.Continuation
     private let readyStream: AsyncStream<Result<Void, any Error>>
+
+    // Sendable by hand: what follows is used on the loop's thread alone. (`continuation` is thread-safe by design.)
+    private var connection: AMQPConnection?
+    private var deliveries = ConsumerDeliveries()
     private var backoff: Duration
     private var reconnectAt: ContinuousClock.Instant?
     /// The last connect reached a node, which refused to declare or consume (rather than no node answering).
     private var refusedAfterConnecting = false
-    private var announced = false
-    private var cancelled = false
     /// When the connection was last read (see `AMQPConnection.readAtLeastEvery`).
     private var lastRead: ContinuousClock.Instant
-    private(set) var isFinished = false
+    var isFinished: Bool { deliveries.isFinished }
 
     /// - Parameter loop: the processor's loop, or nil for a thread of its own.
     init(nodes: AMQPNodeRotation, source: Source, prefetch: Int, logger: Logger, loop: AMQPLoop?) {
@@ -81,25 +75,21 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
 
     /// Stops taking deliveries; the stream finishes. The connection stays open for acks until `close()`.
     func stop() {
-        lock.lock()
-        stopRequested = true
-        lock.unlock()
+        requests.withLock { $0.stop = true }
         loop.wake()
     }
 
     /// Settles what is queued, closes the connection and leaves the loop.
     func close() {
-        lock.lock()
-        stopRequested = true
-        closeRequested = true
-        lock.unlock()
+        requests.withLock { requests in
+            requests.stop = true
+            requests.close = true
+        }
         loop.wake()
     }
 
     func settle(generation: Int, tag: UInt64, ack: Bool) {
-        lock.lock()
-        settlements.append((generation, ack ? .ack(tag) : .release(tag)))
-        lock.unlock()
+        requests.withLock { $0.settlements.append((generation, ack ? .ack(tag) : .release(tag))) }
         loop.wake()
     }
 
@@ -109,25 +99,24 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
 
     func service(readable: Bool, now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         guard !isFinished else { return nil }
-        lock.lock()
-        let (stop, close) = (stopRequested, closeRequested)
-        lock.unlock()
+        let (stop, close) = requests.withLock { ($0.stop, $0.close) }
         if close {
             settlePending()
             finish()
             return nil
         }
-        if stop && !cancelled {
-            cancelled = true
-            continuation.finish()
-            if !announced {
+        if stop {
+            switch deliveries.stopRequested() {
+            case .nothing: break
+            case .finishStream: continuation.finish()
+            case .abandonStart:
                 ready.yield(.failure(TransportError("stopped before consuming")))
                 finish()
                 return nil
             }
         }
         if connection == nil {
-            if cancelled {  // Nothing to settle on a lost connection: the broker requeued it all.
+            guard deliveries.mayReconnect else {  // Nothing to settle on a lost connection: the broker requeued it all.
                 finish()
                 return nil
             }
@@ -137,8 +126,7 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
                 backoff = configuration.reconnectBackoff.initial
                 reconnectAt = nil
                 lastRead = now
-                if !announced {
-                    announced = true
+                if deliveries.connected() {
                     ready.yield(.success(()))
                 } else {
                     logger.info(
@@ -151,14 +139,14 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
                 // loss: a quorum queue another process declared a moment ago may refuse consumers (541 internal
                 // error) until its replicas are up.
                 let passing = refusedAfterConnecting && (error as? TransportError)?.isPermanent == false
-                if !announced && !passing {
-                    announced = true
+                let starting = deliveries.phase == .starting
+                if deliveries.connectFailed(passing: passing) == .abandonStart {
                     ready.yield(.failure(error))
                     finish()
                     return nil
                 }
                 logger.warning(
-                    announced ? "AMQP consumer: cannot reconnect yet" : "AMQP consumer: cannot consume yet",
+                    starting ? "AMQP consumer: cannot consume yet" : "AMQP consumer: cannot reconnect yet",
                     metadata: ["amqp.source": "\(source)", "error": "\(error)", "retry.in": "\(backoff)"])
                 let next = now.advanced(by: backoff)
                 reconnectAt = next
@@ -170,7 +158,7 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
         guard let connection else { return now }  // lost while settling: reconnect on the next pass
         if readable || connection.hasBufferedInput || now >= lastRead.advanced(by: AMQPConnection.readAtLeastEvery) {
             lastRead = now
-            receiveAvailable(rejectingDeliveries: cancelled)
+            receiveAvailable()
         }
         return self.connection == nil ? now : lastRead.advanced(by: AMQPConnection.readAtLeastEvery)
     }
@@ -179,7 +167,7 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
         connection?.close()
         connection = nil
         continuation.finish()
-        isFinished = true
+        deliveries.finished()
     }
 
     private func connect() throws {
@@ -203,52 +191,38 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
             throw error
         }
         self.connection = connection
-        generation += 1
-        unsettled.removeAll()
     }
 
-    /// Sends what the hops settled. Releases go first, one by one; then the acks below the lowest delivery still
-    /// open go as one `multiple` ack (concurrent hops finish out of order, so usually most of them), the rest one by one.
+    /// Sends what the hops settled (see `ConsumerDeliveries.settled`): releases, then acks.
     private func settlePending() {
-        lock.lock()
-        let batch = settlements
-        settlements.removeAll(keepingCapacity: true)
-        lock.unlock()
-        guard let connection else { return }
-        var acks: [UInt64] = []
-        for (deliveryGeneration, settlement) in batch where deliveryGeneration == generation {
-            switch settlement {
-            case .ack(let tag):
-                acks.append(tag)
-                unsettled.remove(tag)
-            case .release(let tag):
-                unsettled.remove(tag)
-                guard connection.reject(tag, requeue: true) else { return lostConnection("settling a delivery failed") }
-            }
+        let batch = requests.withLock { requests in
+            defer { requests.settlements.removeAll(keepingCapacity: true) }
+            return requests.settlements
         }
-        acks.sort()
-        let lowestOpen = unsettled.min() ?? .max
-        let covered = acks.prefix { $0 < lowestOpen }
-        if let last = covered.last {
-            let multiple: amqp_boolean_t = covered.count > 1 ? 1 : 0
-            guard amqp_basic_ack(connection.state, AMQPConnection.channel, last, multiple) == 0 else {
+        let sends = deliveries.settled(batch)
+        guard let connection, !sends.isEmpty else { return }
+        for tag in sends.releases {
+            guard connection.reject(tag, requeue: true) else { return lostConnection("settling a delivery failed") }
+        }
+        if let ack = sends.ack {
+            guard amqp_basic_ack(connection.state, AMQPConnection.channel, ack.tag, ack.multiple ? 1 : 0) == 0 else {
                 return lostConnection("settling a delivery failed")
             }
         }
-        for tag in acks.dropFirst(covered.count) {
+        for tag in sends.singleAcks {
             guard connection.ack(tag) else { return lostConnection("settling a delivery failed") }
         }
     }
 
     /// Takes every delivery already received, without waiting for more.
-    private func receiveAvailable(rejectingDeliveries: Bool) {
+    private func receiveAvailable() {
         repeat {
-            receive(rejectingDeliveries: rejectingDeliveries)
+            receive()
         } while connection?.hasBufferedInput == true
     }
 
     /// Takes one delivery if one has come (a call with a zero timeout: it also sends a heartbeat when one is due).
-    private func receive(rejectingDeliveries: Bool) {
+    private func receive() {
         guard let connection else { return }
         amqp_maybe_release_buffers(connection.state)
         var envelope = amqp_envelope_t()
@@ -257,13 +231,8 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
         switch reply.reply_type {
         case AMQP_RESPONSE_NORMAL:
             defer { amqp_destroy_envelope(&envelope) }
-            unsettled.insert(envelope.delivery_tag)
-            if rejectingDeliveries {
-                // Stopping: leave it unacknowledged. Rejecting with requeue would have the broker hand it straight
-                // back (the consumer is still registered), round and round; unacked, it fills the prefetch window,
-                // which stops the flow, and closing the connection gives it back to the queue for another consumer.
-                return
-            }
+            // Stopping, it stays unacknowledged (see `ConsumerDeliveries.received`).
+            guard deliveries.received(envelope.delivery_tag) else { return }
             continuation.yield(makeDelivery(envelope))
         case AMQP_RESPONSE_LIBRARY_EXCEPTION where reply.library_error == AMQP_STATUS_TIMEOUT.rawValue:
             return
@@ -299,6 +268,7 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
         connection?.markBroken()
         connection?.close()
         connection = nil
+        deliveries.connectionLost()
     }
 
     private func makeDelivery(_ envelope: amqp_envelope_t) -> Delivery {
@@ -314,7 +284,7 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
             exchange: String(amqpBytes: envelope.exchange),
             routingKey: String(amqpBytes: envelope.routing_key),
             redelivered: envelope.redelivered != 0,
-            acknowledger: Acknowledger(consumer: self, generation: generation),
+            acknowledger: Acknowledger(consumer: self, generation: deliveries.generation),
             tag: envelope.delivery_tag)
     }
 

@@ -5,6 +5,7 @@ import Glibc
 #endif
 import Logging
 import SlipwayTransport
+import Synchronization
 
 /// Publishes with publisher confirms on a connection of its own, driven by a thread of its own or by the processor's
 /// shared loop (`AMQPLoop`).
@@ -22,78 +23,41 @@ import SlipwayTransport
 /// hold up the loop's thread. Publishes and declares wait, and the time spent blocked does not count against their
 /// deadline: a blocked broker is not a failed one, and a hop retried for it would only add to the broker's load.
 final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
-    /// One caller's messages: sent, then resumed when all are confirmed.
-    private final class Request {
+    /// One caller's messages, resumed when the broker has confirmed them all.
+    private struct Publish: Sendable {
         let messages: [OutgoingMessage]
         let continuation: CheckedContinuation<Void, any Error>
-        var giveUpAt: ContinuousClock.Instant
-        /// The delivery tag of its last message on the current connection, once sent.
-        var lastTag: UInt64 = 0
-
-        init(_ messages: [OutgoingMessage], _ continuation: CheckedContinuation<Void, any Error>, giveUpAt: ContinuousClock.Instant) {
-            self.messages = messages
-            self.continuation = continuation
-            self.giveUpAt = giveUpAt
-        }
     }
 
-    /// A declare or a bind: tried on a live connection, and tried again after a backoff while the broker is away,
-    /// without holding up the loop in between (other connections may share it).
-    // Sendable by hand: it crosses to the loop under `lock`, and `backoff` and `retryAt` change only on the loop's
-    // thread; its closures resume the caller's continuation, which any thread may do.
-    private final class Operation: @unchecked Sendable {
-        let doing: String
-        var giveUpAt: ContinuousClock.Instant
-        /// Runs the body and resumes its caller; throws (without resuming) when the connection failed it.
-        let attempt: (AMQPConnection) throws -> Void
-        let fail: (any Error) -> Void
-        var backoff: Duration
-        var retryAt: ContinuousClock.Instant?
-
-        init(
-            _ doing: String, giveUpAt: ContinuousClock.Instant, backoff: Duration,
-            attempt: @escaping (AMQPConnection) throws -> Void, fail: @escaping (any Error) -> Void
-        ) {
-            self.doing = doing
-            self.giveUpAt = giveUpAt
-            self.backoff = backoff
-            self.attempt = attempt
-            self.fail = fail
-        }
+    private enum Job: Sendable {
+        case publish(Publish, giveUpAt: ContinuousClock.Instant)
+        case run(PublisherOperation)
     }
 
-    private enum Job {
-        case publish(Request)
-        case run(Operation)
+    /// What the callers' threads and the loop's thread share.
+    private struct Shared {
+        var jobs: [Job] = []
+        var isShutDown = false
+        /// The caller of `shutdown()`, resumed once the publisher has finished.
+        var finished: CheckedContinuation<Void, Never>?
+        var threadEnded = false
+        /// The broker blocks publishing: callers of `waitWhileBlocked` wait in `blockedWaiters`.
+        var isBlocked = false
+        var blockedWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    // Safe: `jobs`, `isShutDown`, `finished`, `isBlocked` and `blockedWaiters` only under `lock`; everything else only
-    // on the loop's thread.
     private let configuration: AMQPConfiguration
     private let nodes: AMQPNodeRotation
     private let logger: Logger
-    private let lock = NSLock()
-    private var jobs: [Job] = []
-    private var isShutDown = false
-    private var finished: CheckedContinuation<Void, Never>?
-    private var threadEnded = false
-    /// The broker blocks publishing: callers of `waitWhileBlocked` wait in `blockedWaiters`.
-    private var isBlocked = false
-    private var blockedWaiters: [CheckedContinuation<Void, Never>] = []
+    private let shared = Mutex(Shared())
     private let loop: AMQPLoop
     private let clock = ContinuousClock()
 
+    // Sendable by hand: what follows is used on the loop's thread alone.
     private var connection: AMQPConnection?
-    private var nextTag: UInt64 = 1
-    /// Tags below this are confirmed; single acks that came out of order wait in `confirmedAbove`.
-    private var confirmedBelow: UInt64 = 1
-    private var confirmedAbove: Set<UInt64> = []
-    /// Sent on this connection, not yet confirmed, in tag order.
-    private var unconfirmed: [Request] = []
-    /// Waiting to be sent: new, or sent on a connection that was lost.
-    private var unsent: [Request] = []
+    private var confirms = PublisherConfirms<Publish>()
     /// Declares and binds not yet done (waiting for the broker to come back).
-    private var operations: [Operation] = []
+    private var operations: [PublisherOperation] = []
     /// No reconnect before this (backoff after a failure).
     private var reconnectAt: ContinuousClock.Instant?
     private var backoff: Duration
@@ -119,7 +83,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         guard !messages.isEmpty else { return }
         let giveUpAt = clock.now.advanced(by: configuration.publishDeadline)
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            if !submit(.publish(Request(messages, continuation, giveUpAt: giveUpAt))) {
+            if !submit(.publish(Publish(messages: messages, continuation: continuation), giveUpAt: giveUpAt)) {
                 continuation.resume(throwing: TransportError("the publisher is shut down"))
             }
         }
@@ -131,7 +95,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         async throws -> T
     {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let operation = Operation(
+            let operation = PublisherOperation(
                 doing, giveUpAt: clock.now.advanced(by: configuration.publishDeadline),
                 backoff: configuration.reconnectBackoff.initial,
                 attempt: { connection in continuation.resume(returning: try body(connection)) },
@@ -142,11 +106,11 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
 
     /// Returns at once unless the broker blocks publishing; then once it unblocks, or the publisher ends.
     func waitWhileBlocked() async {
-        guard lock.withLock({ isBlocked }) else { return }
+        guard shared.withLock({ $0.isBlocked }) else { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let waiting = lock.withLock {
-                guard isBlocked && !threadEnded else { return false }
-                blockedWaiters.append(continuation)
+            let waiting = shared.withLock { shared in
+                guard shared.isBlocked && !shared.threadEnded else { return false }
+                shared.blockedWaiters.append(continuation)
                 return true
             }
             if !waiting { continuation.resume() }
@@ -156,10 +120,10 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     /// Refuses new publishes, waits for those already asked for (up to their deadline), closes the connection.
     func shutdown() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let ended = lock.withLock {
-                isShutDown = true
-                if threadEnded { return true }
-                finished = continuation
+            let ended = shared.withLock { shared in
+                shared.isShutDown = true
+                if shared.threadEnded { return true }
+                shared.finished = continuation
                 return false
             }
             if ended { continuation.resume() } else { loop.wake() }
@@ -167,9 +131,9 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     }
 
     private func submit(_ job: Job) -> Bool {
-        let accepted = lock.withLock {
-            guard !isShutDown else { return false }
-            jobs.append(job)
+        let accepted = shared.withLock { shared in
+            guard !shared.isShutDown else { return false }
+            shared.jobs.append(job)
             return true
         }
         if accepted { loop.wake() }
@@ -182,13 +146,14 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
 
     func service(readable: Bool, now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         guard !isFinished else { return nil }
-        let (newJobs, shutDown) = lock.withLock { () -> ([Job], Bool) in
-            defer { jobs.removeAll(keepingCapacity: true) }
-            return (jobs, isShutDown)
+        let (newJobs, shutDown) = shared.withLock { shared -> ([Job], Bool) in
+            defer { shared.jobs.removeAll(keepingCapacity: true) }
+            return (shared.jobs, shared.isShutDown)
         }
         for job in newJobs {
             switch job {
-            case .publish(let request): unsent.append(request)
+            case .publish(let publish, let giveUpAt):
+                confirms.asked(publish, messageCount: publish.messages.count, giveUpAt: giveUpAt)
             case .run(let operation): operations.append(operation)
             }
         }
@@ -196,15 +161,17 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         // reading it: a declare sent after the publish that blocked it would never be answered, and librabbitmq would
         // wait for that reply on the loop's thread forever. With every publish confirmed, the broker has already said
         // whether it blocks us (its connection.blocked comes before the confirm of the publish that caused it).
-        let mayRunOperations = blockedSince == nil && unconfirmed.isEmpty
+        let mayRunOperations = blockedSince == nil && !confirms.hasUnconfirmed
         let nextOperation = mayRunOperations ? runOperations() : nil
-        if shutDown && newJobs.isEmpty && unsent.isEmpty && unconfirmed.isEmpty && operations.isEmpty {
+        if shutDown && newJobs.isEmpty && !confirms.hasUnsent && !confirms.hasUnconfirmed && operations.isEmpty {
             finish()
             return nil
         }
         let next = serviceConnection(readable: readable)
         // The last confirm just came, or the block just ended: the declares that waited for it go now.
-        if !mayRunOperations && blockedSince == nil && unconfirmed.isEmpty && !operations.isEmpty { return clock.now }
+        if !mayRunOperations && blockedSince == nil && !confirms.hasUnconfirmed && !operations.isEmpty {
+            return clock.now
+        }
         return nextOperation.map { min($0, next) } ?? next
     }
 
@@ -213,15 +180,15 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         let wasBlocked = blockedSince != nil
         sendUnsent()
         let heartbeat = lastRead.advanced(by: AMQPConnection.readAtLeastEvery)
-        if !unconfirmed.isEmpty || wasBlocked {
+        if confirms.hasUnconfirmed || wasBlocked {
             readConfirms(readable: readable || clock.now >= heartbeat)
             if wasBlocked && blockedSince == nil { return clock.now }  // unblocked: send what waited, right away
             let nextRead = lastRead.advanced(by: AMQPConnection.readAtLeastEvery)
             if blockedSince != nil { return nextRead }  // only the broker's unblocked (or a heartbeat) is awaited
-            return unconfirmed.first.map { min($0.giveUpAt, nextRead) } ?? nextRead
-        } else if !unsent.isEmpty {
+            return confirms.firstUnconfirmedDeadline.map { min($0, nextRead) } ?? nextRead
+        } else if confirms.hasUnsent {
             failExpired()
-            return reconnectAt ?? unsent.first?.giveUpAt ?? clock.now  // backing off before reconnecting
+            return reconnectAt ?? confirms.firstUnsentDeadline ?? clock.now  // backing off before reconnecting
         } else {
             if readable || connection?.hasBufferedInput == true || clock.now >= heartbeat { serviceIdleConnection() }
             return lastRead.advanced(by: AMQPConnection.readAtLeastEvery)
@@ -232,11 +199,11 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         connection?.close()
         connection = nil
         isFinished = true
-        let (waiter, blockedWaiters) = lock.withLock {
-            threadEnded = true
-            isBlocked = false
-            defer { self.blockedWaiters.removeAll() }
-            return (finished, self.blockedWaiters)
+        let (waiter, blockedWaiters) = shared.withLock { shared in
+            shared.threadEnded = true
+            shared.isBlocked = false
+            defer { shared.blockedWaiters.removeAll() }
+            return (shared.finished, shared.blockedWaiters)
         }
         waiter?.resume()
         for waiter in blockedWaiters { waiter.resume() }
@@ -245,38 +212,28 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     /// Sends what waits, on a live connection (reconnecting once the backoff allows).
     private func sendUnsent() {
         // Held while a declare waits for what is in flight to be confirmed (see `service`).
-        guard !unsent.isEmpty, blockedSince == nil, operations.isEmpty else { return }
+        guard confirms.hasUnsent, blockedSince == nil, operations.isEmpty else { return }
         if let reconnectAt, clock.now < reconnectAt, connection == nil { return }
         do {
             let connection = try liveConnection()
-            while !unsent.isEmpty {
-                let request = unsent[0]
-                for message in request.messages {
-                    try connection.publish(message)
-                    nextTag += 1
-                }
-                request.lastTag = nextTag - 1
-                unconfirmed.append(unsent.removeFirst())
+            while let publish = confirms.nextToSend {
+                for message in publish.messages { try connection.publish(message) }
+                confirms.sentNext()
             }
         } catch {
             failed(error, doing: "publishing")
         }
     }
 
-    /// Reads the frames already received (and, when `readable`, what the socket holds), without waiting, and settles
-    /// the requests the broker confirmed.
+    /// Reads the frames already received (and, when `readable`, what the socket holds), without waiting: confirmed
+    /// requests resume as their acks come.
     private func readConfirms(readable: Bool) {
         guard let connection else { return }
         if readable || connection.hasBufferedInput {
             lastRead = clock.now
             readFrames(connection)
         }
-        var confirmed = 0
-        while confirmed < unconfirmed.count, unconfirmed[confirmed].lastTag < confirmedBelow { confirmed += 1 }
-        let done = unconfirmed.prefix(confirmed)
-        unconfirmed.removeFirst(confirmed)
-        for request in done { request.continuation.resume() }
-        if blockedSince == nil, !unconfirmed.isEmpty, let oldest = unconfirmed.first, clock.now >= oldest.giveUpAt {
+        if blockedSince == nil, confirms.isConfirmOverdue(at: clock.now) {
             failed(TransportError("no publisher confirm within \(configuration.publishDeadline)"), doing: "publishing")
         }
     }
@@ -307,14 +264,9 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         switch method.id {
         case amqp_method_number_t(SLIPWAY_BASIC_ACK_METHOD):
             let ack = method.decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
-            if ack.multiple != 0 {
-                confirmedBelow = max(confirmedBelow, ack.delivery_tag + 1)
-                confirmedAbove = confirmedAbove.filter { $0 >= confirmedBelow }
-            } else {
-                confirmedAbove.insert(ack.delivery_tag)
-            }
-            while confirmedAbove.remove(confirmedBelow) != nil { confirmedBelow += 1 }
+            for publish in confirms.acked(ack.delivery_tag, multiple: ack.multiple != 0) { publish.continuation.resume() }
         case amqp_method_number_t(SLIPWAY_BASIC_NACK_METHOD):
+            // Taken as a failed connection: what it had not confirmed is sent again on the next one.
             throw TransportError("the broker refused a published message (basic.nack)")
         case amqp_method_number_t(SLIPWAY_CONNECTION_BLOCKED_METHOD):
             var method = method
@@ -335,7 +287,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     private func blocked(reason: String) {
         guard blockedSince == nil else { return }
         blockedSince = clock.now
-        lock.withLock { isBlocked = true }
+        shared.withLock { $0.isBlocked = true }
         logger.warning(
             "RabbitMQ blocked publishing (\(reason.isEmpty ? "a resource alarm" : reason)): hops in flight wait, and no new hop starts until it unblocks; see the broker's memory and disk alarms",
             metadata: ["amqp.blocked_reason": "\(reason)"])
@@ -347,17 +299,15 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         guard let since = blockedSince else { return }
         let now = clock.now
         blockedSince = nil
-        func extended(_ giveUpAt: ContinuousClock.Instant) -> ContinuousClock.Instant {
-            let asked = giveUpAt.advanced(by: .zero - configuration.publishDeadline)
-            let waited = max(since, asked).duration(to: now)
-            return waited > .zero ? giveUpAt.advanced(by: waited) : giveUpAt
+        let deadline = configuration.publishDeadline
+        confirms.extendDeadlines(blockedSince: since, now: now, deadline: deadline)
+        for operation in operations {
+            operation.giveUpAt = operation.giveUpAt.extended(blockedSince: since, now: now, deadline: deadline)
         }
-        for request in unsent + unconfirmed { request.giveUpAt = extended(request.giveUpAt) }
-        for operation in operations { operation.giveUpAt = extended(operation.giveUpAt) }
-        let waiters = lock.withLock {
-            isBlocked = false
-            defer { blockedWaiters.removeAll() }
-            return blockedWaiters
+        let waiters = shared.withLock { shared in
+            shared.isBlocked = false
+            defer { shared.blockedWaiters.removeAll() }
+            return shared.blockedWaiters
         }
         let seconds = since.duration(to: now).seconds
         logger.info(
@@ -371,9 +321,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         dropConnection()
         lastFailure = error
         if let error = error as? TransportError, error.isPermanent {
-            let all = unsent
-            unsent.removeAll()
-            for request in all { request.continuation.resume(throwing: error) }
+            for publish in confirms.removeUnsent() { publish.continuation.resume(throwing: error) }
             return
         }
         logger.warning(
@@ -386,19 +334,17 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     /// Requests past their deadline fail with the last connection error.
     private func failExpired() {
         guard blockedSince == nil else { return }
-        let now = clock.now
-        let expired = unsent.filter { $0.giveUpAt <= now }
+        let expired = confirms.expired(at: clock.now)
         guard !expired.isEmpty else { return }
-        unsent.removeAll { $0.giveUpAt <= now }
         let error = lastFailure ?? TransportError("no publisher confirm within \(configuration.publishDeadline)")
-        for request in expired { request.continuation.resume(throwing: error) }
+        for publish in expired { publish.continuation.resume(throwing: error) }
     }
 
     /// Runs the declares and binds whose time has come; a failed one waits for its backoff (until the publish
     /// deadline). Returns when the next one waiting is due.
     private func runOperations() -> ContinuousClock.Instant? {
         guard !operations.isEmpty else { return nil }
-        var waiting: [Operation] = []
+        var waiting: [PublisherOperation] = []
         var next: ContinuousClock.Instant?
         for operation in operations {
             if let retryAt = operation.retryAt, clock.now < retryAt {
@@ -446,9 +392,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
             logger.info("AMQP publisher: connected", metadata: ["amqp.node": "\(connection.node)"])
         }
         self.connection = connection
-        nextTag = 1
-        confirmedBelow = 1
-        confirmedAbove.removeAll()
+        confirms.connected()
         reconnectAt = nil
         backoff = configuration.reconnectBackoff.initial
         return connection
@@ -461,8 +405,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         connection?.markBroken()
         connection?.close()
         connection = nil
-        unsent.insert(contentsOf: unconfirmed, at: 0)
-        unconfirmed.removeAll()
+        confirms.connectionLost()
     }
 
     /// Lets librabbitmq send and check heartbeats on a connection that has nothing to publish.
