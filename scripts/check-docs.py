@@ -7,7 +7,9 @@ Read from the Swift sources, then looked for in the docs:
 - every hop outcome (HopOutcome) and slip state (SlipState) in docs/slip-format.md, written as `value`;
 - every size limit's default (SlipLimits), the nesting limit (SlipCodec.maxNestingDepth) and the number of log
   entries a slip carries (SlipTransitions' carriedLogEntries) in docs/slip-format.md, the nesting and variables limits
-  in the JSON Schema's description too, and every SLIPWAY_MAX_* variable somewhere in docs/.
+  in the JSON Schema's description too, and every SLIPWAY_MAX_* variable somewhere in docs/;
+- every processor setting (ProcessorSetting.all) in docs/configuration.md's table, a row each with its option, its
+  variable, its secret's _FILE variable and its default, and no row for a setting the code does not have.
 
 Run by scripts/test.sh (make test). Exit 1 with one line per thing missing.
 """
@@ -76,6 +78,44 @@ def evaluate(expression: str) -> int:
     return int(eval(expression))  # digits and shifts only, checked above
 
 
+def processor_settings(sources: dict[pathlib.Path, str]) -> list[dict[str, str]]:
+    """The settings table of Sources/Slipway/ProcessorSetting.swift: key, flag, environment, file, default."""
+    text = sources[SOURCES / "Slipway" / "ProcessorSetting.swift"]
+    settings = []
+    for block in re.findall(r"static let \w+ = ProcessorSetting\((.*?)\)\n", text, re.S):
+        fields = dict(re.findall(r'\b(key|flag|environment|defaultValue): "([^"]*)"', block))
+        if "secretFile:" in block:
+            fields["file"] = fields["environment"] + "_FILE"
+        settings.append(fields)
+    if not settings:
+        raise SystemExit("check-docs.py: no ProcessorSetting found in Sources/Slipway/ProcessorSetting.swift")
+    return settings
+
+
+def check_settings_table(settings: list[dict[str, str]], missing: list[str]) -> None:
+    page = read(DOCS / "configuration.md")
+    rows = [[cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))]  # `a\|b` is one cell
+            for line in page.splitlines() if line.startswith("|") and "`" in line]
+    for setting in settings:
+        name = setting.get("environment") or setting["flag"]
+        row = next((row for row in rows if any(cell.startswith(f"`{name}`") or cell.startswith(f"`{name} ")
+                                               for cell in row)), None)
+        if row is None:
+            missing.append(f"docs/configuration.md has no row for the setting {name}")
+            continue
+        text = " | ".join(row)
+        for field in ("flag", "environment", "file"):
+            if field in setting and f"`{setting[field]}" not in text:
+                missing.append(f"docs/configuration.md's row for {name} does not name `{setting[field]}`")
+        if setting["defaultValue"] and setting["defaultValue"] not in row[3]:  # the Default column
+            missing.append(f"docs/configuration.md's row for {name} does not give its default ({setting['defaultValue']})")
+    known = {setting.get("environment") for setting in settings} | {setting.get("file") for setting in settings}
+    for row in rows:
+        for variable in re.findall(r"`(SLIPWAY_[A-Z_]+)", " | ".join(row)):
+            if variable not in known:
+                missing.append(f"docs/configuration.md lists {variable}, which is no processor setting")
+
+
 def main() -> int:
     sources = swift_sources()
     everything = "\n".join(sources.values())
@@ -124,12 +164,14 @@ def main() -> int:
         if variable not in all_docs:
             missing.append(f"no page in docs/ names {variable}")
 
+    check_settings_table(processor_settings(sources), missing)
+
     for line in missing:
         print(f"check-docs.py: {line}")
     if missing:
         print(f"check-docs.py: {len(missing)} thing(s) the code names are missing from the docs")
         return 1
-    print("check-docs.py: every park code, outcome, state and limit the code names is in the docs")
+    print("check-docs.py: every park code, outcome, state, limit and setting the code names is in the docs")
     return 0
 
 

@@ -13,28 +13,10 @@ import ServiceLifecycle
 /// An application that runs the processor beside services of its own (an HTTP endpoint, a metrics exporter), or
 /// bootstraps logging its own way, calls `runProcessor(_:configuration:stores:services:arguments:)` instead.
 ///
-/// Options (each also read from the environment):
-/// - `--amqp-url URL` (`SLIPWAY_AMQP_URL`, or a file holding it: `SLIPWAY_AMQP_URL_FILE`; default
-///   `amqp://guest:guest@127.0.0.1:5672/`; `amqps://` for TLS, see docs/security.md); for a cluster, its nodes' URLs
-///   separated by commas (also as `SLIPWAY_AMQP_URLS`, `SLIPWAY_AMQP_URLS_FILE`; docs/deploy.md)
-/// - `--queue-type classic|quorum` (`SLIPWAY_QUEUE_TYPE`, default classic): quorum for a cluster
-/// - `--state-dir DIR` (`SLIPWAY_STATE_DIR`, default `.slipway/state`): where the hop record lives
-/// - `--store URL` (`SLIPWAY_STORE_URL`, or a file holding it: `SLIPWAY_STORE_URL_FILE`): a hop record elsewhere than
-///   the SQLite file in the state directory, opened by the first of `stores` that claims the URL's scheme (the
-///   PostgreSQL record shared by several instances: `postgres://...` with SlipwayPostgres's factory; docs/deploy.md)
-/// - `--hop-record-days N` (`SLIPWAY_HOP_RECORD_DAYS`, default 7; 0 keeps records for ever): how long a hop is
-///   remembered against redeliveries
-/// - `--prefetch N` (`SLIPWAY_PREFETCH`), `--concurrency N` (`SLIPWAY_CONCURRENCY`), `--max-attempts N`
-/// - `--timeout-ms N` (`SLIPWAY_TIMEOUT_MS`), `--compensate-timeout-ms N` (`SLIPWAY_COMPENSATE_TIMEOUT_MS`): how long an
-///   execute or a compensation may run, unless the slip's itinerary says (default: no limit)
-/// - `--log-level LEVEL` (`SLIPWAY_LOG_LEVEL`, default `info`)
-/// - `SLIPWAY_BATCH_HOP_EVENTS=false`: one message per hop event, routed by slip (default: batched)
-/// - `SLIPWAY_HOP_EVENT_LINGER_MS`: how long a batch of hop events waits for more (default 20)
-/// - `SLIPWAY_CLAIM_LEASE_MS`: how long a hop's claim lasts unless renewed (default 30000)
-/// - `SLIPWAY_AUDIT_QUEUE=off`: do not declare the audit queue (a deployment that keeps no audit trail; default on)
-/// - `--queue-prefix P` (`SLIPWAY_QUEUE_PREFIX`, default `slipway`): lets deployments share a virtual host
-/// - `--io loop|threads` (`SLIPWAY_IO`, default `loop`): one thread for the connections and the hops, or a thread per
-///   connection with the hops on Swift's default pool (for steps that block their thread)
+/// Settings: `--help` lists them, docs/configuration.md is the same table (`ProcessorSetting.all`). A command-line
+/// option wins over its environment variable; a secret (the AMQP URL, the store URL, the signing keys) may instead be
+/// in a file that its `*_FILE` variable names. `--store URL` is opened by the first of `stores` that claims the URL's
+/// scheme (the PostgreSQL record shared by several instances: `postgres://...` with SlipwayPostgres's factory).
 public enum ProcessorMain {
     public static func run(
         _ processor: some StepProcessor, configuration: ProcessorConfiguration = ProcessorConfiguration(),
@@ -62,9 +44,6 @@ public enum ProcessorMain {
         do {
             try await runProcessor(processor, configuration: configuration, stores: stores, services: services, options: options)
             exit(0)
-        } catch let error as ProcessorSetupError {
-            FileHandle.standardError.write(Data("\(processor.step): \(error.message)\n".utf8))
-            exit(2)
         } catch {
             Logger(label: "slipway.processor").critical("processor stopped", metadata: ["error": "\(error)"])
             exit(1)
@@ -77,7 +56,7 @@ public enum ProcessorMain {
 /// it) and when the processor or a service stops on an error. Neither bootstraps logging (`--log-level` is for
 /// `ProcessorMain.run`) nor exits.
 ///
-/// `arguments` and the environment give the options `ProcessorMain.run` lists; `--help` prints them and returns.
+/// `arguments` and the environment give the settings `ProcessorMain.run` points to; `--help` prints them and returns.
 public func runProcessor(
     _ processor: some StepProcessor, configuration: ProcessorConfiguration = ProcessorConfiguration(),
     stores: [HopRecordStoreFactory] = [.sqlite], services: [any Service] = [],
@@ -96,11 +75,6 @@ public func runProcessor(
     try await runProcessor(processor, configuration: configuration, stores: stores, services: services, options: options)
 }
 
-/// A setting the processor cannot start with (signing keys, limits): exit 2, as for a bad option.
-struct ProcessorSetupError: Error {
-    var message: String
-}
-
 func runProcessor(
     _ processor: some StepProcessor, configuration: ProcessorConfiguration, stores: [HopRecordStoreFactory],
     services: [any Service], options: ProcessorOptions
@@ -108,12 +82,6 @@ func runProcessor(
     let logger = Logger(label: "slipway.processor")
     var configuration = configuration
     options.apply(to: &configuration)
-    do {
-        configuration.signing = try SigningKeys.fromEnvironment() ?? configuration.signing
-        configuration.limits = try SlipLimits.fromEnvironment(ProcessInfo.processInfo.environment)
-    } catch {
-        throw ProcessorSetupError(message: "\(error)")
-    }
     if let signing = configuration.signing {
         logger.info("slips are signed and verified", metadata: ["signing.keys": "\(signing.keys.map(\.id))"])
     } else {

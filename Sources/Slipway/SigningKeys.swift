@@ -1,3 +1,4 @@
+import Configuration
 import Crypto
 import Foundation
 import SlipwayCore
@@ -47,19 +48,18 @@ public struct SigningKeys: Sendable {
         self.keys = keys
     }
 
-    /// The keys from `SLIPWAY_SIGNING_KEYS`, or from the file `SLIPWAY_SIGNING_KEYS_FILE` names; nil when neither is set
-    /// (signing is off).
+    /// The keys from `SLIPWAY_SIGNING_KEYS`, or from the file `SLIPWAY_SIGNING_KEYS_FILE` names (not both); nil when
+    /// neither is set (signing is off).
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws
         -> SigningKeys?
     {
-        if let text = environment["SLIPWAY_SIGNING_KEYS"], !text.isEmpty { return try SigningKeys(parsing: text) }
-        if let path = environment["SLIPWAY_SIGNING_KEYS_FILE"], !path.isEmpty {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                throw SigningError("cannot read the signing keys file '\(path)'")
-            }
-            return try SigningKeys(parsing: text)
-        }
-        return nil
+        try SigningKeys(reading: .processorSettings([.signingKeys], environment: environment))
+    }
+
+    /// The keys the `SLIPWAY_SIGNING_KEYS` setting gives; nil without it.
+    init?(reading reader: ConfigReader) throws {
+        guard let text = reader.value(.signingKeys) else { return nil }
+        try self.init(parsing: text)
     }
 
     /// The headers that sign `body` with the first key.

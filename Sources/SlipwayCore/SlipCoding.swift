@@ -211,7 +211,8 @@ public struct SlipCodec: Sendable {
     public static func describe(_ error: DecodingError) -> String { SlipErrorText.describe(error) }
 }
 
-/// Size limits, enforced on send (refused with the reason) and on receive (parked as `too-large`).
+/// Size limits, enforced on send (refused with the reason) and on receive (parked as `too-large`). Processors and
+/// `slip send` read them from the `SLIPWAY_MAX_*` settings (Slipway's `SlipLimits.fromEnvironment`).
 public struct SlipLimits: Sendable, Hashable {
     public var maxMessageBytes: Int
     public var maxItinerarySteps: Int
@@ -222,23 +223,6 @@ public struct SlipLimits: Sendable, Hashable {
         self.maxMessageBytes = maxMessageBytes
         self.maxItinerarySteps = maxItinerarySteps
         self.maxVariablesBytes = maxVariablesBytes
-    }
-
-    /// The defaults, overridden by `SLIPWAY_MAX_MESSAGE_BYTES`, `SLIPWAY_MAX_ITINERARY_STEPS` and
-    /// `SLIPWAY_MAX_VARIABLES_BYTES`.
-    public static func fromEnvironment(_ environment: [String: String]) throws -> SlipLimits {
-        var limits = SlipLimits()
-        func read(_ name: String) throws -> Int? {
-            guard let text = environment[name] else { return nil }
-            guard let value = Int(text), value > 0 else {
-                throw SlipRejection(.invalid, "\(name) must be a positive whole number, got '\(text.prefix(40))'")
-            }
-            return value
-        }
-        limits.maxMessageBytes = try read("SLIPWAY_MAX_MESSAGE_BYTES") ?? limits.maxMessageBytes
-        limits.maxItinerarySteps = try read("SLIPWAY_MAX_ITINERARY_STEPS") ?? limits.maxItinerarySteps
-        limits.maxVariablesBytes = try read("SLIPWAY_MAX_VARIABLES_BYTES") ?? limits.maxVariablesBytes
-        return limits
     }
 }
 

@@ -63,19 +63,4 @@ struct SlipLimitsTests {
         #expect(throws: Never.self) { try slip.validate(limits: SlipLimits(maxVariablesBytes: 4_000)) }
         #expect(SlipLimits().maxVariablesBytes == 256 * 1_024)
     }
-
-    @Test("limits come from the environment, and a malformed one is refused with its name")
-    func limitsFromEnvironment() throws {
-        let limits = try SlipLimits.fromEnvironment([
-            "SLIPWAY_MAX_MESSAGE_BYTES": "2048", "SLIPWAY_MAX_ITINERARY_STEPS": "5", "SLIPWAY_MAX_VARIABLES_BYTES": "512",
-        ])
-        #expect(limits == SlipLimits(maxMessageBytes: 2_048, maxItinerarySteps: 5, maxVariablesBytes: 512))
-        #expect(try SlipLimits.fromEnvironment([:]) == SlipLimits())
-        do {
-            _ = try SlipLimits.fromEnvironment(["SLIPWAY_MAX_MESSAGE_BYTES": "lots"])
-            Issue.record("'lots' was accepted")
-        } catch {
-            #expect("\(error)".contains("SLIPWAY_MAX_MESSAGE_BYTES"))
-        }
-    }
 }
