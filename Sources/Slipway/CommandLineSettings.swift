@@ -14,8 +14,8 @@ struct CommandLineSettings {
                 help = true
                 continue
             }
-            guard let setting = byFlag[flag] else { throw ProcessorError("unknown option '\(flag)'") }
-            guard let value = remaining.popFirst() else { throw ProcessorError("\(flag) needs a value") }
+            guard let setting = byFlag[flag] else { throw ProcessorError(.badOption, "unknown option '\(flag)'") }
+            guard let value = remaining.popFirst() else { throw ProcessorError(.badOption, "\(flag) needs a value") }
             values[setting.key] = value
         }
     }

@@ -44,6 +44,9 @@ public enum ProcessorMain {
         do {
             try await runProcessor(processor, configuration: configuration, stores: stores, services: services, options: options)
             exit(0)
+        } catch let error as ProcessorError where error.isSetupError {
+            FileHandle.standardError.write(Data("\(processor.step): \(error)\n".utf8))
+            exit(2)
         } catch {
             Logger(label: "slipway.processor").critical("processor stopped", metadata: ["error": "\(error)"])
             exit(1)
@@ -66,7 +69,7 @@ public func runProcessor(
     do {
         options = try ProcessorOptions(arguments: arguments, environment: ProcessInfo.processInfo.environment)
     } catch {
-        throw ProcessorError("\(error)\n\n\(ProcessorOptions.usage(processor.step))")
+        throw ProcessorError(.badOption, "\(error)\n\n\(ProcessorOptions.usage(processor.step))")
     }
     if options.help {
         print(ProcessorOptions.usage(processor.step))

@@ -70,7 +70,7 @@ struct ProcessorOptions {
             signing = try SigningKeys(reading: reader)
             limits = try SlipLimits(reading: reader)
         } catch {
-            throw ProcessorError("\(error)")
+            throw ProcessorError(.badSetting, "\(error)")
         }
     }
 
@@ -96,7 +96,7 @@ struct ProcessorOptions {
 
     static func days(_ text: String, _ name: String) throws -> Int {
         guard let value = Int(text), (0...36_500).contains(value) else {
-            throw ProcessorError("\(name) must be a whole number of days (0 keeps records for ever), got '\(text)'")
+            throw ProcessorError(.badOption, "\(name) must be a whole number of days (0 keeps records for ever), got '\(text)'")
         }
         return value
     }
@@ -106,40 +106,40 @@ struct ProcessorOptions {
         switch text.lowercased() {
         case "1", "true", "yes", "on": return true
         case "0", "false", "no", "off": return false
-        default: throw ProcessorError("\(name) must be on or off (true or false), got '\(text)'")
+        default: throw ProcessorError(.badOption, "\(name) must be on or off (true or false), got '\(text)'")
         }
     }
 
     static func prefix(_ text: String, _ name: String) throws -> String {
         guard Slip.isValidName(text) else {
-            throw ProcessorError("\(name) must be 1 to 64 characters of A-Z a-z 0-9 _ -, got '\(text)'")
+            throw ProcessorError(.badOption, "\(name) must be 1 to 64 characters of A-Z a-z 0-9 _ -, got '\(text)'")
         }
         return text
     }
 
     static func positive(_ text: String, _ name: String) throws -> Int {
-        guard let value = Int(text), value > 0 else { throw ProcessorError("\(name) must be a positive whole number, got '\(text)'") }
+        guard let value = Int(text), value > 0 else { throw ProcessorError(.badOption, "\(name) must be a positive whole number, got '\(text)'") }
         return value
     }
 
     /// A default timeout: the range a slip's own timeouts may take.
     static func timeout(_ text: String, _ name: String) throws -> Int {
         guard let value = Int(text), Slip.timeoutRangeMs.contains(value) else {
-            throw ProcessorError("\(name) must be a whole number of milliseconds, 1 to 86400000 (24 h), got '\(text)'")
+            throw ProcessorError(.badOption, "\(name) must be a whole number of milliseconds, 1 to 86400000 (24 h), got '\(text)'")
         }
         return value
     }
 
     static func io(_ text: String, _ name: String) throws -> IO {
         guard let io = IO(rawValue: text.lowercased()) else {
-            throw ProcessorError("\(name) must be loop or threads, got '\(text)'")
+            throw ProcessorError(.badOption, "\(name) must be loop or threads, got '\(text)'")
         }
         return io
     }
 
     static func level(_ text: String, _ name: String) throws -> Logger.Level {
         guard let level = Logger.Level(rawValue: text.lowercased()) else {
-            throw ProcessorError("\(name) must be one of trace, debug, info, notice, warning, error, critical; got '\(text)'")
+            throw ProcessorError(.badOption, "\(name) must be one of trace, debug, info, notice, warning, error, critical; got '\(text)'")
         }
         return level
     }

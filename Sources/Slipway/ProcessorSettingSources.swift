@@ -37,7 +37,7 @@ extension ConfigReader {
         for setting in settings where setting.sameAs == nil {
             let names = groups[setting.key, default: []].flatMap { [$0.environment, $0.fileEnvironment].compactMap(\.self) }
             let set = names.filter { environment[$0] != nil }
-            if set.count > 1 { throw ProcessorError("both \(set[0]) and \(set[1]) are set: unset one") }
+            if set.count > 1 { throw ProcessorError(.badOption, "both \(set[0]) and \(set[1]) are set: unset one") }
         }
     }
 

@@ -21,15 +21,15 @@ enum SecretFiles {
 
     static func read(_ path: String, as format: ProcessorSetting.SecretFile, variable: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw ProcessorError("\(variable): cannot read '\(path)'")
+            throw ProcessorError(.badOption, "\(variable): cannot read '\(path)'")
         }
         var text = String(decoding: data, as: UTF8.self)
         while let last = text.last, last.isWhitespace { text.removeLast() }
-        guard !text.isEmpty else { throw ProcessorError("\(variable): '\(path)' is empty") }
+        guard !text.isEmpty else { throw ProcessorError(.badOption, "\(variable): '\(path)' is empty") }
         switch format {
         case .oneLine:
             guard !text.contains(where: \.isNewline) else {
-                throw ProcessorError("\(variable): '\(path)' must hold one line")
+                throw ProcessorError(.badOption, "\(variable): '\(path)' must hold one line")
             }
             return text
         case .linePerItem:
