@@ -50,6 +50,7 @@ let package = Package(
             dependencies: [
                 "CRabbitMQ", "SlipwayTransport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Local stores: the idempotency record of hops, in SQLite.
@@ -159,6 +160,7 @@ let package = Package(
         .testTarget(name: "SlipwayProcessesTests", dependencies: ["SlipwayProcesses"]),
         .testTarget(name: "SlipwayOperationsTests", dependencies: ["SlipwayOperations", "Slipway"]),
         .testTarget(name: "SlipwayTemplatesTests", dependencies: ["SlipwayTemplates", "SlipwayCore"]),
+        .testTarget(name: "SlipwayTransportTests", dependencies: ["SlipwayTransport", "SlipwayAMQP"]),
         .testTarget(
             name: "SlipwayRuntimeTests",
             dependencies: [

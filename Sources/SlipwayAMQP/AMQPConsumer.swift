@@ -121,7 +121,7 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
             cancelled = true
             continuation.finish()
             if !announced {
-                ready.yield(.failure(TransportError("stopped before consuming")))
+                ready.yield(.failure(TransportError(.shutDown, "stopped before consuming")))
                 finish()
                 return nil
             }

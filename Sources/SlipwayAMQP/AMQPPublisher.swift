@@ -120,7 +120,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         let giveUpAt = clock.now.advanced(by: configuration.publishDeadline)
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             if !submit(.publish(Request(messages, continuation, giveUpAt: giveUpAt))) {
-                continuation.resume(throwing: TransportError("the publisher is shut down"))
+                continuation.resume(throwing: TransportError(.shutDown, "the publisher is shut down"))
             }
         }
     }
@@ -136,7 +136,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
                 backoff: configuration.reconnectBackoff.initial,
                 attempt: { connection in continuation.resume(returning: try body(connection)) },
                 fail: { continuation.resume(throwing: $0) })
-            if !submit(.run(operation)) { continuation.resume(throwing: TransportError("the publisher is shut down")) }
+            if !submit(.run(operation)) { continuation.resume(throwing: TransportError(.shutDown, "the publisher is shut down")) }
         }
     }
 
@@ -277,7 +277,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         unconfirmed.removeFirst(confirmed)
         for request in done { request.continuation.resume() }
         if blockedSince == nil, !unconfirmed.isEmpty, let oldest = unconfirmed.first, clock.now >= oldest.giveUpAt {
-            failed(TransportError("no publisher confirm within \(configuration.publishDeadline)"), doing: "publishing")
+            failed(TransportError(.publishTimedOut, "no publisher confirm within \(configuration.publishDeadline)"), doing: "publishing")
         }
     }
 
@@ -291,7 +291,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
                 let status = amqp_simple_wait_frame_noblock(connection.state, &frame, &immediately)
                 if status == AMQP_STATUS_TIMEOUT.rawValue { break }
                 guard status == AMQP_STATUS_OK.rawValue else {
-                    throw TransportError("waiting for publisher confirms: \(AMQPConnection.statusText(status))")
+                    throw TransportError(.connectionLost, "waiting for publisher confirms: \(AMQPConnection.statusText(status))")
                 }
                 try handle(frame, on: connection)
                 if !connection.hasBufferedInput { break }
@@ -315,7 +315,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
             }
             while confirmedAbove.remove(confirmedBelow) != nil { confirmedBelow += 1 }
         case amqp_method_number_t(SLIPWAY_BASIC_NACK_METHOD):
-            throw TransportError("the broker refused a published message (basic.nack)")
+            throw TransportError(.publishRejected, "the broker refused a published message (basic.nack)")
         case amqp_method_number_t(SLIPWAY_CONNECTION_BLOCKED_METHOD):
             var method = method
             blocked(reason: String(amqpBytes: slipway_connection_blocked_reason(&method)))
@@ -325,7 +325,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
             var reply = amqp_rpc_reply_t()
             reply.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION
             reply.reply = method
-            throw TransportError("publishing: the broker closed the channel: \(AMQPConnection.serverReplyText(reply))")
+            throw TransportError(.closedByBroker, "publishing: the broker closed the channel: \(AMQPConnection.serverReplyText(reply))")
         default:
             return
         }
@@ -390,7 +390,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         let expired = unsent.filter { $0.giveUpAt <= now }
         guard !expired.isEmpty else { return }
         unsent.removeAll { $0.giveUpAt <= now }
-        let error = lastFailure ?? TransportError("no publisher confirm within \(configuration.publishDeadline)")
+        let error = lastFailure ?? TransportError(.publishTimedOut, "no publisher confirm within \(configuration.publishDeadline)")
         for request in expired { request.continuation.resume(throwing: error) }
     }
 
