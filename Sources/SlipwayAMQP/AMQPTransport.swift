@@ -120,18 +120,22 @@ public final class AMQPTransport: MessageTransport, Service {
 
     private func start(_ source: AMQPConsumer.Source, prefetch: Int) async throws -> DeliveryStream {
         // Listed before it starts, so that a shutdown meanwhile closes it.
-        let consumer = try state.withLock { state in
+        let (consumer, ownLoop) = try state.withLock { state in
             try Self.refuseIfShutDown(state)
+            let ownLoop = loop == nil ? state.ownLoop("amqp-consumer") : nil
             let consumer = AMQPConsumer(
-                nodes: nodes, source: source, prefetch: prefetch, logger: logger,
-                loop: loop ?? state.ownLoop("amqp-consumer"))
+                nodes: nodes, source: source, prefetch: prefetch, logger: logger, loop: loop ?? ownLoop)
             state.consumers.append(consumer)
-            return consumer
+            return (consumer, ownLoop)
         }
         do {
             try await consumer.start()
         } catch {
-            state.withLock { $0.consumers.removeAll { $0 === consumer } }
+            // Forgotten, with its loop (and the loop's eventfd): a processor tries again and again through an outage.
+            state.withLock { state in
+                state.consumers.removeAll { $0 === consumer }
+                state.ownLoops.removeAll { $0 === ownLoop }
+            }
             throw error
         }
         return DeliveryStream(stream: consumer.stream, onStop: { consumer.stop() })
