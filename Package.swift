@@ -52,6 +52,7 @@ let package = Package(
             dependencies: [
                 "CRabbitMQ", "SlipwayTransport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Local stores: the idempotency record of hops, in SQLite.
@@ -164,6 +165,7 @@ let package = Package(
         .testTarget(name: "SlipwayOperationsTests", dependencies: ["SlipwayOperations", "Slipway"]),
         .testTarget(name: "SlipwayTemplatesTests", dependencies: ["SlipwayTemplates", "SlipwayCore"]),
         .testTarget(name: "SlipwayAMQPTests", dependencies: ["SlipwayAMQP", "SlipwayTransport"]),
+        .testTarget(name: "SlipwayTransportTests", dependencies: ["SlipwayTransport", "SlipwayAMQP"]),
         .testTarget(
             name: "SlipwayRuntimeTests",
             dependencies: [

@@ -17,23 +17,24 @@ struct ForwarderOptions {
     init(_ arguments: [String]) throws {
         var remaining = arguments[...]
         while let flag = remaining.popFirst() {
-            guard let value = remaining.popFirst() else { throw TransportError("\(flag) needs a value") }
+            guard let value = remaining.popFirst() else { throw TransportError(.badConfiguration, "\(flag) needs a value") }
             switch flag {
             case "--in": input = value
             case "--out": output = value
             case "--amqp-url": amqpURL = value
             case "--prefetch": prefetch = try Self.positive(value, flag)
             case "--concurrency": concurrency = try Self.positive(value, flag)
-            default: throw TransportError("unknown option '\(flag)'")
+            default: throw TransportError(.badConfiguration, "unknown option '\(flag)'")
             }
         }
         guard !input.isEmpty, !output.isEmpty else {
-            throw TransportError("usage: bench-forwarder --in QUEUE --out QUEUE [--amqp-url URL] [--prefetch N] [--concurrency N]")
+            throw TransportError(
+                .badConfiguration, "usage: bench-forwarder --in QUEUE --out QUEUE [--amqp-url URL] [--prefetch N] [--concurrency N]")
         }
     }
 
     static func positive(_ text: String, _ flag: String) throws -> Int {
-        guard let value = Int(text), value > 0 else { throw TransportError("\(flag) must be a positive whole number") }
+        guard let value = Int(text), value > 0 else { throw TransportError(.badConfiguration, "\(flag) must be a positive whole number") }
         return value
     }
 }

@@ -13,15 +13,12 @@ public struct HopRecordStoreFactory: Sendable {
         public var step: String
         /// How long a record is kept; nil keeps every record.
         public var keepFor: Duration?
-        /// The processor's loop, where a store may run its batches.
-        public var taskExecutor: (any TaskExecutor)?
         public var logger: Logger
 
-        public init(url: String, step: String, keepFor: Duration?, taskExecutor: (any TaskExecutor)?, logger: Logger) {
+        public init(url: String, step: String, keepFor: Duration?, logger: Logger) {
             self.url = url
             self.step = step
             self.keepFor = keepFor
-            self.taskExecutor = taskExecutor
             self.logger = logger
         }
     }

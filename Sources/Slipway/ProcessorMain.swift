@@ -99,8 +99,7 @@ func runProcessor(
     let factory = try HopRecordStoreFactory.choose(for: options.storeURL, among: stores)
     let opened = try await factory.open(
         HopRecordStoreFactory.Request(
-            url: storeURL, step: processor.step, keepFor: options.hopRecordRetention, taskExecutor: loop,
-            logger: logger))
+            url: storeURL, step: processor.step, keepFor: options.hopRecordRetention, logger: logger))
     logger.info(
         "starting",
         metadata: [
@@ -111,9 +110,12 @@ func runProcessor(
         ])
     let runtime = ProcessorRuntime(
         processor: processor, transport: transport, store: opened.store, configuration: configuration, logger: logger)
+    // Stopped in reverse order on SIGTERM or SIGINT: the application's services, the runtime (which finishes its hops:
+    // records, forwards, events, acks), the store's maintenance, and last the transport, which closes the connections
+    // and ends the loop's thread.
     let group = ServiceGroup(
         configuration: .init(
-            services: opened.services + [runtime] + services, gracefulShutdownSignals: [.sigterm, .sigint],
+            services: [transport] + opened.services + [runtime] + services, gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
     do {
         try await group.run()
@@ -122,6 +124,5 @@ func runProcessor(
         await opened.close()
         throw error
     }
-    await transport.shutdown()
     await opened.close()
 }

@@ -70,6 +70,7 @@ public struct AMQPConfiguration: Sendable, Hashable {
             let other = try AMQPConfiguration(single: address, environment: environment)
             if let difference = settingsDifference(other) {
                 throw TransportError(
+                    .badConfiguration,
                     "'\(Self.redacted(address))': the URLs of a list must differ only in host and port, but address "
                         + "\(index + 1) has another \(difference) than the first")
             }
@@ -77,7 +78,7 @@ public struct AMQPConfiguration: Sendable, Hashable {
         }
         if let order = environment["SLIPWAY_AMQP_NODE_ORDER"], !order.isEmpty {
             guard let order = NodeOrder(rawValue: order.lowercased()) else {
-                throw TransportError("SLIPWAY_AMQP_NODE_ORDER must be shuffled or listed, got '\(order)'")
+                throw TransportError(.badConfiguration, "SLIPWAY_AMQP_NODE_ORDER must be shuffled or listed, got '\(order)'")
             }
             nodeOrder = order
         }
@@ -88,7 +89,7 @@ public struct AMQPConfiguration: Sendable, Hashable {
     public static func split(_ list: String) throws -> [String] {
         let addresses = pieces(list)
         if addresses.contains(where: \.isEmpty) {
-            throw TransportError("'\(redacted(list))': an empty address in the list (a comma too many?)")
+            throw TransportError(.badConfiguration, "'\(redacted(list))': an empty address in the list (a comma too many?)")
         }
         return addresses
     }
@@ -129,13 +130,15 @@ public struct AMQPConfiguration: Sendable, Hashable {
             uri = try AMQPURI(url)
         } catch .notAMQP {
             throw TransportError(
+                .badConfiguration,
                 "'\(Self.redacted(url))' is not an AMQP URL (amqp://user:pass@host:port/vhost, or amqps:// for TLS)")
         } catch .malformed(let reason) {
-            throw TransportError("'\(Self.redacted(url))' is not a valid AMQP URL: \(reason)")
+            throw TransportError(.badConfiguration, "'\(Self.redacted(url))' is not a valid AMQP URL: \(reason)")
         }
         let isTLS = uri.scheme == "amqps"
         guard !uri.host.contains(",") else {
             throw TransportError(
+                .badConfiguration,
                 "'\(Self.redacted(url))': one URL names several hosts; list a cluster's nodes as whole URLs separated by "
                     + "commas (amqp://user:pass@host1:5672/vhost,amqp://user:pass@host2:5672/vhost)")
         }
@@ -229,10 +232,10 @@ final class URLQuery {
         self.url = url
         for (name, value) in query {
             guard items[name] == nil else {
-                throw TransportError("'\(url)': query parameter '\(name)' appears twice")
+                throw TransportError(.badConfiguration, "'\(url)': query parameter '\(name)' appears twice")
             }
             guard !value.isEmpty else {
-                throw TransportError("'\(url)': query parameter '\(name)' needs a value")
+                throw TransportError(.badConfiguration, "'\(url)': query parameter '\(name)' needs a value")
             }
             items[name] = value
         }
@@ -243,7 +246,7 @@ final class URLQuery {
     func take<T>(_ name: String, as expected: String, _ parse: (String) -> T?) throws -> T? {
         guard let text = take(name) else { return nil }
         guard let value = parse(text) else {
-            throw TransportError("'\(url)': \(name) must be \(expected), got '\(text)'")
+            throw TransportError(.badConfiguration, "'\(url)': \(name) must be \(expected), got '\(text)'")
         }
         return value
     }
@@ -254,9 +257,9 @@ final class URLQuery {
     func finish(isTLS: Bool) throws {
         guard let name = items.keys.sorted().first else { return }
         if !isTLS && Self.tlsNames.contains(name) {
-            throw TransportError("'\(url)': \(name) is a TLS setting; TLS needs an amqps:// URL")
+            throw TransportError(.badConfiguration, "'\(url)': \(name) is a TLS setting; TLS needs an amqps:// URL")
         }
         let known = (Self.commonNames + (isTLS ? Self.tlsNames : [])).joined(separator: ", ")
-        throw TransportError("'\(url)': unknown query parameter '\(name)' (known: \(known))")
+        throw TransportError(.badConfiguration, "'\(url)': unknown query parameter '\(name)' (known: \(known))")
     }
 }

@@ -20,7 +20,9 @@ final class AMQPConnection {
 
     /// A connection to `node` (one of `configuration.nodes`); `AMQPNodeRotation.connect()` picks the node.
     init(configuration: AMQPConfiguration, node: AMQPConfiguration.Node) throws {
-        guard let state = amqp_new_connection() else { throw TransportError("librabbitmq could not allocate a connection") }
+        guard let state = amqp_new_connection() else {
+            throw TransportError(.libraryFailed, "librabbitmq could not allocate a connection")
+        }
         self.state = state
         self.node = node
         queueType = configuration.queueType
@@ -42,7 +44,9 @@ final class AMQPConnection {
             self.tlsSocket = tlsSocket
             socket = tlsSocket.socket
         } else {
-            guard let tcp = amqp_tcp_socket_new(state) else { throw TransportError("librabbitmq could not create a socket") }
+            guard let tcp = amqp_tcp_socket_new(state) else {
+                throw TransportError(.libraryFailed, "librabbitmq could not create a socket")
+            }
             socket = tcp
         }
         var timeout = timeval(configuration.connectTimeout)
@@ -50,13 +54,14 @@ final class AMQPConnection {
         guard status == AMQP_STATUS_OK.rawValue else {
             if let tlsSocket { throw tlsSocket.openingFailed(status) }
             throw TransportError(
+                .unreachable,
                 "cannot reach RabbitMQ at \(configuration.host):\(configuration.port): \(Self.statusText(status))")
         }
         let login = slipway_amqp_login_plain(
             state, configuration.virtualHost, 1, 131_072, Int32(configuration.heartbeatSeconds), configuration.user,
             configuration.password)
         do {
-            try check(login, "logging in to \(configuration.redactedURL)")
+            try check(login, "logging in to \(configuration.redactedURL)", loggingIn: true)
         } catch let error as TransportError where tlsSocket != nil {
             // A broker that rejects the client's certificate says so only after a TLS 1.3 handshake, here.
             // The alert's reason is not always read before the socket fails; with a client certificate that is still
@@ -64,10 +69,11 @@ final class AMQPConnection {
             guard let reason = AMQPTLSSocket.takeReason() else {
                 guard configuration.tls?.certFile != nil, error.message.contains("SSL") else { throw error }
                 throw TransportError(
+                    .tlsFailed,
                     "\(error.message) (TLS: the broker closed the session while logging in: "
                         + "the broker does not accept the client certificate?)")
             }
-            throw TransportError("\(error.message) (TLS: \(AMQPTLSSocket.explainAlert(reason)))")
+            throw TransportError(.tlsFailed, "\(error.message) (TLS: \(AMQPTLSSocket.explainAlert(reason)))")
         }
         amqp_channel_open(state, Self.channel)
         try check(amqp_get_rpc_reply(state), "opening a channel")
@@ -116,7 +122,7 @@ final class AMQPConnection {
         } catch let error as TransportError where error.message.contains("inequivalent arg 'x-queue-type'") {
             throw Self.queueTypeMismatch(name, declared: type, error: error)
         }
-        guard let reply else { throw TransportError("declaring queue '\(name)' gave no reply") }
+        guard let reply else { throw TransportError(.connectionLost, "declaring queue '\(name)' gave no reply") }
         return String(amqpBytes: reply.pointee.queue)
     }
 
@@ -146,6 +152,7 @@ final class AMQPConnection {
             ? "drain and delete it, or declare classic queues (--queue-type classic); see docs/deploy.md, moving to quorum queues"
             : "declare quorum queues (--queue-type quorum, or SLIPWAY_QUEUE_TYPE=quorum) in every processor and slip command"
         return TransportError(
+            .queueTypeMismatch,
             "queue '\(name)' exists as \(existing) queue; this client declares \(declared.rawValue) queues "
                 + "(--queue-type, SLIPWAY_QUEUE_TYPE): \(fix) (the broker said: \(error.message))",
             permanent: true)
@@ -265,7 +272,7 @@ final class AMQPConnection {
         }
         guard status == AMQP_STATUS_OK.rawValue else {
             markBroken()
-            throw TransportError("publishing to '\(message.routingKey)': \(Self.statusText(status))")
+            throw TransportError(.connectionLost, "publishing to '\(message.routingKey)': \(Self.statusText(status))")
         }
     }
 
@@ -282,22 +289,26 @@ final class AMQPConnection {
     }
 
     /// Throws a readable error unless the RPC reply is normal; server and socket errors leave the connection unusable.
-    func check(_ reply: amqp_rpc_reply_t, _ doing: String) throws {
+    /// `loggingIn`: a 403 then means the user name or password, not a permission.
+    func check(_ reply: amqp_rpc_reply_t, _ doing: String, loggingIn: Bool = false) throws {
         switch reply.reply_type {
         case AMQP_RESPONSE_NORMAL:
             return
         case AMQP_RESPONSE_LIBRARY_EXCEPTION:
             markBroken()
-            throw TransportError("\(doing): \(Self.statusText(reply.library_error))")
+            throw TransportError(.connectionLost, "\(doing): \(Self.statusText(reply.library_error))")
         case AMQP_RESPONSE_SERVER_EXCEPTION:
             markBroken()
             // Refused for good (403 access refused: a password or a permission; 406 precondition failed: a queue
             // declared with other arguments; 530 not allowed): retrying cannot help, and would stall every publish.
-            let permanent = [403, 406, 530].contains(Self.serverReplyCode(reply))
-            throw TransportError("\(doing): the broker refused: \(Self.serverReplyText(reply))", permanent: permanent)
+            let replyCode = Self.serverReplyCode(reply)
+            let permanent = [403, 406, 530].contains(replyCode)
+            throw TransportError(
+                loggingIn && replyCode == 403 ? .authenticationFailed : .refusedByBroker,
+                "\(doing): the broker refused: \(Self.serverReplyText(reply))", permanent: permanent)
         default:
             markBroken()
-            throw TransportError("\(doing): no reply from the broker")
+            throw TransportError(.connectionLost, "\(doing): no reply from the broker")
         }
     }
 

@@ -110,7 +110,7 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
             case .nothing: break
             case .finishStream: continuation.finish()
             case .abandonStart:
-                ready.yield(.failure(TransportError("stopped before consuming")))
+                ready.yield(.failure(TransportError(.shutDown, "stopped before consuming")))
                 finish()
                 return nil
             }

@@ -19,9 +19,10 @@ import Synchronization
 /// The price: a hop that blocks its thread (a synchronous call into a slow system) holds up every connection of the
 /// processor. Steps that block should keep the thread per connection (`SLIPWAY_IO=threads`).
 ///
-/// Sendable by hand: other threads touch only `queue` (a `Mutex`), `thread` (an atomic) and the eventfd; `sources`
-/// and `readable` are used on the loop's thread alone.
-public final class AMQPLoop: TaskExecutor, @unchecked Sendable {
+/// The thread starts on first use (a job, a connection to drive) or with its transport's `run()`, not when the loop is
+/// made; it ends when asked (`stop()`) or, for a connection's own loop, with its connection, once nothing is left to
+/// do. Work that comes after the end starts it again, so that no task preferring the loop is ever stranded.
+public final class AMQPLoop: TaskExecutor, Sendable {
     /// A connection the loop drives. Called on the loop's thread only.
     protocol Source: AnyObject {
         /// The socket to watch for input, while connected.
@@ -47,18 +48,25 @@ public final class AMQPLoop: TaskExecutor, @unchecked Sendable {
         var pending = false
         /// The loop is in, or about to enter, `poll`: a wake must write the eventfd.
         var sleeping = false
+        /// The thread runs (or is about to).
+        var running = false
+        /// Asked to end once it has no sources and no work.
+        var stopping = false
+        /// Callers of `stop()`, resumed when the thread ends.
+        var stopped: [CheckedContinuation<Void, Never>] = []
     }
 
     private let queue = Mutex(Queue())
     private let wakeFD: Int32
-    private let thread = Atomic<UInt>(0)
-    /// A loop of its own for one connection ends with it; a processor's loop runs until the process exits.
+    private let name: String
+    private let thread = LoopThread()
+    /// A loop of its own for one connection ends with it; a processor's loop runs until it is stopped.
     private let endsWithLastSource: Bool
     private let clock = ContinuousClock()
 
-    // Only on the loop's thread.
-    private var sources: [any Source] = []
-    private var readable: Set<ObjectIdentifier> = []
+    private let sources: LoopBound<[any Source]>
+    /// The sources whose socket `poll` saw input on.
+    private let readable: LoopBound<Set<ObjectIdentifier>>
 
     /// A task that keeps the thread this long holds up every connection of the loop: it is logged, with the way out.
     public static let blockedWarning = Duration.milliseconds(500)
@@ -72,14 +80,12 @@ public final class AMQPLoop: TaskExecutor, @unchecked Sendable {
     }
 
     init(name: String, endsWithLastSource: Bool, logger: Logger? = nil) {
+        self.name = name
         self.endsWithLastSource = endsWithLastSource
         self.logger = logger
         wakeFD = slipway_eventfd()
-        let thread = Thread { [self] in
-            slipway_name_thread(name)  // Foundation does not pass `Thread.name` on to the OS thread on Linux
-            self.run()
-        }
-        thread.start()
+        sources = LoopBound([], on: thread)
+        readable = LoopBound([], on: thread)
     }
 
     // Closed only here: a wake from another thread may come after the loop has ended, and must not write to a
@@ -95,7 +101,32 @@ public final class AMQPLoop: TaskExecutor, @unchecked Sendable {
 
     /// Adds a connection to drive, from any thread.
     func add(_ source: any Source) {
-        submit(.call { self.sources.append(source) })
+        submit(.call { self.sources.value.append(source) })
+    }
+
+    /// Starts the thread, unless it runs already.
+    func start() {
+        let start = queue.withLock { queue -> Bool in
+            defer { queue.running = true }
+            return !queue.running
+        }
+        if start { startThread() }
+    }
+
+    /// Asks the loop to end once its sources are gone and its work is done, and returns when its thread has ended (at
+    /// once if it was not running). Work that comes after starts it again, to end again when done.
+    func stop() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let (ended, write) = queue.withLock { queue -> (Bool, Bool) in
+                queue.stopping = true
+                guard queue.running else { return (true, false) }
+                queue.stopped.append(continuation)
+                queue.pending = true
+                defer { queue.sleeping = false }
+                return (false, queue.sleeping)
+            }
+            if ended { continuation.resume() } else if write { signal() }
+        }
     }
 
     /// A source has work queued from another thread (a publish, an ack): the loop services its sources again.
@@ -110,15 +141,26 @@ public final class AMQPLoop: TaskExecutor, @unchecked Sendable {
     }
 
     /// True on the loop's own thread.
-    public var isCurrent: Bool { pthread_equal(pthread_self(), pthread_t(thread.load(ordering: .relaxed))) != 0 }
+    public var isCurrent: Bool { thread.isCurrent }
 
     private func submit(_ work: Work) {
-        let write = queue.withLock { queue -> Bool in
+        let (start, write) = queue.withLock { queue -> (Bool, Bool) in
             queue.work.append(work)
-            defer { queue.sleeping = false }
-            return queue.sleeping
+            defer {
+                queue.sleeping = false
+                queue.running = true
+            }
+            return (!queue.running, queue.sleeping)
         }
-        if write { signal() }
+        if start { startThread() } else if write { signal() }
+    }
+
+    private func startThread() {
+        let thread = Thread { [self] in
+            slipway_name_thread(name)  // Foundation does not pass `Thread.name` on to the OS thread on Linux
+            self.run()
+        }
+        thread.start()
     }
 
     private func signal() {
@@ -129,7 +171,7 @@ public final class AMQPLoop: TaskExecutor, @unchecked Sendable {
     // MARK: On the loop's thread
 
     private func run() {
-        thread.store(UInt(pthread_self()), ordering: .relaxed)
+        thread.enter()
         var everHadSource = false
         var fds: [pollfd] = []
         var polled: [any Source] = []
@@ -155,16 +197,16 @@ public final class AMQPLoop: TaskExecutor, @unchecked Sendable {
 
             let now = clock.now
             var deadline = now.advanced(by: .seconds(1))
-            for source in sources {
-                let wasReadable = readable.contains(ObjectIdentifier(source))
+            for source in sources.value {
+                let wasReadable = readable.value.contains(ObjectIdentifier(source))
                 if let next = source.service(readable: wasReadable, now: now) { deadline = min(deadline, next) }
             }
-            readable.removeAll(keepingCapacity: true)
-            if sources.contains(where: \.isFinished) { sources.removeAll { $0.isFinished } }
-            everHadSource = everHadSource || !sources.isEmpty
-            if endsWithLastSource && everHadSource && sources.isEmpty {
-                let idle = queue.withLock { $0.work.isEmpty }
-                if idle { break }
+            readable.value.removeAll(keepingCapacity: true)
+            if sources.value.contains(where: \.isFinished) { sources.value.removeAll { $0.isFinished } }
+            everHadSource = everHadSource || !sources.value.isEmpty
+            if sources.value.isEmpty, let stopped = endIfIdle(lastSourceGone: endsWithLastSource && everHadSource) {
+                for waiter in stopped { waiter.resume() }
+                return
             }
 
             // Sleep only when nothing is queued; otherwise just look at the sockets and go round again.
@@ -181,7 +223,7 @@ public final class AMQPLoop: TaskExecutor, @unchecked Sendable {
             fds.removeAll(keepingCapacity: true)
             polled.removeAll(keepingCapacity: true)
             fds.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
-            for source in sources {
+            for source in sources.value {
                 guard let socket = source.socket else { continue }
                 fds.append(pollfd(fd: socket, events: Int16(POLLIN), revents: 0))
                 polled.append(source)
@@ -193,8 +235,21 @@ public final class AMQPLoop: TaskExecutor, @unchecked Sendable {
                 _ = read(wakeFD, &value, 8)
             }
             for (index, source) in polled.enumerated() where fds[index + 1].revents != 0 {
-                readable.insert(ObjectIdentifier(source))
+                readable.value.insert(ObjectIdentifier(source))
             }
+        }
+    }
+
+    /// With no sources left: ends the thread if it has nothing queued and should end (asked to, or its last source is
+    /// gone), and returns who waits for that; nil to go on.
+    private func endIfIdle(lastSourceGone: Bool) -> [CheckedContinuation<Void, Never>]? {
+        queue.withLock { queue in
+            guard queue.work.isEmpty, lastSourceGone || queue.stopping else { return nil }
+            // The last touch of loop-bound state was above: a thread started by the next `submit` may take over now.
+            thread.leave()
+            queue.running = false
+            defer { queue.stopped.removeAll() }
+            return queue.stopped
         }
     }
 }

@@ -33,7 +33,10 @@ final class AMQPNodeRotation: Sendable {
             }
         }
         guard failures.count > 1 else { throw failures[0] }
+        // One code for all when every node failed the same way (a password every node refuses); unreachable if not.
+        let codes = Set(failures.map(\.code))
         throw TransportError(
+            codes.count == 1 ? failures[0].code : .unreachable,
             "no node of the cluster answered: " + failures.map(\.message).joined(separator: "; "),
             permanent: failures.allSatisfy(\.isPermanent))
     }

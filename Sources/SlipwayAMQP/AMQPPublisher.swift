@@ -84,7 +84,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         let giveUpAt = clock.now.advanced(by: configuration.publishDeadline)
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             if !submit(.publish(Publish(messages: messages, continuation: continuation), giveUpAt: giveUpAt)) {
-                continuation.resume(throwing: TransportError("the publisher is shut down"))
+                continuation.resume(throwing: TransportError(.shutDown, "the publisher is shut down"))
             }
         }
     }
@@ -100,7 +100,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
                 backoff: configuration.reconnectBackoff.initial,
                 attempt: { connection in continuation.resume(returning: try body(connection)) },
                 fail: { continuation.resume(throwing: $0) })
-            if !submit(.run(operation)) { continuation.resume(throwing: TransportError("the publisher is shut down")) }
+            if !submit(.run(operation)) { continuation.resume(throwing: TransportError(.shutDown, "the publisher is shut down")) }
         }
     }
 
@@ -234,7 +234,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
             readFrames(connection)
         }
         if blockedSince == nil, confirms.isConfirmOverdue(at: clock.now) {
-            failed(TransportError("no publisher confirm within \(configuration.publishDeadline)"), doing: "publishing")
+            failed(TransportError(.publishTimedOut, "no publisher confirm within \(configuration.publishDeadline)"), doing: "publishing")
         }
     }
 
@@ -248,7 +248,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
                 let status = amqp_simple_wait_frame_noblock(connection.state, &frame, &immediately)
                 if status == AMQP_STATUS_TIMEOUT.rawValue { break }
                 guard status == AMQP_STATUS_OK.rawValue else {
-                    throw TransportError("waiting for publisher confirms: \(AMQPConnection.statusText(status))")
+                    throw TransportError(.connectionLost, "waiting for publisher confirms: \(AMQPConnection.statusText(status))")
                 }
                 try handle(frame, on: connection)
                 if !connection.hasBufferedInput { break }
@@ -267,7 +267,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
             for publish in confirms.acked(ack.delivery_tag, multiple: ack.multiple != 0) { publish.continuation.resume() }
         case amqp_method_number_t(SLIPWAY_BASIC_NACK_METHOD):
             // Taken as a failed connection: what it had not confirmed is sent again on the next one.
-            throw TransportError("the broker refused a published message (basic.nack)")
+            throw TransportError(.publishRejected, "the broker refused a published message (basic.nack)")
         case amqp_method_number_t(SLIPWAY_CONNECTION_BLOCKED_METHOD):
             var method = method
             blocked(reason: String(amqpBytes: slipway_connection_blocked_reason(&method)))
@@ -277,7 +277,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
             var reply = amqp_rpc_reply_t()
             reply.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION
             reply.reply = method
-            throw TransportError("publishing: the broker closed the channel: \(AMQPConnection.serverReplyText(reply))")
+            throw TransportError(.closedByBroker, "publishing: the broker closed the channel: \(AMQPConnection.serverReplyText(reply))")
         default:
             return
         }
@@ -336,7 +336,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         guard blockedSince == nil else { return }
         let expired = confirms.expired(at: clock.now)
         guard !expired.isEmpty else { return }
-        let error = lastFailure ?? TransportError("no publisher confirm within \(configuration.publishDeadline)")
+        let error = lastFailure ?? TransportError(.publishTimedOut, "no publisher confirm within \(configuration.publishDeadline)")
         for publish in expired { publish.continuation.resume(throwing: error) }
     }
 

@@ -38,7 +38,7 @@ extension AMQPConfiguration {
                 let source = fromURL == nil ? variable : parameter
                 guard let path = fromURL ?? environment[variable], !path.isEmpty else { return nil }
                 guard FileManager.default.isReadableFile(atPath: path) else {
-                    throw TransportError("\(source): cannot read '\(path)'")
+                    throw TransportError(.badConfiguration, "\(source): cannot read '\(path)'")
                 }
                 return path
             }
@@ -46,7 +46,7 @@ extension AMQPConfiguration {
             certFile = try file("certfile", "SLIPWAY_AMQP_CERT_FILE")
             keyFile = try file("keyfile", "SLIPWAY_AMQP_KEY_FILE")
             guard (certFile == nil) == (keyFile == nil) else {
-                throw TransportError("a client certificate needs both certfile and keyfile (the same file if it holds both)")
+                throw TransportError(.badConfiguration, "a client certificate needs both certfile and keyfile (the same file if it holds both)")
             }
             verifyPeer = try query.take("verify", as: "verify_peer or verify_none") {
                 ["verify_peer": true, "verify_none": false][$0]

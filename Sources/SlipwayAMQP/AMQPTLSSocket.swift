@@ -18,7 +18,7 @@ final class AMQPTLSSocket {
         address = "\(configuration.host):\(configuration.port)"
         expectedName = tls.serverName ?? configuration.host
         guard let socket = amqp_ssl_socket_new(state) else {
-            throw TransportError("librabbitmq could not create a TLS socket: \(Self.takeReason() ?? "no reason given")")
+            throw TransportError(.libraryFailed, "librabbitmq could not create a TLS socket: \(Self.takeReason() ?? "no reason given")")
         }
         self.socket = socket
         // From here on every property is set, so a throw below still runs deinit and frees this.
@@ -26,7 +26,7 @@ final class AMQPTLSSocket {
         report.initialize(to: slipway_tls_report())
         if let serverName = tls.serverName {
             guard serverName.utf8.count < MemoryLayout.size(ofValue: report.pointee.server_name) else {
-                throw TransportError("server_name_indication is too long")
+                throw TransportError(.badConfiguration, "server_name_indication is too long")
             }
             withUnsafeMutableBytes(of: &report.pointee.server_name) { buffer in
                 buffer.copyBytes(from: serverName.utf8)
@@ -34,21 +34,24 @@ final class AMQPTLSSocket {
         }
         guard slipway_tls_configure(socket, report, tls.verifyPeer ? 1 : 0, expectedName) == 1 else {
             throw TransportError(
+                .badConfiguration,
                 "'\(expectedName)' cannot be checked against a certificate: not a host name or IP address", permanent: true)
         }
         if let caFile = tls.caFile {
             guard amqp_ssl_socket_set_cacert(socket, caFile) == AMQP_STATUS_OK.rawValue else {
                 throw TransportError(
+                    .tlsFailed,
                     "cannot load CA file '\(caFile)': \(Self.takeReason() ?? "not PEM certificates?")", permanent: true)
             }
         } else if tls.verifyPeer {
             guard slipway_tls_trust_system_store(socket) == 1 else {
-                throw TransportError("cannot load the system's CA store: \(Self.takeReason() ?? "no reason given")")
+                throw TransportError(.tlsFailed, "cannot load the system's CA store: \(Self.takeReason() ?? "no reason given")")
             }
         }
         if let certFile = tls.certFile, let keyFile = tls.keyFile {
             guard amqp_ssl_socket_set_key(socket, certFile, keyFile) == AMQP_STATUS_OK.rawValue else {
                 throw TransportError(
+                    .tlsFailed,
                     "cannot use client certificate '\(certFile)' with key '\(keyFile)': "
                         + "\(Self.takeReason() ?? "not PEM, or the key has a passphrase?")", permanent: true)
             }
@@ -65,7 +68,7 @@ final class AMQPTLSSocket {
             AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED,
         ].map(\.rawValue).contains(status)
         guard ssl else {
-            return TransportError("cannot reach RabbitMQ at \(address): \(AMQPConnection.statusText(status))")
+            return TransportError(.unreachable, "cannot reach RabbitMQ at \(address): \(AMQPConnection.statusText(status))")
         }
         let failed = "TLS handshake with \(address) failed"
         let error = report.pointee.verify_error
@@ -73,6 +76,7 @@ final class AMQPTLSSocket {
             let what = String(cString: slipway_tls_verify_error_text(error))
             if error == X509_V_ERR_HOSTNAME_MISMATCH || error == X509_V_ERR_IP_ADDRESS_MISMATCH {
                 return TransportError(
+                    .tlsFailed,
                     "\(failed): certificate verify failed: \(what): the broker's certificate is not for '\(expectedName)'"
                         + " (connect by a name the certificate lists, or set server_name_indication)", permanent: true)
             }
@@ -80,11 +84,12 @@ final class AMQPTLSSocket {
             let depth = report.pointee.verify_depth == 0 ? "the broker's certificate" : "certificate"
             let remedy = tls.caFile == nil ? "; name the broker's CA with cacertfile= or SLIPWAY_AMQP_CA_FILE" : ""
             return TransportError(
+                .tlsFailed,
                 "\(failed): certificate verify failed: \(what) (\(depth) \(subject); \(tls.trustDescription)\(remedy))",
                 permanent: true)
         }
-        guard let reason else { return TransportError("\(failed): \(AMQPConnection.statusText(status))") }
-        return TransportError("\(failed): \(reason)\(Self.hint(for: reason, address: address))")
+        guard let reason else { return TransportError(.tlsFailed, "\(failed): \(AMQPConnection.statusText(status))") }
+        return TransportError(.tlsFailed, "\(failed): \(reason)\(Self.hint(for: reason, address: address))")
     }
 
     /// OpenSSL's reason for the last failure on this thread, if it gave one; clears it.

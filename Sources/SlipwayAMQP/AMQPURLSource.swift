@@ -11,7 +11,7 @@ extension AMQPConfiguration {
         let set = names.filter { environment[$0].map { !$0.isEmpty } ?? false }
         guard let name = set.first else { return nil }
         guard set.count == 1 else {
-            throw TransportError("both \(set[0]) and \(set[1]) are set: unset one")
+            throw TransportError(.badConfiguration, "both \(set[0]) and \(set[1]) are set: unset one")
         }
         let value = environment[name]!
         switch name {
@@ -28,12 +28,12 @@ extension AMQPConfiguration {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            throw TransportError("\(variable): cannot read '\(path)'")
+            throw TransportError(.badConfiguration, "\(variable): cannot read '\(path)'")
         }
         // The contents are a secret: errors name the file, never what is in it.
         var text = String(decoding: data, as: UTF8.self)
         while let last = text.last, last.isNewline { text.removeLast() }
-        guard !text.isEmpty else { throw TransportError("\(variable): '\(path)' is empty") }
+        guard !text.isEmpty else { throw TransportError(.badConfiguration, "\(variable): '\(path)' is empty") }
         if severalLines {
             // A URL per line (or a comma-separated list): the list, comma-separated.
             return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
@@ -41,6 +41,7 @@ extension AMQPConfiguration {
         }
         guard !text.contains(where: \.isNewline) else {
             throw TransportError(
+                .badConfiguration,
                 "\(variable): '\(path)' must hold one line, the URL (or a comma-separated list; SLIPWAY_AMQP_URLS_FILE takes a URL per line)")
         }
         return text

@@ -150,8 +150,8 @@ public actor InMemoryBroker {
 
     /// Binds a queue to a topic exchange with a binding key such as `terminal.*.slip-1` or `parked.#`.
     public func bind(queue: String, exchange: String, bindingKey: String) throws {
-        guard exchanges[exchange] != nil else { throw TransportError("NOT_FOUND - no exchange '\(exchange)'") }
-        guard queues[queue] != nil else { throw TransportError("NOT_FOUND - no queue '\(queue)'") }
+        guard exchanges[exchange] != nil else { throw TransportError(.refusedByBroker, "NOT_FOUND - no exchange '\(exchange)'") }
+        guard queues[queue] != nil else { throw TransportError(.refusedByBroker, "NOT_FOUND - no queue '\(queue)'") }
         let pattern = Self.words(bindingKey)
         // Binding the same pattern again changes nothing, as in RabbitMQ.
         guard !exchanges[exchange]!.contains(where: { $0.queue == queue && $0.pattern == pattern }) else { return }
@@ -189,7 +189,7 @@ public actor InMemoryBroker {
 
     func checkOpen(_ connection: UUID) throws {
         if closedConnections.contains(connection) {
-            throw TransportError("the connection is closed (the process crashed or shut down)")
+            throw TransportError(.connectionLost, "the connection is closed (the process crashed or shut down)")
         }
     }
 
@@ -221,7 +221,7 @@ public actor InMemoryBroker {
                 // RabbitMQ closes the channel; the messages before this one were routed.
                 for queue in touched { dispatch(queue) }
                 resolveWaiters()
-                throw TransportError("NOT_FOUND - no exchange '\(message.exchange)'")
+                throw TransportError(.refusedByBroker, "NOT_FOUND - no exchange '\(message.exchange)'")
             }
             published.append(message)
             let words = Self.words(message.routingKey)

@@ -162,7 +162,7 @@ public enum QueueType: String, Sendable, Hashable, CaseIterable {
     /// `--queue-type` / `SLIPWAY_QUEUE_TYPE`: `classic` or `quorum`, any case.
     public init(parsing text: String, from source: String) throws {
         guard let type = QueueType(rawValue: text.lowercased()) else {
-            throw TransportError("\(source) must be classic or quorum, got '\(text)'", permanent: true)
+            throw TransportError(.badConfiguration, "\(source) must be classic or quorum, got '\(text)'", permanent: true)
         }
         self = type
     }
@@ -194,19 +194,53 @@ public struct DeliveryStream: AsyncSequence, Sendable {
     }
 }
 
-/// A transport failure, with the broker's or the library's words.
+/// A transport failure: what kind (`code`, for programs to match on), with the broker's or the library's words
+/// (`message`, for people).
 public struct TransportError: Error, Sendable, CustomStringConvertible {
+    public var code: Code
     public var message: String
     /// Trying again cannot help (a certificate that does not verify, a CA file that cannot be read): callers that retry
-    /// through outages give up at once and say why.
+    /// through outages give up at once and say why. Kept beside the code: the same kind of failure may be passing or
+    /// not (a broker's refusal is for good when it is a permission, not when a queue is locked for a while).
     public var isPermanent: Bool
-    public init(_ message: String) {
-        self.init(message, permanent: false)
-    }
 
-    public init(_ message: String, permanent: Bool) {
+    public init(_ code: Code, _ message: String, permanent: Bool = false) {
+        self.code = code
         self.message = message
         self.isPermanent = permanent
     }
+
+    /// The message alone: logs and tests read it as it always was.
     public var description: String { message }
+
+    /// What kind of failure a `TransportError` is.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        public let description: String
+        private init(_ description: String) { self.description = description }
+
+        /// No node answered: refused, timed out, or not resolved.
+        public static let unreachable = Code("unreachable")
+        /// A connection failed during an operation (a socket error, no reply); the broker may be back soon.
+        public static let connectionLost = Code("connectionLost")
+        /// The broker refused the user name or password.
+        public static let authenticationFailed = Code("authenticationFailed")
+        /// The TLS handshake failed, or its files (CA, client certificate) cannot be used.
+        public static let tlsFailed = Code("tlsFailed")
+        /// The broker refused an operation (a permission, a queue declared with other arguments, a locked queue).
+        public static let refusedByBroker = Code("refusedByBroker")
+        /// A queue exists with another type than this client declares (classic or quorum).
+        public static let queueTypeMismatch = Code("queueTypeMismatch")
+        /// No publisher confirm came within the publish deadline.
+        public static let publishTimedOut = Code("publishTimedOut")
+        /// The broker refused a published message (basic.nack).
+        public static let publishRejected = Code("publishRejected")
+        /// The broker closed the channel or the connection.
+        public static let closedByBroker = Code("closedByBroker")
+        /// The transport, or its publisher or consumer, has been shut down or stopped.
+        public static let shutDown = Code("shutDown")
+        /// A URL, an option, an environment variable or a file it names is wrong.
+        public static let badConfiguration = Code("badConfiguration")
+        /// librabbitmq could not allocate what it needs.
+        public static let libraryFailed = Code("libraryFailed")
+    }
 }

@@ -46,7 +46,7 @@ struct StoreSelectionTests {
     func sqliteURL() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)/h.sqlite").path
         let opened = try await HopRecordStoreFactory.sqlite.open(
-            .init(url: "sqlite:\(path)", step: "s", keepFor: nil, taskExecutor: nil, logger: .init(label: "t")))
+            .init(url: "sqlite:\(path)", step: "s", keepFor: nil, logger: .init(label: "t")))
         #expect(opened.description == "sqlite:\(path)")
         #expect(FileManager.default.fileExists(atPath: path))
     }
