@@ -210,7 +210,7 @@ public final class SQLiteHopRecordStore: HopRecordStore {
             writer.claim(
                 .init(
                     slipID: slipID, sequence: sequence, owner: owner,
-                    change: .claim(lease: lease.inSeconds, continuation)))
+                    change: .claim(lease: lease.seconds, continuation)))
         }
     }
 
@@ -219,7 +219,7 @@ public final class SQLiteHopRecordStore: HopRecordStore {
             writer.claim(
                 .init(
                     slipID: slipID, sequence: sequence, owner: owner,
-                    change: .renew(lease: lease.inSeconds, continuation)))
+                    change: .renew(lease: lease.seconds, continuation)))
         }
     }
 
@@ -238,13 +238,7 @@ public final class SQLiteHopRecordStore: HopRecordStore {
     }
 }
 
-extension Duration {
-    /// In seconds, as a fraction.
-    var inSeconds: Double {
-        let parts = components
-        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
-    }
-}
+
 
 /// Opens a pool, retrying while another process is creating the same file: switching a new file to WAL mode answers
 /// SQLITE_BUSY at once (without the busy handler) when two processes do it together.
