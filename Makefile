@@ -27,7 +27,7 @@ bench-cluster:
 # The hand-written codecs (slip JSON, timestamps, AMQP URI) against Foundation's, in a release build of the nested
 # package Benchmarks/ (docs/performance.md, Microbenchmarks). Not part of make test.
 microbench: deps
-	cd Benchmarks && swift package benchmark --scale $(MICROBENCH_ARGS)
+	cd Benchmarks && swift package benchmark $(MICROBENCH_ARGS)
 
 # 2,000 slips under SIGKILLs and two RabbitMQ restarts (docs/chaos.md). More: make chaos CHAOS_ARGS="--release --seed 7"
 chaos:
