@@ -1,4 +1,4 @@
-.PHONY: deps build test demo baseline bench bench-cluster chaos chaos-cluster broker-start broker-stop clean
+.PHONY: deps build test demo baseline bench bench-cluster microbench chaos chaos-cluster broker-start broker-stop clean
 
 deps:
 	scripts/deps.sh
@@ -23,6 +23,11 @@ bench:
 bench-cluster:
 	scripts/deps.sh
 	scripts/bench-cluster.sh $(BENCH_ARGS)
+
+# The hand-written codecs (slip JSON, timestamps, AMQP URI) against Foundation's, in a release build of the nested
+# package Benchmarks/ (docs/performance.md, Microbenchmarks). Not part of make test.
+microbench: deps
+	cd Benchmarks && swift package benchmark $(MICROBENCH_ARGS)
 
 # 2,000 slips under SIGKILLs and two RabbitMQ restarts (docs/chaos.md). More: make chaos CHAOS_ARGS="--release --seed 7"
 chaos:

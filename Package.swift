@@ -103,7 +103,14 @@ let package = Package(
         // Child processes: spawned, signalled, stopped and reaped without Foundation's Process.
         .target(name: "SlipwayProcesses"),
         // In-memory broker and stores for fast tests of processors.
-        .target(name: "SlipwayTesting", dependencies: ["Slipway"]),
+        .target(
+            name: "SlipwayTesting",
+            dependencies: [
+                "Slipway", "SlipwayStores", "SlipwayTransport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // What operators do to a deployment, for the CLI to call: the dead-letter queue's scan, replay and drop; the
         // broker users' plan and rabbitmqctl. No argument parsing, no printing.
         .target(name: "SlipwayOperations", dependencies: ["Slipway"]),
@@ -166,6 +173,11 @@ let package = Package(
         .testTarget(name: "SlipwayTemplatesTests", dependencies: ["SlipwayTemplates", "SlipwayCore"]),
         .testTarget(name: "SlipwayAMQPTests", dependencies: ["SlipwayAMQP", "SlipwayTransport"]),
         .testTarget(name: "SlipwayTransportTests", dependencies: ["SlipwayTransport", "SlipwayAMQP"]),
+        .testTarget(name: "SlipwayTestingTests", dependencies: ["SlipwayTesting", "Slipway", "SlipwayTransport"]),
+        .testTarget(
+            name: "SlipwayStoresTests",
+            dependencies: ["SlipwayStores", "SlipwayTransport", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .testTarget(
             name: "SlipwayRuntimeTests",
             dependencies: [

@@ -8,6 +8,11 @@ import SlipwayTransport
 /// publisher confirms, an ack only once the forward is confirmed, the same prefetch and concurrency) and none of the
 /// slip logic: no decoding, no hop record, no events. `slipway-bench` chains K of them and compares.
 struct ForwarderOptions {
+    static let usage = "usage: bench-forwarder --in QUEUE --out QUEUE [--amqp-url URL] [--prefetch N] [--concurrency N]"
+
+    /// `--help` or `-h`: the caller prints the usage and exits successfully.
+    struct HelpRequested: Error {}
+
     var input = ""
     var output = ""
     var amqpURL = ProcessInfo.processInfo.environment["SLIPWAY_AMQP_URL"] ?? AMQPConfiguration.defaultURL
@@ -17,6 +22,7 @@ struct ForwarderOptions {
     init(_ arguments: [String]) throws {
         var remaining = arguments[...]
         while let flag = remaining.popFirst() {
+            if flag == "--help" || flag == "-h" { throw HelpRequested() }
             guard let value = remaining.popFirst() else { throw TransportError(.badConfiguration, "\(flag) needs a value") }
             switch flag {
             case "--in": input = value
@@ -28,8 +34,7 @@ struct ForwarderOptions {
             }
         }
         guard !input.isEmpty, !output.isEmpty else {
-            throw TransportError(
-                .badConfiguration, "usage: bench-forwarder --in QUEUE --out QUEUE [--amqp-url URL] [--prefetch N] [--concurrency N]")
+            throw TransportError(.badConfiguration, Self.usage)
         }
     }
 
@@ -89,6 +94,8 @@ do {
     let transport = AMQPTransport(configuration: try AMQPConfiguration(url: options.amqpURL), logger: logger)
     try await forward(options, transport: transport)
     await transport.shutdown()
+} catch is ForwarderOptions.HelpRequested {
+    print(ForwarderOptions.usage)
 } catch {
     FileHandle.standardError.write(Data("bench-forwarder: \(error)\n".utf8))
     exit(1)

@@ -428,9 +428,3 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     }
 }
 
-extension Duration {
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}

@@ -100,11 +100,3 @@ struct BrokerControl: Sendable {
         }
     }
 }
-
-extension Duration {
-    /// Seconds as a floating-point number, for reports.
-    var seconds: Double {
-        let parts = components
-        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
-    }
-}

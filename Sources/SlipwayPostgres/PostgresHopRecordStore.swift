@@ -248,9 +248,3 @@ func describe(_ error: any Error) -> String {
     if let underlying = error.underlying { return "\(error.code): \(underlying)" }
     return "\(error.code)"
 }
-
-extension Duration {
-    var seconds: Double {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
-}

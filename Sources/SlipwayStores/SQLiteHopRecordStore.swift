@@ -220,14 +220,14 @@ public final class SQLiteHopRecordStore: HopRecordStore, Service {
 
     public func claim(slipID: String, sequence: Int, owner: String, lease: Duration) async throws -> HopClaimResult {
         let answer = try await writer.claim(
-            .init(slipID: slipID, sequence: sequence, owner: owner, change: .claim(lease: lease.inSeconds)))
+            .init(slipID: slipID, sequence: sequence, owner: owner, change: .claim(lease: lease.seconds)))
         guard case .claim(let result) = answer else { preconditionFailure("claim answered out of order") }
         return result
     }
 
     public func renewClaim(slipID: String, sequence: Int, owner: String, lease: Duration) async throws -> Bool {
         let answer = try await writer.claim(
-            .init(slipID: slipID, sequence: sequence, owner: owner, change: .renew(lease: lease.inSeconds)))
+            .init(slipID: slipID, sequence: sequence, owner: owner, change: .renew(lease: lease.seconds)))
         guard case .renewed(let held) = answer else { preconditionFailure("renewal answered out of order") }
         return held
     }
@@ -245,13 +245,7 @@ public final class SQLiteHopRecordStore: HopRecordStore, Service {
     }
 }
 
-extension Duration {
-    /// In seconds, as a fraction.
-    var inSeconds: Double {
-        let parts = components
-        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
-    }
-}
+
 
 /// Opens a pool, retrying while another process is creating the same file: switching a new file to WAL mode answers
 /// SQLITE_BUSY at once (without the busy handler) when two processes do it together.

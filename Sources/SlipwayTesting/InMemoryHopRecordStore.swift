@@ -49,7 +49,7 @@ public actor InMemoryHopRecordStore: HopRecordStore {
         if let record = records[key] { return .recorded(record) }
         let now = Date()
         if let held = claims[key], held.until > now, held.owner != owner { return .held(by: held.owner, until: held.until) }
-        claims[key] = (owner, now.addingTimeInterval(Self.seconds(lease)))
+        claims[key] = (owner, now.addingTimeInterval(lease.seconds))
         return .claimed
     }
 
@@ -57,7 +57,7 @@ public actor InMemoryHopRecordStore: HopRecordStore {
         let key = Key(slipID: slipID, sequence: sequence)
         let now = Date()
         guard let held = claims[key], held.owner == owner, held.until > now else { return false }
-        claims[key] = (owner, now.addingTimeInterval(Self.seconds(lease)))
+        claims[key] = (owner, now.addingTimeInterval(lease.seconds))
         return true
     }
 
@@ -69,10 +69,6 @@ public actor InMemoryHopRecordStore: HopRecordStore {
     /// The hops claimed and not yet recorded or released, by slip and sequence.
     public var claimedHops: [(slipID: String, sequence: Int, owner: String)] {
         claims.map { ($0.key.slipID, $0.key.sequence, $0.value.owner) }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     /// Every record, by slip and sequence.

@@ -1,4 +1,5 @@
 import Foundation
+import SlipwayCore
 import SlipwayPostgres
 import SlipwayStores
 import SlipwayTransport
@@ -59,8 +60,4 @@ struct StoreBenchmark {
         }
         print("store benchmark, \(Self.hops) hops each:\n" + lines.joined(separator: "\n"))
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import ServiceLifecycle
 import Slipway
 import SlipwayStores
 import SlipwayTesting
@@ -138,32 +137,6 @@ struct TestStep: StepProcessor {
 
 // MARK: - Running processors
 
-/// A `ProcessorRuntime` running in a `ServiceGroup` of its own (no signals), as `runProcessor` runs it; `stop()` is the
-/// SIGTERM: a graceful shutdown that finishes the hops in flight.
-struct RunningProcessor: Sendable {
-    let transport: InMemoryTransport
-    let store: any HopRecordStore
-    private let group: ServiceGroup
-    private let task: Task<Void, any Error>
-
-    init(runtime: ProcessorRuntime, transport: InMemoryTransport, store: any HopRecordStore, logger: Logger) {
-        self.transport = transport
-        self.store = store
-        // A runtime also returns on its own when its transport "crashes": that ends its group without an error.
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)],
-                logger: logger))
-        self.group = group
-        task = Task { try await group.run() }
-    }
-
-    func stop() async throws {
-        await group.triggerGracefulShutdown()
-        try await task.value
-    }
-}
-
 /// A broker, and the processors of the test saga over it, each its own "process" (its own transport and store).
 ///
 /// Steps a, b and c leave compensation data; d does not.
@@ -202,15 +175,12 @@ final class Saga: Sendable {
         _ step: String, store: (any HopRecordStore)? = nil, instance: String? = nil,
         wrap: (InMemoryTransport) -> any MessageTransport = { $0 }
     ) async -> RunningProcessor {
-        let transport = InMemoryTransport(broker: broker)
-        let store = store ?? InMemoryHopRecordStore()
         var configuration = self.configuration
         configuration.instance = instance ?? "test-\(step)"
-        let logger = testLogger("slipway.test.\(step)")
-        let runtime = ProcessorRuntime(
-            processor: TestStep(step: step, hasUndo: Self.stepsWithUndo.contains(step), effects: effects, switches: switches),
-            transport: wrap(transport), store: store, configuration: configuration, logger: logger)
-        let running = RunningProcessor(runtime: runtime, transport: transport, store: store, logger: logger)
+        let running = RunningProcessor(
+            TestStep(step: step, hasUndo: Self.stepsWithUndo.contains(step), effects: effects, switches: switches),
+            broker: broker, store: store ?? InMemoryHopRecordStore(), configuration: configuration,
+            logger: testLogger("slipway.test.\(step)"), wrap: wrap)
         await processors.add(running)
         return running
     }
