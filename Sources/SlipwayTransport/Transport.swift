@@ -221,26 +221,26 @@ public struct TransportError: Error, Sendable, CustomStringConvertible {
         /// No node answered: refused, timed out, or not resolved.
         public static let unreachable = Code("unreachable")
         /// A connection failed during an operation (a socket error, no reply); the broker may be back soon.
-        public static let connectionLost = Code("connectionLost")
+        public static let connectionLost = Code("connection-lost")
         /// The broker refused the user name or password.
-        public static let authenticationFailed = Code("authenticationFailed")
+        public static let authenticationFailed = Code("authentication-failed")
         /// The TLS handshake failed, or its files (CA, client certificate) cannot be used.
-        public static let tlsFailed = Code("tlsFailed")
+        public static let tlsFailed = Code("tls-failed")
         /// The broker refused an operation (a permission, a queue declared with other arguments, a locked queue).
-        public static let refusedByBroker = Code("refusedByBroker")
+        public static let refusedByBroker = Code("refused-by-broker")
         /// A queue exists with another type than this client declares (classic or quorum).
-        public static let queueTypeMismatch = Code("queueTypeMismatch")
+        public static let queueTypeMismatch = Code("queue-type-mismatch")
         /// No publisher confirm came within the publish deadline.
-        public static let publishTimedOut = Code("publishTimedOut")
+        public static let publishTimedOut = Code("publish-timed-out")
         /// The broker refused a published message (basic.nack).
-        public static let publishRejected = Code("publishRejected")
+        public static let publishRejected = Code("publish-rejected")
         /// The broker closed the channel or the connection.
-        public static let closedByBroker = Code("closedByBroker")
+        public static let closedByBroker = Code("closed-by-broker")
         /// The transport, or its publisher or consumer, has been shut down or stopped.
-        public static let shutDown = Code("shutDown")
+        public static let shutDown = Code("shut-down")
         /// A URL, an option, an environment variable or a file it names is wrong.
-        public static let badConfiguration = Code("badConfiguration")
+        public static let badConfiguration = Code("bad-configuration")
         /// librabbitmq could not allocate what it needs.
-        public static let libraryFailed = Code("libraryFailed")
+        public static let libraryFailed = Code("library-failed")
     }
 }

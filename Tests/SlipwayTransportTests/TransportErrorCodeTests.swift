@@ -44,11 +44,11 @@ struct TransportErrorCodeTests {
         #expect(error.message.contains("exists as a classic queue"))
     }
 
-    @Test("the description is the message alone, as logs and tests read it; a code describes itself by its name")
+    @Test("the description is the message alone, as logs and tests read it; a code describes itself in kebab case, as park codes do")
     func description() {
         let error = TransportError(.publishTimedOut, "no publisher confirm within 30 seconds")
         #expect("\(error)" == "no publisher confirm within 30 seconds")
-        #expect("\(TransportError.Code.publishTimedOut)" == "publishTimedOut")
+        #expect("\(TransportError.Code.publishTimedOut)" == "publish-timed-out")
         #expect(TransportError.Code.publishTimedOut != .publishRejected)
     }
 
