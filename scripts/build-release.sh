@@ -32,7 +32,19 @@ bin=$(swift build "${flags[@]}" --show-bin-path)
 for binary in "$bin"/*; do
   if [[ -f $binary && -x $binary && scripts/processor.order -nt $binary ]]; then rm -f "$binary"; fi
 done
-swift build "${flags[@]}" "$@" >&2
+# SwiftPM builds only the last of several --product options: one build each.
+products=()
+while (($#)); do
+  case $1 in
+    --product) products+=("$2"); shift 2 ;;
+    *) echo "build-release.sh: unknown argument '$1' (usage: scripts/build-release.sh [--product NAME]...)" >&2; exit 2 ;;
+  esac
+done
+if ((${#products[@]})); then
+  for product in "${products[@]}"; do swift build "${flags[@]}" --product "$product" >&2; done
+else
+  swift build "${flags[@]}" >&2
+fi
 # A list gone stale (renamed functions, another toolchain) still links; it just packs less. Say how much it matched.
 if [[ -x $bin/probe-step ]]; then
   listed=$(wc -l <scripts/processor.order)
