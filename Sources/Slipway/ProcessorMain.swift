@@ -120,7 +120,6 @@ func runProcessor(
     do {
         try await group.run()
     } catch {
-        await transport.shutdown()
         await opened.close()
         throw error
     }

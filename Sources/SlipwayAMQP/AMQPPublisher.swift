@@ -57,7 +57,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     private var connection: AMQPConnection?
     private var confirms = PublisherConfirms<Publish>()
     /// Declares and binds not yet done (waiting for the broker to come back).
-    private var operations: [PublisherOperation] = []
+    private var operations = PublisherOperations()
     /// No reconnect before this (backoff after a failure).
     private var reconnectAt: ContinuousClock.Instant?
     private var backoff: Duration
@@ -301,9 +301,7 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         blockedSince = nil
         let deadline = configuration.publishDeadline
         confirms.extendDeadlines(blockedSince: since, now: now, deadline: deadline)
-        for operation in operations {
-            operation.giveUpAt = operation.giveUpAt.extended(blockedSince: since, now: now, deadline: deadline)
-        }
+        operations.extendDeadlines(blockedSince: since, now: now, deadline: deadline)
         let waiters = shared.withLock { shared in
             shared.isBlocked = false
             defer { shared.blockedWaiters.removeAll() }
@@ -340,40 +338,13 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         for publish in expired { publish.continuation.resume(throwing: error) }
     }
 
-    /// Runs the declares and binds whose time has come; a failed one waits for its backoff (until the publish
-    /// deadline). Returns when the next one waiting is due.
+    /// Runs the declares and binds whose time has come. Returns when the next one waiting is due.
     private func runOperations() -> ContinuousClock.Instant? {
-        guard !operations.isEmpty else { return nil }
-        var waiting: [PublisherOperation] = []
-        var next: ContinuousClock.Instant?
-        for operation in operations {
-            if let retryAt = operation.retryAt, clock.now < retryAt {
-                waiting.append(operation)
-                next = min(next ?? retryAt, retryAt)
-                continue
-            }
-            do {
-                try operation.attempt(try liveConnection())
-            } catch {
-                dropConnection()
-                if let error = error as? TransportError, error.isPermanent {
-                    operation.fail(error)
-                    continue
-                }
-                guard clock.now < operation.giveUpAt else {
-                    operation.fail(error)
-                    continue
-                }
-                logger.warning(
-                    "AMQP publisher: \(operation.doing) failed, reconnecting",
-                    metadata: ["error": "\(error)", "retry.in": "\(operation.backoff)"])
-                let retryAt = clock.now.advanced(by: operation.backoff)
-                operation.retryAt = retryAt
-                operation.backoff = min(operation.backoff * 2, configuration.reconnectBackoff.max)
-                waiting.append(operation)
-                next = min(next ?? retryAt, retryAt)
-            }
-        }
+        // A copy, not an access held through the run: dropping a connection reads `operations` (`unblocked`).
+        let current = operations
+        let (waiting, next) = current.runDue(
+            at: clock.now, maxBackoff: configuration.reconnectBackoff.max, logger: logger,
+            connection: liveConnection, connectionFailed: dropConnection)
         operations = waiting
         return next
     }

@@ -1,3 +1,6 @@
+import Logging
+import SlipwayTransport
+
 /// A declare or a bind the publisher runs for a caller: tried on a live connection, and tried again after a backoff
 /// while the broker is away, without holding up the loop in between (other connections may share it).
 // Sendable by hand: it crosses to the loop's thread under the publisher's mutex, and `giveUpAt`, `backoff` and
@@ -20,5 +23,62 @@ final class PublisherOperation: @unchecked Sendable {
         self.backoff = backoff
         self.attempt = attempt
         self.fail = fail
+    }
+}
+
+/// The declares and binds waiting to run, on the publisher's loop thread: each tried when its time has come, and
+/// after a failure tried again after its backoff (doubling, up to the reconnect maximum) until its deadline.
+struct PublisherOperations {
+    private var waiting: [PublisherOperation] = []
+
+    var isEmpty: Bool { waiting.isEmpty }
+
+    mutating func append(_ operation: PublisherOperation) { waiting.append(operation) }
+
+    /// The broker blocked publishing from `since` to `now`: that time does not count against the deadlines.
+    func extendDeadlines(blockedSince since: ContinuousClock.Instant, now: ContinuousClock.Instant, deadline: Duration) {
+        for operation in waiting {
+            operation.giveUpAt = operation.giveUpAt.extended(blockedSince: since, now: now, deadline: deadline)
+        }
+    }
+
+    /// Runs those whose time has come on `connection()` (the live connection, opened if need be); after a failure
+    /// `connectionFailed` drops it. Returns those still waiting, and when the next of them is due.
+    func runDue(
+        at now: ContinuousClock.Instant, maxBackoff: Duration, logger: Logger,
+        connection: () throws -> AMQPConnection, connectionFailed: () -> Void
+    ) -> (PublisherOperations, next: ContinuousClock.Instant?) {
+        guard !waiting.isEmpty else { return (self, nil) }
+        var stillWaiting: [PublisherOperation] = []
+        var next: ContinuousClock.Instant?
+        for operation in waiting {
+            if let retryAt = operation.retryAt, now < retryAt {
+                stillWaiting.append(operation)
+                next = min(next ?? retryAt, retryAt)
+                continue
+            }
+            do {
+                try operation.attempt(try connection())
+            } catch {
+                connectionFailed()
+                if let error = error as? TransportError, error.isPermanent {
+                    operation.fail(error)
+                    continue
+                }
+                guard now < operation.giveUpAt else {
+                    operation.fail(error)
+                    continue
+                }
+                logger.warning(
+                    "AMQP publisher: \(operation.doing) failed, reconnecting",
+                    metadata: ["error": "\(error)", "retry.in": "\(operation.backoff)"])
+                let retryAt = now.advanced(by: operation.backoff)
+                operation.retryAt = retryAt
+                operation.backoff = min(operation.backoff * 2, maxBackoff)
+                stillWaiting.append(operation)
+                next = min(next ?? retryAt, retryAt)
+            }
+        }
+        return (PublisherOperations(waiting: stillWaiting), next)
     }
 }
