@@ -92,6 +92,8 @@ let package = Package(
             name: "Slipway",
             dependencies: [
                 "SlipwayCore", "SlipwayTransport", "SlipwayAMQP", "SlipwayStores",
+                // Inbox steps' handlers write through GRDB's `Database` (SlipwayStores links it already).
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -158,7 +160,10 @@ let package = Package(
         .executableTarget(name: "ShipOrder", dependencies: ["Slipway", "SlipwayPostgres", "ExampleLedger"], path: "Processors/ship-order"),
         .executableTarget(name: "NotifyCustomer", dependencies: ["Slipway", "SlipwayPostgres", "ExampleLedger"], path: "Processors/notify-customer"),
         // A configurable step for tests and benchmarks.
-        .executableTarget(name: "probe-step", dependencies: ["Slipway", "SlipwayPostgres"], path: "Processors/probe-step"),
+        .executableTarget(
+            name: "probe-step",
+            dependencies: ["Slipway", "SlipwayPostgres", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Processors/probe-step"),
         // The benchmark's baseline: a bare forwarder over the same AMQP layer, none of the slip logic.
         .executableTarget(
             name: "bench-forwarder",

@@ -65,8 +65,10 @@ struct ProbeStep: StepProcessor {
 
 /// What `--help` says before the processor options: the arguments a slip gives the step to make it misbehave.
 let knobs = """
-    probe-step --step NAME [processor options]: a step for tests, demos of failure handling and benchmarks. It does
-    nothing by default and always has an undo; the step's arguments in the slip make it misbehave:
+    probe-step --step NAME [--inbox] [processor options]: a step for tests, demos of failure handling and benchmarks.
+    It does nothing by default and always has an undo; the step's arguments in the slip make it misbehave. With
+    --inbox it is an inbox step: each execute and undo adds a row to its table probe_effect in the hop record's
+    SQLite file, in the hop's transaction (only throwTimes and fault apply then).
       throwTimes: n           throw on attempts 1 to n (a transient failure; retried as the retry policy says)
       sleepMs: n              sleep n ms before anything else (a timeout ends the sleep)
       sleepTimes: n           sleep (sleepMs) on attempts 1 to n only (default: every attempt)
@@ -97,4 +99,10 @@ guard let step else {
     FileHandle.standardError.write(Data("probe-step: name the step with --step NAME (or SLIPWAY_STEP)\n".utf8))
     exit(2)
 }
-await ProcessorMain.run(ProbeStep(step: step), stores: [.sqlite, .postgres], arguments: arguments)
+// `--inbox`: the probe as an inbox step, writing its effects in the hop's transaction (InboxProbe.swift).
+if let index = arguments.firstIndex(of: "--inbox") {
+    arguments.remove(at: index)
+    await ProcessorMain.run(InboxProbe(step: step), stores: [.sqlite, .postgres], arguments: arguments)
+} else {
+    await ProcessorMain.run(ProbeStep(step: step), stores: [.sqlite, .postgres], arguments: arguments)
+}

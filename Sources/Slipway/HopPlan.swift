@@ -55,7 +55,7 @@ struct QueueDeclaration: Sendable, Hashable {
 }
 
 /// What a hop's handler came to: the runtime runs it (with its timeout), the planner decides what follows.
-enum HandlerResult: Sendable {
+public enum HandlerResult: Sendable {
     case executed(ExecuteOutcome)
     case compensated
     /// The handler threw (a timeout too): the error as the slip's log tells it.
@@ -63,9 +63,21 @@ enum HandlerResult: Sendable {
 }
 
 /// When and for how long the handler ran, for the slip's log.
-struct HopTiming: Sendable {
-    var startedAt: Date
-    var durationMicros: Int64
+public struct HopTiming: Sendable {
+    public var startedAt: Date
+    public var durationMicros: Int64
+
+    public init(startedAt: Date, durationMicros: Int64) {
+        self.startedAt = startedAt
+        self.durationMicros = durationMicros
+    }
+
+    /// Measured from `startedAt` and `started` (on `clock`) to now.
+    public init(startedAt: Date, since started: ContinuousClock.Instant, clock: ContinuousClock = ContinuousClock()) {
+        let elapsed = started.duration(to: clock.now).components
+        self.init(
+            startedAt: startedAt, durationMicros: elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000)
+    }
 
     /// A hop decided without running its handler (a deadline that passed).
     static func notRun(at now: Date) -> HopTiming { HopTiming(startedAt: now, durationMicros: 0) }

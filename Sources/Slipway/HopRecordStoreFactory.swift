@@ -32,14 +32,19 @@ public struct HopRecordStoreFactory: Sendable {
         public var services: [any Service]
         /// Called once the processor has stopped.
         public var close: @Sendable () async -> Void
+        /// How an inbox step of this store's kind runs in its transaction (nil for other steps). SQLite's is the
+        /// runtime's own.
+        public var transactions: @Sendable (any StepProcessor) -> (any HopTransactions)?
 
         public init(
             store: any HopRecordStore, description: String, services: [any Service] = [],
-            close: @escaping @Sendable () async -> Void = {}
+            close: @escaping @Sendable () async -> Void = {},
+            transactions: @escaping @Sendable (any StepProcessor) -> (any HopTransactions)? = { _ in nil }
         ) {
             self.store = store
             self.description = description
             self.services = services
+            self.transactions = transactions
             self.close = close
         }
     }

@@ -109,7 +109,8 @@ func runProcessor(
             "store.keep_days": "\(options.hopRecordDays == 0 ? "for ever" : "\(options.hopRecordDays)")",
         ])
     let runtime = ProcessorRuntime(
-        processor: processor, transport: transport, store: opened.store, configuration: configuration, logger: logger)
+        processor: processor, transport: transport, store: opened.store, transactions: opened.transactions(processor),
+        configuration: configuration, logger: logger)
     // Stopped in reverse order on SIGTERM or SIGINT: the application's services, the runtime (which finishes its hops:
     // records, forwards, events, acks), the store's maintenance, and last the transport, which closes the connections
     // and ends the loop's thread.

@@ -21,16 +21,22 @@ public final class ProcessorRuntime: Service, Sendable {
     private let claimer: HopClaimer
     private let declaredQueues = DeclaredQueues()
     private let hopEvents: HopEventBatcher?
+    /// An inbox step's handler and its record in one transaction of the store; nil for a plain step.
+    private let transactions: (any HopTransactions)?
     /// Set on graceful shutdown: deliveries already received but not started go back to the queue.
     private let stopping = Mutex(false)
 
+    /// - Parameter transactions: how an inbox step's handler runs in its store's transaction; by default the SQLite
+    ///   binding when the step is a `SQLiteInboxStep` and the store SQLite (a store's factory gives its own).
     public init(
         processor: any StepProcessor, transport: any MessageTransport, store: any HopRecordStore,
+        transactions: (any HopTransactions)? = nil,
         configuration: ProcessorConfiguration = ProcessorConfiguration(), logger: Logger
     ) {
         self.processor = processor
         self.transport = transport
         self.store = store
+        self.transactions = transactions ?? SQLiteHopTransactions.bind(processor, store)
         self.configuration = configuration
         var logger = logger
         logger[metadataKey: "slip.step"] = "\(processor.step)"
@@ -52,6 +58,13 @@ public final class ProcessorRuntime: Service, Sendable {
     public func run() async throws {
         guard Slip.isValidName(step) else {
             throw ProcessorError(.badStepName, "'\(step)' is not a valid step name (1 to 64 characters of A-Z a-z 0-9 _ -)")
+        }
+        if let transactions {
+            try await transactions.prepare()
+        } else if processor is any InboxStep {
+            throw ProcessorError(
+                .unknownStore,
+                "step '\(step)' writes in its hop record's transaction, and has no handler for this store (\(type(of: store))): conform it to the store's inbox protocol (SQLiteInboxStep, PostgresInboxStep)")
         }
         // The audit queue too, not only the exchange: events published before the audit sink's first start would
         // otherwise go to an exchange with no queue bound, and the broker would confirm and drop them. A user made by
@@ -186,9 +199,13 @@ public final class ProcessorRuntime: Service, Sendable {
             }
         }
 
-        let plan: HopPlan
+        var plan: HopPlan
+        /// The record committed with an inbox step's writes.
+        var committed: HopRecord?
         if let deadlinePassed = try planner.deadlinePassed(slip, kind: arrival.kind, at: Date()) {
             plan = deadlinePassed
+        } else if let transactions {
+            (plan, committed) = try await runInTransaction(transactions, slip, kind: arrival.kind, logger: logger)
         } else {
             let (result, timing) = await runHandler(slip, kind: arrival.kind, logger: logger)
             plan = try planner.plan(
@@ -205,10 +222,16 @@ public final class ProcessorRuntime: Service, Sendable {
             await claimer.release(key)
         case .record(let outcome):
             claimer.saving(key)
-            let saved = try await store.save(
-                HopRecord(
-                    slipID: slip.id, sequence: slip.sequence, step: step, kind: arrival.kind, outcome: outcome,
-                    outgoing: plan.outgoing))
+            let saved: HopRecord
+            if let committed {
+                saved = committed
+            } else {
+                saved = try await store.save(
+                    HopRecord(
+                        slipID: slip.id, sequence: slip.sequence, step: step, kind: arrival.kind, outcome: outcome,
+                        outgoing: plan.outgoing))
+            }
+            Failpoint.reach(.afterCommit)
             // A hop recorded already keeps its first record: what that says is what goes out.
             try await send(saved.outgoing == plan.outgoing ? plan : planner.replay(saved)) { slot.release() }
             try await store.markForwarded(slipID: slip.id, sequence: slip.sequence)
@@ -220,28 +243,16 @@ public final class ProcessorRuntime: Service, Sendable {
     /// Runs the step's handler (execute or compensate) within its timeout, and says what it came to.
     private func runHandler(_ slip: Slip, kind: HopKind, logger: Logger) async -> (HandlerResult, HopTiming) {
         let startedAt = Date()
-        let clock = ContinuousClock()
-        let started = clock.now
+        let started = ContinuousClock.now
         let timeout = planner.timeout(slip, kind: kind, configuration: configuration)
         let processor = self.processor
         let result: HandlerResult
         do {
-            switch kind {
-            case .execute:
-                let head = slip.itinerary[0]
-                let hop = ExecuteHop(
-                    slipID: slip.id, template: slip.template, step: step, arguments: head.arguments,
-                    variables: slip.variables, sequence: slip.sequence, attempt: slip.attempt,
-                    idempotencyKey: "\(slip.id)/\(step)/\(slip.sequence)", logger: logger)
+            switch call(slip, kind: kind, logger: logger) {
+            case .execute(let hop):
                 result = .executed(
                     try await withTimeout(timeout, on: transport.taskExecutor) { try await processor.execute(hop) })
-            case .compensate:
-                let record = slip.compensations[slip.compensations.count - 1]
-                let hop = CompensateHop(
-                    slipID: slip.id, template: slip.template, step: step, data: record.data,
-                    variables: slip.variables, completedSequence: record.sequence, sequence: slip.sequence,
-                    attempt: slip.attempt, fault: slip.fault,
-                    idempotencyKey: "\(slip.id)/\(step)/undo/\(record.sequence)", logger: logger)
+            case .compensate(let hop):
                 try await withTimeout(timeout, kind: .compensate, on: transport.taskExecutor) {
                     try await processor.compensate(hop)
                 }
@@ -250,9 +261,56 @@ public final class ProcessorRuntime: Service, Sendable {
         } catch {
             result = .threw("\(error)")
         }
-        let elapsed = started.duration(to: clock.now).components
-        let micros = elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000
-        return (result, HopTiming(startedAt: startedAt, durationMicros: micros))
+        return (result, HopTiming(startedAt: startedAt, since: started))
+    }
+
+    /// An inbox step's hop: its handler, the plan made of its result and the record in one transaction of the store.
+    /// Returns the plan and the record committed (nil when none was: a retry, a park).
+    private func runInTransaction(
+        _ transactions: any HopTransactions, _ slip: Slip, kind: HopKind, logger: Logger
+    ) async throws -> (HopPlan, HopRecord?) {
+        let planner = self.planner
+        let step = self.step
+        let decided = Mutex<HopPlan?>(nil)
+        let result = try await transactions.run(call(slip, kind: kind, logger: logger)) { result, timing in
+            let plan = try planner.plan(
+                slip, kind: kind, result: result, timing: timing, at: Date(), random: Double.random(in: 0..<1))
+            decided.withLock { $0 = plan }
+            guard case .record(let outcome) = plan.disposition else { return nil }
+            return HopRecord(
+                slipID: slip.id, sequence: slip.sequence, step: step, kind: kind, outcome: outcome,
+                outgoing: plan.outgoing)
+        }
+        switch result {
+        case .found(let record):
+            // Recorded by an earlier delivery while this one waited: its result goes out, the handler did not run.
+            return (planner.replay(record), record)
+        case .saved(let record):
+            return (decided.withLock { $0 }!, record)
+        case .notSaved:
+            return (decided.withLock { $0 }!, nil)
+        }
+    }
+
+    /// The handler's view of the hop.
+    private func call(_ slip: Slip, kind: HopKind, logger: Logger) -> HandlerCall {
+        switch kind {
+        case .execute:
+            let head = slip.itinerary[0]
+            return .execute(
+                ExecuteHop(
+                    slipID: slip.id, template: slip.template, step: step, arguments: head.arguments,
+                    variables: slip.variables, sequence: slip.sequence, attempt: slip.attempt,
+                    idempotencyKey: "\(slip.id)/\(step)/\(slip.sequence)", logger: logger))
+        case .compensate:
+            let record = slip.compensations[slip.compensations.count - 1]
+            return .compensate(
+                CompensateHop(
+                    slipID: slip.id, template: slip.template, step: step, data: record.data,
+                    variables: slip.variables, completedSequence: record.sequence, sequence: slip.sequence,
+                    attempt: slip.attempt, fault: slip.fault,
+                    idempotencyKey: "\(slip.id)/\(step)/undo/\(record.sequence)", logger: logger))
+        }
     }
 
     /// Bad input, not run: to the dead-letter queue with its reason, and an event for the audit trail; never dropped.

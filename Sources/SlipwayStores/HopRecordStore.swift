@@ -61,6 +61,16 @@ public enum HopClaimResult: Sendable, Hashable {
     case held(by: String, until: Date)
 }
 
+/// What a hop's transaction came to (an inbox step's handler writing in the transaction that saves its record).
+public enum HopTransactionResult: Sendable, Hashable {
+    /// The handler's writes and this record committed together.
+    case saved(HopRecord)
+    /// The hop was recorded already (by an earlier delivery): the handler did not run, nothing was written.
+    case found(HopRecord)
+    /// No record was to be saved (a retry, a park): the handler's writes were rolled back.
+    case notSaved
+}
+
 /// The idempotency record of hops: a hop is recorded before its result is published, so a redelivered message is
 /// recognised and never runs its step again.
 public protocol HopRecordStore: Sendable {

@@ -21,7 +21,17 @@ final class HopRecordWriter: Sendable {
         case claim(HopClaimResult)
         case renewed(Bool)
         case released
+        case transacted(Result<HopTransactionResult, any Error>)
         case writeYourself
+    }
+
+    /// An inbox hop: its handler's writes and its record, in a savepoint of the batch's transaction.
+    private struct PendingTransaction {
+        var slipID: String
+        var sequence: Int
+        /// Runs the handler and returns the record to save with its writes (nil: roll them back).
+        var work: @Sendable (Database) throws -> HopRecord?
+        var continuation: CheckedContinuation<Answer, any Error>?
     }
 
     private struct PendingSave {
@@ -55,22 +65,15 @@ final class HopRecordWriter: Sendable {
     private enum Pending {
         case save(PendingSave)
         case claim(PendingClaim)
+        case transaction(PendingTransaction)
     }
 
     private struct State {
         var saves: [PendingSave] = []
         var forwarded: [(slipID: String, sequence: Int)] = []
         var claims: [PendingClaim] = []
+        var transactions: [PendingTransaction] = []
         var writing = false
-
-        var isEmpty: Bool { saves.isEmpty && forwarded.isEmpty && claims.isEmpty }
-
-        mutating func add(_ pending: Pending) {
-            switch pending {
-            case .save(let save): saves.append(save)
-            case .claim(let claim): claims.append(claim)
-            }
-        }
     }
 
     private let pool: DatabasePool
@@ -85,6 +88,18 @@ final class HopRecordWriter: Sendable {
         let save = PendingSave(record: record, outgoing: OutgoingMessageBlob.encode(record.outgoing))
         guard case .saved(let saved) = try await submit(.save(save)) else { preconditionFailure("save answered out of order") }
         return saved
+    }
+
+    /// Runs `work` in a savepoint of the next batch's transaction, unless the hop is recorded already, and saves the
+    /// record it returns (nil rolls its writes back). A failure of `work` fails this hop alone, not its batch.
+    func transact(
+        slipID: String, sequence: Int, _ work: @escaping @Sendable (Database) throws -> HopRecord?
+    ) async throws -> HopTransactionResult {
+        let pending = PendingTransaction(slipID: slipID, sequence: sequence, work: work)
+        guard case .transacted(let result) = try await submit(.transaction(pending)) else {
+            preconditionFailure("transaction answered out of order")
+        }
+        return try result.get()
     }
 
     /// A claim, renewal or release, answered once its batch is committed.
@@ -122,6 +137,9 @@ final class HopRecordWriter: Sendable {
                 case .claim(var claim):
                     claim.continuation = continuation
                     state.claims.append(claim)
+                case .transaction(var transaction):
+                    transaction.continuation = continuation
+                    state.transactions.append(transaction)
                 }
                 return false
             }
@@ -141,23 +159,32 @@ final class HopRecordWriter: Sendable {
         var ownAnswer: Result<Answer, any Error>?
         var own = own
         while true {
-            var (saves, forwarded, claims) = state.withLock { state in
+            var (saves, forwarded, claims, transactions) = state.withLock { state in
                 defer {
                     state.saves.removeAll(keepingCapacity: true)
                     state.forwarded.removeAll(keepingCapacity: true)
                     state.claims.removeAll(keepingCapacity: true)
+                    state.transactions.removeAll(keepingCapacity: true)
                 }
-                return (state.saves, state.forwarded, state.claims)
+                return (state.saves, state.forwarded, state.claims, state.transactions)
             }
             switch own {
             case .save(let save): saves.append(save)
             case .claim(let claim): claims.append(claim)
+            case .transaction(let transaction): transactions.append(transaction)
             case nil: break
             }
             do {
                 // Synchronous, on this task's thread: one commit (no fsync in WAL with synchronous=NORMAL) for the
                 // whole batch, without the two thread switches of an asynchronous write.
-                let (results, answers) = try writeNow(saves, forwarded, claims)
+                let (results, answers, transacted) = try writeNow(saves, forwarded, claims, transactions)
+                for (transaction, result) in zip(transactions, transacted) {
+                    if let continuation = transaction.continuation {
+                        continuation.resume(returning: .transacted(result))
+                    } else {
+                        ownAnswer = .success(.transacted(result))
+                    }
+                }
                 for (save, result) in zip(saves, results) {
                     if let continuation = save.continuation {
                         continuation.resume(returning: .saved(result))
@@ -176,6 +203,7 @@ final class HopRecordWriter: Sendable {
                 // The saves fail (their hops go back to the queue); lost marks only mean a second forward later.
                 for save in saves { save.continuation?.resume(throwing: error) }
                 for claim in claims { claim.continuation?.resume(throwing: error) }
+                for transaction in transactions { transaction.continuation?.resume(throwing: error) }
                 if own != nil { ownAnswer = .failure(error) }
             }
             own = nil
@@ -190,6 +218,9 @@ final class HopRecordWriter: Sendable {
                 }
                 if let index = state.saves.firstIndex(where: { $0.continuation != nil }) {
                     return .handOver(state.saves.remove(at: index).continuation!)
+                }
+                if let index = state.transactions.firstIndex(where: { $0.continuation != nil }) {
+                    return .handOver(state.transactions.remove(at: index).continuation!)
                 }
                 if !state.forwarded.isEmpty { return .writeMarks }
                 state.writing = false
@@ -208,9 +239,40 @@ final class HopRecordWriter: Sendable {
     }
 
     private func writeNow(
-        _ saves: [PendingSave], _ forwarded: [(slipID: String, sequence: Int)], _ claims: [PendingClaim]
-    ) throws -> ([HopRecord], [Answer]) {
-        try pool.write { db in (try Self.write(saves, forwarded, db), try Self.write(claims, db)) }
+        _ saves: [PendingSave], _ forwarded: [(slipID: String, sequence: Int)], _ claims: [PendingClaim],
+        _ transactions: [PendingTransaction]
+    ) throws -> ([HopRecord], [Answer], [Result<HopTransactionResult, any Error>]) {
+        try pool.write { db in
+            let transacted = try Self.write(transactions, db)
+            return (try Self.write(saves, forwarded, db), try Self.write(claims, db), transacted)
+        }
+    }
+
+    /// Each in a savepoint of its own: a handler that throws, or a record not to be saved, rolls back that hop's
+    /// writes and nothing else of the batch.
+    private static func write(
+        _ transactions: [PendingTransaction], _ db: Database
+    ) throws -> [Result<HopTransactionResult, any Error>] {
+        if transactions.isEmpty { return [] }
+        let existing = try db.cachedStatement(sql: "SELECT * FROM hop_record WHERE slip_id = ? AND sequence = ?")
+        return try transactions.map { transaction in
+            // Recorded already (a redelivery after the commit, a claim taken over): the handler never runs again.
+            if let row = try Row.fetchOne(existing, arguments: [transaction.slipID, transaction.sequence]) {
+                return .success(.found(try SQLiteHopRecordStore.decode(row)))
+            }
+            do {
+                var saved: HopRecord?
+                try db.inSavepoint {
+                    guard let record = try transaction.work(db) else { return .rollback }
+                    let save = PendingSave(record: record, outgoing: OutgoingMessageBlob.encode(record.outgoing))
+                    saved = try Self.write([save], [], db).first
+                    return .commit
+                }
+                return .success(saved.map(HopTransactionResult.saved) ?? .notSaved)
+            } catch {
+                return .failure(error)
+            }
+        }
     }
 
     /// After the saves of the same batch: a claim of a hop saved in it finds the record.

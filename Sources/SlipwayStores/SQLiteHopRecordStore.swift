@@ -218,6 +218,32 @@ public final class SQLiteHopRecordStore: HopRecordStore, Service {
         await writer.markForwarded(slipID: slipID, sequence: sequence)
     }
 
+    /// Runs `work` (an inbox step's handler, and the planning of its record) in the transaction that saves the record
+    /// it returns, in a savepoint of its own within the group commit: the step's rows and the record commit together
+    /// or not at all. When the hop is recorded already, `work` does not run. `work` runs on the writing hop's thread
+    /// while the file's write lock is held: database work only, no waiting on other systems.
+    public func transact(
+        slipID: String, sequence: Int, _ work: @escaping @Sendable (Database) throws -> HopRecord?
+    ) async throws -> HopTransactionResult {
+        try await writer.transact(slipID: slipID, sequence: sequence, work)
+    }
+
+    /// Applies an inbox step's own migrations to this file (GRDB records them beside the hop record's, in
+    /// `grdb_migrations`). Their names must not look like the hop record's (`v1: ...`), which a newer Slipway adds.
+    public func migrate(_ migrator: DatabaseMigrator) throws {
+        if let clash = migrator.migrations.first(where: Self.isOwnMigration) {
+            throw StepMigrationNameError(name: clash)
+        }
+        try migrateSharedFile(migrator, pool, isOwn: { !Self.isOwnMigration($0) })
+    }
+
+    /// The hop record's own migrations (and the audit store's) are named `v<number>: ...`.
+    public static func isOwnMigration(_ identifier: String) -> Bool {
+        guard identifier.first == "v", let colon = identifier.firstIndex(of: ":") else { return false }
+        let number = identifier[identifier.index(after: identifier.startIndex)..<colon]
+        return !number.isEmpty && number.allSatisfy { $0.isASCII && $0.isNumber }
+    }
+
     public func claim(slipID: String, sequence: Int, owner: String, lease: Duration) async throws -> HopClaimResult {
         let answer = try await writer.claim(
             .init(slipID: slipID, sequence: sequence, owner: owner, change: .claim(lease: lease.seconds)))
@@ -267,14 +293,19 @@ public func openDatabasePool(path: String, configuration: Configuration, attempt
 ///
 /// A file a newer build migrated (it holds migrations this build does not know) is refused: this build cannot know
 /// what the newer schema means, and writing to it could break what the newer build relies on.
-public func migrateSharedFile(_ migrator: DatabaseMigrator, _ pool: DatabasePool, attempts: Int = 10) throws {
+/// `isOwn` tells this migrator's names from others' in the same file (an inbox step's): only an unknown name of its own
+/// means a newer version migrated the file.
+public func migrateSharedFile(
+    _ migrator: DatabaseMigrator, _ pool: DatabasePool, attempts: Int = 10,
+    isOwn: (String) -> Bool = SQLiteHopRecordStore.isOwnMigration
+) throws {
     var attempt = 1
     while true {
         do {
             let unknown = try pool.read { db in
                 try migrator.hasBeenSuperseded(db)
                     ? try Set(String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")).subtracting(migrator.migrations)
-                        .sorted() : []
+                        .filter(isOwn).sorted() : []
             }
             if !unknown.isEmpty { throw SchemaTooNewError(path: pool.path, unknownMigrations: unknown) }
             try migrator.migrate(pool)
@@ -295,5 +326,14 @@ public struct SchemaTooNewError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         "\(path) was migrated by a newer Slipway (it has \(unknownMigrations.map { "'\($0)'" }.joined(separator: ", ")), "
             + "which this build does not know): upgrade this program, or give it a file of its own [schema-too-new]"
+    }
+}
+
+/// An inbox step's migration named like the hop record's own (`v<number>: ...`): a later Slipway could add a migration of
+/// that name, and the file would then look migrated by a newer version.
+public struct StepMigrationNameError: Error, CustomStringConvertible, Sendable {
+    public let name: String
+    public var description: String {
+        "the step's migration '\(name)' is named like the hop record's own (v<number>: ...): name it after the step, e.g. 'reserve-stock 1: stock'"
     }
 }

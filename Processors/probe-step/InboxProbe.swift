@@ -1,0 +1,39 @@
+import Foundation
+import GRDB
+import Slipway
+
+/// `probe-step --inbox`: the probe as an inbox step. Each execute adds a row to its own table `probe_effect` in the
+/// hop record's SQLite file, in the hop's transaction, and each undo a row of kind `undo`: a test counts the rows to
+/// see every effect exactly once. The table has no unique key, so an effect applied twice would show as two rows.
+/// Arguments: `throwTimes: n` (writes, then throws on attempts 1 to n) and `fault: "why"`.
+struct InboxProbe: SQLiteInboxStep {
+    let step: String
+
+    func migrate(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("probe 1: effects") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE probe_effect (
+                        id INTEGER PRIMARY KEY, slip_id TEXT NOT NULL, sequence INTEGER NOT NULL, kind TEXT NOT NULL
+                    )
+                    """)
+        }
+    }
+
+    func execute(_ hop: ExecuteHop, in db: Database) throws -> ExecuteOutcome {
+        try db.execute(
+            sql: "INSERT INTO probe_effect (slip_id, sequence, kind) VALUES (?, ?, 'execute')",
+            arguments: [hop.slipID, hop.sequence])
+        if let times = hop.arguments["throwTimes"]?.intValue, hop.attempt <= times {
+            throw ProcessorError("\(step) throws on attempt \(hop.attempt) of \(times) (throwTimes)")
+        }
+        if let reason = hop.arguments["fault"]?.stringValue { return .faulted(reason: reason) }
+        return .completed(compensation: ["step": .string(step)])
+    }
+
+    func compensate(_ hop: CompensateHop, in db: Database) throws {
+        try db.execute(
+            sql: "INSERT INTO probe_effect (slip_id, sequence, kind) VALUES (?, ?, 'undo')",
+            arguments: [hop.slipID, hop.sequence])
+    }
+}
