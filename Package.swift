@@ -140,6 +140,7 @@ let package = Package(
             name: "slipway-chaos",
             dependencies: [
                 "Slipway", "SlipwayAudit", "SlipwayProcesses", "ExampleLedger", "SlipwayPostgres", "SlipwayTemplates",
+                "SlipwayOperations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

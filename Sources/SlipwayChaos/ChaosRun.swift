@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Slipway
 import SlipwayPostgres
+import SlipwayOperations
 import SlipwayProcesses
 import SlipwayTemplates
 

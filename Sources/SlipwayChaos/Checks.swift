@@ -1,5 +1,6 @@
 import Foundation
 import Slipway
+import SlipwayOperations
 
 /// One verdict of the run.
 struct CheckResult: Sendable, Codable {
@@ -12,14 +13,6 @@ struct CheckResult: Sendable, Codable {
     var passed: Bool
     /// A few of the culprits (slip ids and what is wrong), for a first look.
     var examples: [String]
-}
-
-/// A message parked in the dead-letter queue when the run ended (from `slip dlq list --json`).
-struct ParkedMessage: Sendable, Codable {
-    var parkedId: String
-    var reasonCode: String?
-    var reason: String?
-    var slipId: String?
 }
 
 /// What the faults did, as counted by the driver.

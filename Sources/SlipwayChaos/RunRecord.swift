@@ -1,5 +1,6 @@
 import Foundation
 import Slipway
+import SlipwayOperations
 
 /// What the driver knew at the end of a run and the files do not hold: the orders it sent, the faults it caused,
 /// what was parked. Saved in the state directory with the terminal events it received, so that `--recheck` can run

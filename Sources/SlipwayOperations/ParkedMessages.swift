@@ -1,8 +1,8 @@
 import Slipway
 
 /// One parked message as `slip dlq` shows it: what its headers say (and its size). Encoded with these property
-/// names, as `slip dlq list --json` prints them.
-public struct ParkedMessage: Encodable, Sendable {
+/// names, as `slip dlq list --json` prints them, and decoded from that output by the chaos run.
+public struct ParkedMessage: Codable, Sendable {
     public var parkedId: String
     public var reasonCode: String?
     public var reason: String?
@@ -11,6 +11,20 @@ public struct ParkedMessage: Encodable, Sendable {
     public var processor: String?
     public var parkedAt: String?
     public var size: Int
+
+    public init(
+        parkedId: String, reasonCode: String? = nil, reason: String? = nil, originalQueue: String? = nil,
+        slipId: String? = nil, processor: String? = nil, parkedAt: String? = nil, size: Int = 0
+    ) {
+        self.parkedId = parkedId
+        self.reasonCode = reasonCode
+        self.reason = reason
+        self.originalQueue = originalQueue
+        self.slipId = slipId
+        self.processor = processor
+        self.parkedAt = parkedAt
+        self.size = size
+    }
 
     public init(_ delivery: Delivery) {
         parkedId = DeadLetterScan.parkedID(of: delivery)
