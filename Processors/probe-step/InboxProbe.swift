@@ -28,7 +28,9 @@ struct InboxProbe: SQLiteInboxStep {
             throw ProcessorError("\(step) throws on attempt \(hop.attempt) of \(times) (throwTimes)")
         }
         if let reason = hop.arguments["fault"]?.stringValue { return .faulted(reason: reason) }
-        return .completed(compensation: ["step": .string(step)])
+        // The plain probe's variable too: the same slip, so that the benchmark compares the write alone.
+        return .completed(
+            variables: ["\(step)At": .string(SlipCodec.formatTimestamp(Date()))], compensation: ["step": .string(step)])
     }
 
     func compensate(_ hop: CompensateHop, in db: Database) throws {

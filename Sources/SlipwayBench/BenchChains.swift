@@ -22,6 +22,9 @@ struct BenchVariant: Sendable, Hashable {
     enum Store: Sendable, Hashable {
         /// A SQLite file per processor in the run's state directory.
         case sqlite
+        /// The same, with the probes as inbox steps (`probe-step --inbox`): each hop also writes a row of the step's
+        /// own in its record's transaction.
+        case sqliteInbox
         /// The record every processor shares in one PostgreSQL database.
         case postgres(url: String)
     }
@@ -33,6 +36,7 @@ struct BenchVariant: Sendable, Hashable {
     var storeName: String {
         switch store {
         case .sqlite: "sqlite"
+        case .sqliteInbox: "sqlite-inbox"
         case .postgres: "postgres"
         }
     }
@@ -44,10 +48,12 @@ struct BenchVariant: Sendable, Hashable {
         let lowered = text.lowercased()
         if lowered == "sqlite" {
             store = .sqlite
+        } else if lowered == "sqlite-inbox" {
+            store = .sqliteInbox
         } else if lowered.hasPrefix("postgres://") || lowered.hasPrefix("postgresql://") {
             store = .postgres(url: text)
         } else {
-            throw BenchError("--store takes sqlite or a postgres:// URL, got '\(text.prefix { $0 != ":" })...'")
+            throw BenchError("--store takes sqlite, sqlite-inbox or a postgres:// URL, got '\(text.prefix { $0 != ":" })...'")
         }
         self.queueType = queueType
     }
@@ -56,6 +62,7 @@ struct BenchVariant: Sendable, Hashable {
     var storeDescription: String {
         switch store {
         case .sqlite: return "SQLite files in the state directory"
+        case .sqliteInbox: return "SQLite files in the state directory, probes writing a row each hop through the inbox"
         case .postgres(let url):
             let components = URLComponents(string: url)
             let host = components?.host ?? "?"
@@ -155,7 +162,9 @@ final class SlipChain: BenchChain {
             stepEnvironment["SLIPWAY_STATE_DIR"] = "\(directory)/\(step)"
             workers.append(
                 try ChildProcess.spawn(
-                    "\(setup.binDirectory)/probe-step", arguments: ["--step", step], environment: stepEnvironment,
+                    "\(setup.binDirectory)/probe-step",
+                    arguments: ["--step", step] + (variant.store == .sqliteInbox ? ["--inbox"] : []),
+                    environment: stepEnvironment,
                     output: .truncate("\(directory)/\(step).log")))
         }
         self.workers = workers
