@@ -33,6 +33,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         // Processor settings: the environment and in-memory providers only (no JSON, no YAML: every processor links it).
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0", traits: []),
+        // Running rabbitmqctl (SlipwayOperations). Without its default SubprocessFoundation trait: no Data overloads.
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2", traits: []),
     ],
     targets: [
         // librabbitmq, the AMQP 0-9-1 C client (Debian: librabbitmq-dev).
@@ -115,7 +117,10 @@ let package = Package(
         ),
         // What operators do to a deployment, for the CLI to call: the dead-letter queue's scan, replay and drop; the
         // broker users' plan and rabbitmqctl. No argument parsing, no printing.
-        .target(name: "SlipwayOperations", dependencies: ["Slipway"]),
+        .target(
+            name: "SlipwayOperations",
+            dependencies: ["Slipway", .product(name: "Subprocess", package: "swift-subprocess")]
+        ),
         .executableTarget(
             name: "SlipCLI",
             dependencies: [

@@ -130,7 +130,7 @@ struct TopologyCommand: AsyncParsableCommand {
         }
         if apply, let files {
             do {
-                try Rabbitmqctl(node: nodeName).apply(plan, passwords: files) { user, created in
+                try await Rabbitmqctl(node: nodeName).apply(plan, passwords: files) { user, created in
                     print("\(created ? "created" : "updated") \(user)")
                 }
             } catch {

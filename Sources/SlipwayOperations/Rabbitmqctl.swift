@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import Subprocess
 
 /// Runs the plan's commands against a node: the same commands `slip topology` prints, with each password on
 /// rabbitmqctl's standard input.
@@ -14,22 +14,22 @@ public struct Rabbitmqctl: Sendable {
     /// of each user as it is done, whether it was created (else updated).
     public func apply(
         _ plan: AccessPlan, passwords: PasswordFiles, applied: (_ user: String, _ created: Bool) -> Void = { _, _ in }
-    ) throws {
-        let vhosts = try listJSON(["list_vhosts", "name"]).compactMap { $0["name"] }
+    ) async throws {
+        let vhosts = try await listJSON(["list_vhosts", "name"]).compactMap { $0["name"] }
         guard vhosts.contains(plan.vhost) else {
             throw OperationsError(
                 .rabbitmqctl, "vhost '\(plan.vhost)' does not exist on \(node): create it first (rabbitmqctl add_vhost)")
         }
-        let existing = Set(try listJSON(["list_users"]).compactMap { $0["user"] })
+        let existing = Set(try await listJSON(["list_users"]).compactMap { $0["user"] })
         for user in plan.users {
             let password = try passwords.password(of: user.name)
             if existing.contains(user.name) {
-                try run(["change_password", user.name], input: password)
+                try await run(["change_password", user.name], input: password)
             } else {
-                try run(["add_user", user.name], input: password)
+                try await run(["add_user", user.name], input: password)
             }
             let permissions = user.permissions
-            try run([
+            try await run([
                 "set_permissions", "-p", plan.vhost, user.name, permissions.configure, permissions.write,
                 permissions.read,
             ])
@@ -38,8 +38,8 @@ public struct Rabbitmqctl: Sendable {
     }
 
     /// The string fields of each row of a `--formatter json` listing.
-    private func listJSON(_ arguments: [String]) throws -> [[String: String]] {
-        let output = try run(arguments + ["--formatter", "json"])
+    private func listJSON(_ arguments: [String]) async throws -> [[String: String]] {
+        let output = try await run(arguments + ["--formatter", "json"])
         guard let rows = try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [[String: Any]] else {
             throw OperationsError(.rabbitmqctl, "rabbitmqctl \(arguments[0]): unexpected output")
         }
@@ -47,47 +47,42 @@ public struct Rabbitmqctl: Sendable {
     }
 
     /// Runs rabbitmqctl with `input` on its standard input; its standard output, or a failure with its errors.
+    /// Subprocess feeds the input and drains both pipes at once (a child blocked on a full stderr would never finish
+    /// its stdout), and waits for the exit without holding a thread.
     @discardableResult
-    private func run(_ arguments: [String], input: String? = nil) throws -> String {
-        let process = Process()
-        process.executableURL = try Self.executable()
-        process.arguments = ["-n", node, "-q"] + arguments
-        let stdin = Pipe()
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        stdin.fileHandleForWriting.write(Data((input ?? "").utf8))
-        try stdin.fileHandleForWriting.close()
-        // Both pipes drained at once: a child blocked on a full stderr would never finish its stdout.
-        let errors = Mutex(Data())
-        let errorsRead = DispatchSemaphore(value: 0)
-        let errorHandle = stderr.fileHandleForReading
-        Thread {
-            errors.withLock { $0 = errorHandle.readDataToEndOfFile() }
-            errorsRead.signal()
-        }.start()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        errorsRead.wait()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            let message = String(decoding: errors.withLock { $0 }, as: UTF8.self)
-                .split(separator: "\n").prefix(3).joined(separator: " ")
+    private func run(_ arguments: [String], input: String = "") async throws -> String {
+        let executable = try Self.executable()
+        // `.init`: a FilePath, from SystemPackage, which Subprocess imports for us.
+        let result = try await Subprocess.run(
+            .path(.init(executable)), arguments: Arguments(["-n", node, "-q"] + arguments),
+            input: .string(input), output: .string(limit: Self.outputLimit), error: .string(limit: Self.errorLimit))
+        guard result.terminationStatus.isSuccess else {
+            let message = result.standardError.split(separator: "\n").prefix(3).joined(separator: " ")
             throw OperationsError(
                 .rabbitmqctl, "rabbitmqctl -n \(node) \(arguments[0]) \(arguments.count > 1 ? arguments[1] : "") failed "
-                    + "(exit \(process.terminationStatus)): \(message)")
+                    + "(\(Self.describe(result.terminationStatus))): \(message)")
         }
-        return String(decoding: output, as: UTF8.self)
+        return result.standardOutput
+    }
+
+    /// Far more than a listing of users or vhosts, or than rabbitmqctl's errors: past them Subprocess fails the run
+    /// (it reserves each limit up front, so they are not set to the largest possible).
+    private static let outputLimit = 4 << 20
+    private static let errorLimit = 256 << 10
+
+    private static func describe(_ status: TerminationStatus) -> String {
+        switch status {
+        case .exited(let code): "exit \(code)"
+        case .signaled(let signal): "signal \(signal)"
+        }
     }
 
     /// rabbitmqctl on the PATH, else in the sbin directories where packages put it.
-    static func executable() throws -> URL {
+    static func executable() throws -> String {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
         for directory in path.split(separator: ":").map(String.init) + ["/usr/sbin", "/usr/local/sbin", "/sbin"] {
             let candidate = "\(directory)/rabbitmqctl"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return URL(fileURLWithPath: candidate) }
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
         throw OperationsError(
             .rabbitmqctl, "rabbitmqctl not found (install rabbitmq-server, or run the printed plan on the broker's host)"

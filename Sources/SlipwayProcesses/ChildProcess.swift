@@ -1,3 +1,10 @@
+// Hand-written, not on swift-subprocess (which SlipwayOperations uses to run rabbitmqctl to completion): its
+// `Execution` is valid only inside `run`'s closure, and `run` reaps the child only after that closure returns, yet the
+// closure is never told that the child ended. A handle that outlives a scope (a fleet's processors, a broker) would be
+// an unstructured task whose closure either waits for signals to send and so never lets `exitStatus()` resolve, or
+// returns at once and leaves `send` to a bare pid that the package may already have reaped (its group signals are a
+// plain `kill(-pid)` in any case). And its `run` is async, where callers need `spawn` to return the pid at once.
+
 import Foundation
 import Synchronization
 
