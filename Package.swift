@@ -74,6 +74,7 @@ let package = Package(
                 "SlipwayCore", "SlipwayTransport", "SlipwayStores", "Slipway",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // The audit trail: hop events in SQLite, the queries operators run on it, and the sink (a Service) that
@@ -205,6 +206,7 @@ let package = Package(
             dependencies: [
                 "SlipwayPostgres", "SlipwayStores", "SlipwayProcesses", "SlipwayCore", "SlipwayTransport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(

@@ -5,12 +5,12 @@ import PostgresNIO
 import SlipwayCore
 import SlipwayStores
 import SlipwayTransport
-import Synchronization
 
 /// Group commit for claims, as `PostgresRecordWriter` does for saves: the claims of concurrent hops go to the database
 /// in one call of `slipway_claim` (`PostgresSchema.claimFunction`), one round trip and one commit for the batch. A claim
 /// must be durable before its hop runs, so a commit per claim would make every hop wait for the disk once more; batched,
-/// a busy processor waits for one commit for many claims. An idle processor claims at once.
+/// a busy processor waits for one commit for many claims. An idle processor claims at once. The batches are written
+/// from the hops' own tasks (`PostgresGroupCommit`).
 ///
 /// Hops are claimed in key order, so that two processes claiming overlapping batches lock the claim rows in the same
 /// order.
@@ -22,58 +22,30 @@ final class PostgresClaimWriter: Sendable {
         var lease: Duration
     }
 
-    private struct Pending {
-        var claim: Claim
-        var continuation: CheckedContinuation<HopClaimResult, any Error>
-    }
-
-    private struct State {
-        var pending: [Pending] = []
-        var flushers = 0
-    }
-
     static let batchLimit = 500
     static let batchesInFlight = 4
 
-    private let client: PostgresClient
-    private let step: String
-    private let logger: Logger
-    private let state = Mutex(State())
+    private let batches: PostgresGroupCommit<Claim, HopClaimResult>
 
     init(client: PostgresClient, step: String, logger: Logger) {
-        self.client = client
-        self.step = step
-        self.logger = logger
+        batches = PostgresGroupCommit(batchLimit: Self.batchLimit, writersAtOnce: Self.batchesInFlight) { claims in
+            await Self.write(client, step, logger, claims)
+        }
     }
 
     func claim(_ claim: Claim) async throws -> HopClaimResult {
-        try await withCheckedThrowingContinuation { continuation in
-            let startFlushing = state.withLock { state in
-                state.pending.append(Pending(claim: claim, continuation: continuation))
-                guard state.flushers < Self.batchesInFlight else { return false }
-                state.flushers += 1
-                return true
-            }
-            if startFlushing { Task { await self.flush() } }
-        }
+        try await batches.submit(claim).get()
     }
 
-    private func flush() async {
-        while true {
-            let batch = state.withLock { state in
-                let batch = Array(state.pending.prefix(Self.batchLimit))
-                state.pending.removeFirst(batch.count)
-                if batch.isEmpty { state.flushers -= 1 }
-                return batch
-            }
-            if batch.isEmpty { return }
-            let results = await write(batch.map(\.claim))
-            for (pending, result) in zip(batch, results) { pending.continuation.resume(with: result) }
-        }
+    /// Refuses later claims with `error`; returns once those before are written.
+    func close(_ error: any Error) async {
+        await batches.close(error)
     }
 
     /// Claims a batch; returns, for each claim in order, its result.
-    func write(_ claims: [Claim]) async -> [Result<HopClaimResult, any Error>] {
+    static func write(
+        _ client: PostgresClient, _ step: String, _ logger: Logger, _ claims: [Claim]
+    ) async -> [Result<HopClaimResult, any Error>] {
         // The lease is one per call; a batch mixing leases (a store shared by processors configured differently) is
         // written a lease at a time, each call committed or failed on its own.
         var results = [Result<HopClaimResult, any Error>?](repeating: nil, count: claims.count)
@@ -85,7 +57,7 @@ final class PostgresClaimWriter: Sendable {
             var attempt = 1
             while true {
                 do {
-                    let answers = try await writeOnce(sorted.map { claims[$0] }, lease: lease)
+                    let answers = try await writeOnce(client, step, logger, sorted.map { claims[$0] }, lease: lease)
                     for (index, answer) in zip(sorted, answers) { results[index] = answer }
                     break
                 } catch let error as PSQLError where attempt < 3 && error.serverInfo?[.sqlState] == "40P01" {
@@ -102,7 +74,9 @@ final class PostgresClaimWriter: Sendable {
         return results.map { $0 ?? .failure(PostgresStoreError("database", "a claim went unanswered")) }
     }
 
-    private func writeOnce(_ claims: [Claim], lease: Duration) async throws -> [Result<HopClaimResult, any Error>] {
+    private static func writeOnce(
+        _ client: PostgresClient, _ step: String, _ logger: Logger, _ claims: [Claim], lease: Duration
+    ) async throws -> [Result<HopClaimResult, any Error>] {
         let rows = try await client.query(
             """
             SELECT claim_index, claim_outcome, held_by, held_until, record_kind, record_outcome, record_outgoing,

@@ -4,7 +4,9 @@ import NIOCore
 import PostgresNIO
 import SlipwayCore
 import SlipwayStores
+import ServiceLifecycle
 import SlipwayTransport
+import Synchronization
 
 /// The hop record in PostgreSQL, shared by every instance of a step on every host: a hop recorded by one instance is
 /// recognised by all, and a claim keeps two instances from running one hop at the same time.
@@ -13,9 +15,20 @@ import SlipwayTransport
 /// concurrent hops go to the database together, one statement for a batch (`PostgresRecordWriter`). A commit is durable
 /// when it returns (PostgreSQL's `synchronous_commit`, on by default).
 ///
-/// Records are kept for `keepFor` (7 days by default), then pruned by a task of the store: every instance prunes its
+/// Records are kept for `keepFor` (7 days by default), then pruned by the store's `run()`: every instance prunes its
 /// step's old rows, which is harmless to do twice.
-public final class PostgresHopRecordStore: HopRecordStore {
+///
+/// The store runs as two services, `services`: postgres-nio's client (the connections), then the store itself, whose
+/// `run()` prunes until graceful shutdown or cancellation. A processor runs them in its `ServiceGroup`
+/// (`HopRecordStoreFactory.Opened.services`), which stops them in reverse order: at graceful shutdown the store writes
+/// the saves, marks and claims queued, and only then does the client close the connections. Nothing reaches the
+/// database before the client runs (a call waits for it); once the store has stopped every call fails with
+/// `PostgresStoreError` code `stopped`.
+///
+/// Why not the client as a child task of the store's `run()`: graceful shutdown reaches every task under a service, and
+/// the client closes its connections at once when it does (a forced shutdown, failing the queries in flight), before
+/// the store could write what is queued.
+public final class PostgresHopRecordStore: HopRecordStore, Service {
     public let step: String
     /// The URL with the password replaced, for logs.
     public let redactedURL: String
@@ -23,15 +36,22 @@ public final class PostgresHopRecordStore: HopRecordStore {
     let logger: Logger
     private let writer: PostgresRecordWriter
     private let claimWriter: PostgresClaimWriter
-    private let runTask: Task<Void, Never>
-    private let pruneTask: Task<Void, Never>?
+    private let keepFor: Duration?
+    private let pruneEvery: Duration
+    private let phase = Mutex(Phase.new)
+
+    private enum Phase: Comparable {
+        case new, running, stopping, stopped
+    }
 
     public static let defaultKeepFor = Duration.seconds(7 * 24 * 3600)
 
-    /// Connects, migrates the schema (refusing one newer than this build), and starts pruning.
+    /// Connects once to migrate the schema (refusing one newer than this build); the store's connections open when its
+    /// `run()` starts.
     /// - Parameters:
     ///   - url: `postgres://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=...` (`PostgresStoreURL`).
     ///   - keepFor: how long a hop's record is kept; nil keeps every record for ever.
+    ///   - pruneEvery: how often `run()` deletes the records past `keepFor`.
     ///   - maximumConnections: the pool's size; hops share few connections, since their saves are batched.
     public static func open(
         url: String, step: String, keepFor: Duration? = defaultKeepFor, pruneEvery: Duration = .seconds(60),
@@ -75,35 +95,41 @@ public final class PostgresHopRecordStore: HopRecordStore {
         self.redactedURL = redactedURL
         self.client = client
         self.logger = logger
-        runTask = Task { await client.run() }
+        self.keepFor = keepFor
+        self.pruneEvery = pruneEvery
         writer = PostgresRecordWriter(client: client, step: step, logger: logger)
         claimWriter = PostgresClaimWriter(client: client, step: step, logger: logger)
-        pruneTask = keepFor.map { keepFor in
-            Task { [weak client] in
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: pruneEvery)
-                    guard let client, !Task.isCancelled else { return }
-                    let cutoff = Date().addingTimeInterval(-keepFor.seconds)
-                    do {
-                        _ = try await Self.prune(client, step: step, before: cutoff, logger: logger)
-                    } catch {
-                        logger.warning("pruning the hop record failed", metadata: ["error": "\(describe(error))"])
-                    }
-                }
-            }
+    }
+
+    /// What a `ServiceGroup` runs for the store, in this order: the client, then the store.
+    public var services: [any Service] { [client, self] }
+
+    /// Prunes until graceful shutdown or cancellation; then writes what was queued, refuses what comes after, and
+    /// returns. Runs once: a store that has stopped stays stopped. The client (`services`) must be running.
+    public func run() async {
+        let first = phase.withLock { phase in
+            defer { if phase == .new { phase = .running } }
+            return phase == .new
         }
+        precondition(first, "PostgresHopRecordStore.run() runs once")
+        await withTaskGroup(of: Void.self) { group in
+            if let keepFor { group.addTask { await self.prune(every: self.pruneEvery, keepFor: keepFor) } }
+            try? await gracefulShutdown()
+            phase.withLock { $0 = .stopping }
+            await writer.close(stopped("saving a hop record"))
+            await claimWriter.close(stopped("claiming a hop"))
+            group.cancelAll()
+        }
+        phase.withLock { $0 = .stopped }
     }
 
-    deinit {
-        pruneTask?.cancel()
-        runTask.cancel()
+    /// Throws once the store is stopping: what comes after its shutdown would otherwise wait or fail obscurely.
+    private func ensureRunning(_ doing: String) throws {
+        if phase.withLock({ $0 }) >= .stopping { throw stopped(doing) }
     }
 
-    /// Closes the connections. The store is unusable after.
-    public func close() async {
-        pruneTask?.cancel()
-        runTask.cancel()
-        await runTask.value
+    private func stopped(_ doing: String) -> PostgresStoreError {
+        PostgresStoreError("stopped", "\(doing) in PostgreSQL (\(redactedURL)) failed: the hop record store has stopped")
     }
 
     // MARK: records
@@ -122,13 +148,15 @@ public final class PostgresHopRecordStore: HopRecordStore {
 
     @discardableResult
     public func save(_ record: HopRecord) async throws -> HopRecord {
-        try await writer.save(record)
+        try ensureRunning("saving a hop record")
+        return try await writer.save(record)
     }
 
-    /// Not awaited to the database: the mark goes with the next batch. Lost in a crash, it costs only a harmless second
-    /// forward of the hop's result.
+    /// Not awaited to the database when a batch is being written: the mark goes with the next one (an idle store writes
+    /// it at once). Lost in a crash, it costs only a harmless second forward of the hop's result.
     public func markForwarded(slipID: String, sequence: Int) async throws {
-        writer.markForwarded(slipID: slipID, sequence: sequence)
+        try ensureRunning("marking a hop forwarded")
+        try await writer.markForwarded(slipID: slipID, sequence: sequence)
     }
 
     /// Waits until every save and mark queued so far is written (tests, shutdown).
@@ -156,7 +184,8 @@ public final class PostgresHopRecordStore: HopRecordStore {
     /// One call of `slipway_claim` (`PostgresSchema.claimFunction`), batched with the claims of concurrent hops: one
     /// round trip and one commit take the claim, or find the hop's record, or who holds it.
     public func claim(slipID: String, sequence: Int, owner: String, lease: Duration) async throws -> HopClaimResult {
-        try await claimWriter.claim(.init(slipID: slipID, sequence: sequence, owner: owner, lease: lease))
+        try ensureRunning("claiming a hop")
+        return try await claimWriter.claim(.init(slipID: slipID, sequence: sequence, owner: owner, lease: lease))
     }
 
     public func renewClaim(slipID: String, sequence: Int, owner: String, lease: Duration) async throws -> Bool {
@@ -172,7 +201,7 @@ public final class PostgresHopRecordStore: HopRecordStore {
     }
 
     public func releaseClaim(slipID: String, sequence: Int, owner: String) async throws {
-        try await database("releasing a claim") {
+        _ = try await database("releasing a claim") {
             try await client.query(
                 """
                 DELETE FROM hop_claim
@@ -188,6 +217,18 @@ public final class PostgresHopRecordStore: HopRecordStore {
     @discardableResult
     public func prune(recordedBefore cutoff: Date) async throws -> Int {
         try await database("pruning") { try await Self.prune(client, step: step, before: cutoff, logger: logger) }
+    }
+
+    private func prune(every interval: Duration, keepFor: Duration) async {
+        while (try? await Task.sleep(for: interval)) != nil {
+            do {
+                _ = try await Self.prune(client, step: step, before: Date().addingTimeInterval(-keepFor.seconds), logger: logger)
+            } catch where !Task.isCancelled {
+                logger.warning("pruning the hop record failed", metadata: ["error": "\(describe(error))"])
+            } catch {
+                return
+            }
+        }
     }
 
     static func prune(_ client: PostgresClient, step: String, before cutoff: Date, logger: Logger) async throws -> Int {
@@ -229,6 +270,7 @@ public final class PostgresHopRecordStore: HopRecordStore {
 
     /// Runs `body`, turning postgres-nio's errors (whose text is deliberately vague) into ones that say what failed.
     func database<T>(_ doing: String, _ body: () async throws -> T) async throws -> T {
+        try ensureRunning(doing)
         do {
             return try await body()
         } catch let error as PostgresStoreError {

@@ -5,31 +5,22 @@ import PostgresNIO
 import SlipwayCore
 import SlipwayStores
 import SlipwayTransport
-import Synchronization
 
 /// Group commit for the PostgreSQL hop record: the saves of concurrent hops, and the forwarded marks of finished ones,
 /// go to the database in one statement (arrays unnested into rows), so a busy processor pays one round trip and one
 /// commit for many hops. A batch is whatever came while the batches before it were in flight (a few at once): an idle
-/// processor writes at once.
+/// processor writes at once. The batches are written from the hops' own tasks (`PostgresGroupCommit`).
 ///
 /// The statement inserts the new records (a hop already recorded keeps its first record), deletes their claims and
 /// marks the forwarded hops, atomically. Rows are sorted by key so that two processes writing overlapping batches lock
 /// them in the same order.
 final class PostgresRecordWriter: Sendable {
-    private struct PendingSave {
-        var record: HopRecord
-        var continuation: CheckedContinuation<HopRecord, any Error>
+    enum Item: Sendable {
+        case save(HopRecord)
+        case forwarded(Key)
     }
 
-    private struct State {
-        var saves: [PendingSave] = []
-        var forwarded: [Key] = []
-        /// Batches being written now.
-        var flushers = 0
-        var drained: [CheckedContinuation<Void, Never>] = []
-    }
-
-    struct Key: Hashable, Comparable {
+    struct Key: Hashable, Comparable, Sendable {
         var slipID: String
         var sequence: Int
         static func < (a: Key, b: Key) -> Bool { (a.slipID, a.sequence) < (b.slipID, b.sequence) }
@@ -37,88 +28,70 @@ final class PostgresRecordWriter: Sendable {
 
     /// At most this many hops in one statement.
     static let batchLimit = 500
-    /// At most this many batches in flight, each on a connection of its own: a commit waits for the disk, and
-    /// PostgreSQL flushes the commits that wait together with one write (its group commit).
+    /// At most this many batches in flight (`PostgresGroupCommit`).
     static let batchesInFlight = 4
 
-    private let client: PostgresClient
-    private let step: String
-    private let logger: Logger
-    private let state = Mutex(State())
+    /// A save's answer is the record stored; a mark's is nil.
+    private let batches: PostgresGroupCommit<Item, HopRecord?>
 
     init(client: PostgresClient, step: String, logger: Logger) {
-        self.client = client
-        self.step = step
-        self.logger = logger
-    }
-
-    func save(_ record: HopRecord) async throws -> HopRecord {
-        try await withCheckedThrowingContinuation { continuation in
-            enqueue { $0.saves.append(PendingSave(record: record, continuation: continuation)) }
+        batches = PostgresGroupCommit(batchLimit: Self.batchLimit, writersAtOnce: Self.batchesInFlight) { items in
+            await Self.write(client, step, logger, items)
         }
     }
 
-    func markForwarded(slipID: String, sequence: Int) {
-        enqueue { $0.forwarded.append(Key(slipID: slipID, sequence: sequence)) }
+    func save(_ record: HopRecord) async throws -> HopRecord {
+        guard let stored = try await batches.submit(.save(record)).get() else {
+            preconditionFailure("a save answered as a mark")
+        }
+        return stored
+    }
+
+    /// Goes with the batch being written; written at once by the caller when none is.
+    func markForwarded(slipID: String, sequence: Int) async throws {
+        try await batches.post(.forwarded(Key(slipID: slipID, sequence: sequence)))
     }
 
     /// Returns once nothing queued before the call is left unwritten.
     func drain() async {
-        await withCheckedContinuation { continuation in
-            let idle = state.withLock { state in
-                if state.flushers == 0 { return true }
-                state.drained.append(continuation)
-                return false
-            }
-            if idle { continuation.resume() }
-        }
+        await batches.drain()
     }
 
-    private func enqueue(_ change: (inout State) -> Void) {
-        let startFlushing = state.withLock { state in
-            change(&state)
-            guard state.flushers < Self.batchesInFlight else { return false }
-            state.flushers += 1
-            return true
-        }
-        if startFlushing { Task { await self.flush() } }
+    /// Refuses later saves and marks with `error`; returns once what came before is written.
+    func close(_ error: any Error) async {
+        await batches.close(error)
     }
 
-    private func flush() async {
-        while true {
-            let (saves, forwarded, drained) = state.withLock { state in
-                let saves = Array(state.saves.prefix(Self.batchLimit))
-                state.saves.removeFirst(saves.count)
-                let forwarded = Array(state.forwarded.prefix(Self.batchLimit))
-                state.forwarded.removeFirst(forwarded.count)
-                var drained: [CheckedContinuation<Void, Never>] = []
-                if saves.isEmpty && forwarded.isEmpty {
-                    state.flushers -= 1
-                    if state.flushers == 0 {
-                        drained = state.drained
-                        state.drained.removeAll()
-                    }
-                }
-                return (saves, forwarded, drained)
+    /// A batch of saves and marks in one statement; a failure fails its saves.
+    private static func write(
+        _ client: PostgresClient, _ step: String, _ logger: Logger, _ items: [Item]
+    ) async -> [Result<HopRecord?, any Error>] {
+        var records: [HopRecord] = []
+        var forwarded: [Key] = []
+        for item in items {
+            switch item {
+            case .save(let record): records.append(record)
+            case .forwarded(let key): forwarded.append(key)
             }
-            if saves.isEmpty && forwarded.isEmpty {
-                for continuation in drained { continuation.resume() }
-                return
+        }
+        do {
+            var stored = try await write(client, step, logger, records, forwarded).makeIterator()
+            return items.map { item in
+                guard case .save = item else { return .success(nil) }
+                return .success(stored.next())
             }
-            do {
-                let results = try await write(saves.map(\.record), forwarded)
-                for (save, result) in zip(saves, results) { save.continuation.resume(returning: result) }
-            } catch {
-                // The saves fail (their hops go back to the queue); lost marks only mean a second forward later.
-                let failure = PostgresStoreError("database", "saving hop records in PostgreSQL failed: \(describe(error))")
-                logger.warning("writing hop records failed", metadata: ["error": "\(failure.message)"])
-                for save in saves { save.continuation.resume(throwing: failure) }
-            }
+        } catch {
+            // The saves fail (their hops go back to the queue); lost marks only mean a second forward later.
+            let failure = PostgresStoreError("database", "saving hop records in PostgreSQL failed: \(describe(error))")
+            logger.warning("writing hop records failed", metadata: ["error": "\(failure.message)"])
+            return items.map { _ in .failure(failure) }
         }
     }
 
     /// Writes a batch; returns, for each save in order, the record now stored (its own, or the first one saved).
-    func write(_ records: [HopRecord], _ forwarded: [Key]) async throws -> [HopRecord] {
+    static func write(
+        _ client: PostgresClient, _ step: String, _ logger: Logger, _ records: [HopRecord], _ forwarded: [Key]
+    ) async throws -> [HopRecord] {
         // One row per hop, the first save of a hop in the batch (a second one gets whatever the first got).
         var unique: [Key: HopRecord] = [:]
         for record in records where unique[Key(slipID: record.slipID, sequence: record.sequence)] == nil {
@@ -129,7 +102,7 @@ final class PostgresRecordWriter: Sendable {
         var attempt = 1
         while true {
             do {
-                return try await writeOnce(records, rows, marks)
+                return try await writeOnce(client, step, logger, records, rows, marks)
             } catch let error as PSQLError where attempt < 3 && error.serverInfo?[.sqlState] == "40P01" {
                 // A deadlock with another process's batch (possible despite the ordering, across the statement's
                 // parts): the database rolled this one back; write it again.
@@ -138,7 +111,10 @@ final class PostgresRecordWriter: Sendable {
         }
     }
 
-    private func writeOnce(_ records: [HopRecord], _ rows: [HopRecord], _ marks: [Key]) async throws -> [HopRecord] {
+    private static func writeOnce(
+        _ client: PostgresClient, _ step: String, _ logger: Logger, _ records: [HopRecord], _ rows: [HopRecord],
+        _ marks: [Key]
+    ) async throws -> [HopRecord] {
         let slipIDs = rows.map(\.slipID)
         let sequences = rows.map(\.sequence)
         let kinds = rows.map(\.kind.rawValue)

@@ -4,7 +4,8 @@ import PostgresNIO
 
 /// An error of the PostgreSQL hop record, with a stable code. Never holds the password.
 public struct PostgresStoreError: Error, CustomStringConvertible, Sendable, Equatable {
-    /// `bad-url`, `bad-sslmode`, `schema-too-new`, `database`, `corrupt-record`.
+    /// `bad-url`, `bad-sslmode`, `schema-too-new`, `database`, `corrupt-record`, `stopped` (a call after the store's
+    /// service ended).
     public let code: String
     public let message: String
 

@@ -47,9 +47,14 @@ struct PostgresStoreIntegrationTests {
         // Each step's hop is in the shared record, and no SQLite record was made in the state directory.
         for step in steps {
             let store = try await PostgresHopRecordStore.open(url: Self.url, step: step, keepFor: nil)
-            var found: [HopRecord] = []
-            for sequence in 0..<4 { if let record = try await store.record(slipID: slip.id, sequence: sequence) { found.append(record) } }
-            await store.close()
+            // The store's services (its client, and the store) run while it is read.
+            let found = try await withThrowingTaskGroup(of: Void.self) { group in
+                for service in store.services { group.addTask { try await service.run() } }
+                defer { group.cancelAll() }
+                var found: [HopRecord] = []
+                for sequence in 0..<4 { if let record = try await store.record(slipID: slip.id, sequence: sequence) { found.append(record) } }
+                return found
+            }
             #expect(found.count == 1, "\(step): \(found.count) records")
             #expect(found.first?.outcome == .completed)
         }

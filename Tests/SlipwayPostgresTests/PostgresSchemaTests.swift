@@ -38,10 +38,9 @@ struct PostgresSchemaTests {
     func newerSchemaRefused() async throws {
         let (name, url) = try await PostgresTestServer.createDatabase()
         defer { Task { await PostgresTestServer.dropDatabase(name) } }
-        let store = try await PostgresHopRecordStore.open(url: url, step: "s")
-        await store.close()
+        _ = try await PostgresHopRecordStore.open(url: url, step: "s")
         // A second open of a current schema changes nothing.
-        await (try await PostgresHopRecordStore.open(url: url, step: "s")).close()
+        _ = try await PostgresHopRecordStore.open(url: url, step: "s")
         let versions = try await PostgresTestServer.admin(database: name) { client in
             try await client.query("SELECT version::INT8 FROM slipway_schema ORDER BY version").decode(Int.self)
                 .reduce(into: [Int]()) { $0.append($1) }
@@ -63,15 +62,15 @@ struct PostgresSchemaTests {
     func newerCompatibleSchemaUsed() async throws {
         let (name, url) = try await PostgresTestServer.createDatabase()
         defer { Task { await PostgresTestServer.dropDatabase(name) } }
-        await (try await PostgresHopRecordStore.open(url: url, step: "s")).close()
+        _ = try await PostgresHopRecordStore.open(url: url, step: "s")
         try await PostgresTestServer.admin(database: name) { client in
             try await client.query(
                 "INSERT INTO slipway_schema (version, name, keeps_older_builds) VALUES (98, 'an added index', TRUE)")
         }
-        let store = try await PostgresHopRecordStore.open(url: url, step: "s")
-        try await store.save(hopRecord("after", 1, step: "s"))
-        #expect(try await store.record(slipID: "after", sequence: 1) != nil)
-        await store.close()
+        try await withStore(url: url, step: "s") { store in
+            try await store.save(hopRecord("after", 1, step: "s"))
+            #expect(try await store.record(slipID: "after", sequence: 1) != nil)
+        }
         // A breaking one after it is refused, naming it.
         try await PostgresTestServer.admin(database: name) { client in
             try await client.query("INSERT INTO slipway_schema (version, name) VALUES (99, 'a changed table')")
@@ -90,9 +89,7 @@ struct PostgresSchemaTests {
         let (name, url) = try await PostgresTestServer.createDatabase()
         defer { Task { await PostgresTestServer.dropDatabase(name) } }
         // Version 1 as the previous release left it: the tables, a record and a live claim, no claim function.
-        let old = try await PostgresHopRecordStore.open(url: url, step: "s")
-        try await old.save(hopRecord("done", 1, step: "s"))
-        await old.close()
+        try await withStore(url: url, step: "s") { old in try await old.save(hopRecord("done", 1, step: "s")) }
         try await PostgresTestServer.admin(database: name) { client in
             try await client.query("DROP FUNCTION slipway_claim")
             try await client.query("DELETE FROM slipway_schema WHERE version > 1")
@@ -102,20 +99,20 @@ struct PostgresSchemaTests {
                 VALUES ('s', 'running', 1, 'host-a:1', now() + interval '1 hour')
                 """)
         }
-        let store = try await PostgresHopRecordStore.open(url: url, step: "s")
-        let versions = try await PostgresTestServer.admin(database: name) { client in
-            try await client.query("SELECT version::INT8 FROM slipway_schema ORDER BY version").decode(Int.self)
-                .reduce(into: [Int]()) { $0.append($1) }
+        try await withStore(url: url, step: "s") { store in
+            let versions = try await PostgresTestServer.admin(database: name) { client in
+                try await client.query("SELECT version::INT8 FROM slipway_schema ORDER BY version").decode(Int.self)
+                    .reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(versions == [1, 2])
+            guard case .recorded(let record) = try await store.claim(slipID: "done", sequence: 1, owner: "b", lease: .seconds(30))
+            else { Issue.record("the old record is not seen"); return }
+            #expect(record.outcome == .completed)
+            guard case .held(let holder, _) = try await store.claim(slipID: "running", sequence: 1, owner: "b", lease: .seconds(30))
+            else { Issue.record("the old claim is not seen"); return }
+            #expect(holder == "host-a:1")
+            #expect(try await store.claim(slipID: "new", sequence: 1, owner: "b", lease: .seconds(30)) == .claimed)
         }
-        #expect(versions == [1, 2])
-        guard case .recorded(let record) = try await store.claim(slipID: "done", sequence: 1, owner: "b", lease: .seconds(30))
-        else { Issue.record("the old record is not seen"); return }
-        #expect(record.outcome == .completed)
-        guard case .held(let holder, _) = try await store.claim(slipID: "running", sequence: 1, owner: "b", lease: .seconds(30))
-        else { Issue.record("the old claim is not seen"); return }
-        #expect(holder == "host-a:1")
-        #expect(try await store.claim(slipID: "new", sequence: 1, owner: "b", lease: .seconds(30)) == .claimed)
-        await store.close()
     }
 
     @Test(

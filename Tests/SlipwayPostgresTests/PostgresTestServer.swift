@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import SlipwayPostgres
 import SlipwayProcesses
 import Testing
 
@@ -33,12 +34,12 @@ enum PostgresTestServer {
     static func createDatabase() async throws -> (name: String, url: String) {
         _ = try await ready()
         let name = "slipway_test_\(UUID().uuidString.prefix(8).lowercased())"
-        try await admin { try await $0.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)")) }
+        _ = try await admin { try await $0.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)")) }
         return (name, "postgres://slipway:slipway@127.0.0.1:\(port)/\(name)")
     }
 
     static func dropDatabase(_ name: String) async {
-        try? await admin { try await $0.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")) }
+        _ = try? await admin { try await $0.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")) }
     }
 
     /// Runs `body` with a client on the `slipway` database.
@@ -60,4 +61,29 @@ enum PostgresTestServer {
 struct PostgresTestError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Runs `body` with a store whose services (its client, and the store) run beside it in a task group; cancels them when
+/// `body` returns.
+func withStore<T: Sendable>(
+    url: String? = nil, step: String, keepFor: Duration? = PostgresHopRecordStore.defaultKeepFor,
+    _ body: @Sendable (PostgresHopRecordStore) async throws -> T
+) async throws -> T {
+    let url = if let url { url } else { try await PostgresTestServer.ready() }
+    let store = try await PostgresHopRecordStore.open(url: url, step: step, keepFor: keepFor)
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        for service in store.services { group.addTask { try await service.run() } }
+        defer { group.cancelAll() }
+        return try await body(store)
+    }
+}
+
+/// Two stores of one step on one database, as two processes on two hosts would have.
+func withTwoStores<T: Sendable>(
+    url: String? = nil, step: String = uniqueStep(),
+    _ body: @Sendable (PostgresHopRecordStore, PostgresHopRecordStore) async throws -> T
+) async throws -> T {
+    try await withStore(url: url, step: step) { first in
+        try await withStore(url: url, step: step) { second in try await body(first, second) }
+    }
 }

@@ -48,11 +48,12 @@ struct StoreBenchmark {
             let sqlite = try SQLiteHopRecordStore(path: path)
             let sqliteRate = try await run(sqlite, step: "bench", concurrency: concurrency)
             let step = uniqueStep()
-            let postgres = try await PostgresHopRecordStore.open(url: url, step: step)
-            let postgresRate = try await run(postgres, step: step, concurrency: concurrency)
-            await postgres.flush()
-            _ = try await postgres.prune(recordedBefore: Date().addingTimeInterval(60))
-            await postgres.close()
+            let postgresRate = try await withStore(url: url, step: step) { postgres in
+                let rate = try await run(postgres, step: step, concurrency: concurrency)
+                await postgres.flush()
+                _ = try await postgres.prune(recordedBefore: Date().addingTimeInterval(60))
+                return rate
+            }
             try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path)
             lines.append(
                 "concurrency \(concurrency): SQLite \(Int(sqliteRate)) hops/s, PostgreSQL \(Int(postgresRate)) hops/s "
