@@ -169,7 +169,10 @@ let package = Package(
         // A configurable step for tests and benchmarks.
         .executableTarget(
             name: "probe-step",
-            dependencies: ["Slipway", "SlipwayPostgres", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "Slipway", "SlipwayPostgres", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Processors/probe-step"),
         // The benchmark's baseline: a bare forwarder over the same AMQP layer, none of the slip logic.
         .executableTarget(

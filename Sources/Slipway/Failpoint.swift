@@ -4,7 +4,7 @@ import Foundation
 /// (docs/exactly-once.md): `SLIPWAY_FAILPOINT=before-commit` (an inbox step's handler has written, its transaction is
 /// not committed) or `after-commit` (the hop's record is committed, nothing is forwarded yet). Read once at start;
 /// unset, a check is one comparison. Not a setting for production: it kills the process on its first hop.
-enum Failpoint: String, Sendable {
+package enum Failpoint: String, Sendable {
     case beforeCommit = "before-commit"
     case afterCommit = "after-commit"
 
@@ -13,7 +13,7 @@ enum Failpoint: String, Sendable {
     }
 
     /// SIGKILLs this process when `point` is the one armed: no handler runs, nothing is flushed.
-    static func reach(_ point: Failpoint) {
+    package static func reach(_ point: Failpoint) {
         guard armed == point else { return }
         FileHandle.standardError.write(Data("slipway: SLIPWAY_FAILPOINT=\(point.rawValue) reached: SIGKILL\n".utf8))
         kill(getpid(), SIGKILL)

@@ -92,9 +92,10 @@ public protocol HopTransactions: Sendable {
     func prepare() async throws
     /// Runs `call` in a transaction, then `decide` with its result in the same transaction, and commits the handler's
     /// writes with the record `decide` returns; nil rolls the writes back. A hop recorded already is `.found`, and the
-    /// handler does not run.
+    /// handler does not run. `timeout` is the hop's, for handlers that can be cancelled (nil: none).
     func run(
-        _ call: HandlerCall, decide: @escaping @Sendable (HandlerResult, HopTiming) throws -> HopRecord?
+        _ call: HandlerCall, timeout: Duration?,
+        decide: @escaping @Sendable (HandlerResult, HopTiming) throws -> HopRecord?
     ) async throws -> HopTransactionResult
 }
 
@@ -109,8 +110,10 @@ struct SQLiteHopTransactions: HopTransactions {
         try store.migrate(migrator)
     }
 
+    /// `timeout` does not apply: a synchronous handler holding the file's write lock cannot be cancelled.
     func run(
-        _ call: HandlerCall, decide: @escaping @Sendable (HandlerResult, HopTiming) throws -> HopRecord?
+        _ call: HandlerCall, timeout: Duration?,
+        decide: @escaping @Sendable (HandlerResult, HopTiming) throws -> HopRecord?
     ) async throws -> HopTransactionResult {
         let step = self.step
         return try await store.transact(slipID: call.slipID, sequence: call.sequence) { db in

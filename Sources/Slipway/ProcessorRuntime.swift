@@ -272,7 +272,9 @@ public final class ProcessorRuntime: Service, Sendable {
         let planner = self.planner
         let step = self.step
         let decided = Mutex<HopPlan?>(nil)
-        let result = try await transactions.run(call(slip, kind: kind, logger: logger)) { result, timing in
+        let timeout = planner.timeout(slip, kind: kind, configuration: configuration)
+        let result = try await transactions.run(call(slip, kind: kind, logger: logger), timeout: timeout) {
+            result, timing in
             let plan = try planner.plan(
                 slip, kind: kind, result: result, timing: timing, at: Date(), random: Double.random(in: 0..<1))
             decided.withLock { $0 = plan }

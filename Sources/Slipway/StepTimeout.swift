@@ -30,7 +30,7 @@ public struct StepTimeout: Error, Sendable, CustomStringConvertible {
 /// it still come, is ignored. A handler that ignores cancellation keeps running in the background until it returns.
 /// A handler that finishes first cancels the timer: before, every hop left a sleeping task behind for the whole timeout
 /// (at 1,000 hops/s and a 30 s timeout, 30,000 of them).
-func withTimeout<T: Sendable>(
+package func withTimeout<T: Sendable>(
     _ timeout: Duration?, kind: HopKind = .execute,
     sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
     on taskExecutor: (any TaskExecutor)? = nil, _ body: @escaping @Sendable () async throws -> T

@@ -9,6 +9,8 @@ extension HopRecordStoreFactory {
     public static let postgres = HopRecordStoreFactory(schemes: ["postgres", "postgresql"]) { request in
         let store = try await PostgresHopRecordStore.open(
             url: request.url, step: request.step, keepFor: request.keepFor, logger: request.logger)
-        return Opened(store: store, description: store.redactedURL, services: store.services)
+        return Opened(
+            store: store, description: store.redactedURL, services: store.services,
+            transactions: { PostgresHopTransactions.bind($0, store) })
     }
 }
