@@ -5,13 +5,14 @@ import ServiceLifecycle
 import Slipway
 import SlipwayAMQP
 import SlipwayOutbox
+import Synchronization
 
 /// A producer through the outbox, for the outbox's kill test and its throughput figure:
 /// `outbox-producer --db PATH [--orders N] [--rollback-every K] [--steps a,b]`.
 /// It opens the app's SQLite file (an `orders` table), writes orders 1 to N, each with its slip (id `slip-order-I`,
 /// through the steps given) in one transaction, rolling back every K-th after its slip was enqueued; orders already
 /// there are skipped, so a second run writes only what the first did not. Then it runs the relay until nothing is
-/// pending, and exits 0. The broker and queue prefix are the processors' (`SLIPWAY_AMQP_URL`,
+/// pending, and exits 0 (1 if SIGTERM stopped it first). The broker and queue prefix are the processors' (`SLIPWAY_AMQP_URL`,
 /// `SLIPWAY_QUEUE_PREFIX`); `SLIPWAY_FAILPOINT=outbox-before-publish` kills it before its relay's first publish.
 /// Prints what it committed and relayed, and how fast.
 struct Options {
@@ -44,6 +45,13 @@ struct Options {
 struct OptionsError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Set once the service group has ended.
+final class StopFlag: Sendable {
+    private let flag = Mutex(false)
+    var isSet: Bool { flag.withLock { $0 } }
+    func set() { flag.withLock { $0 = true } }
 }
 
 /// Thrown inside an order's transaction to roll it back.
@@ -110,8 +118,18 @@ let group = ServiceGroup(
     configuration: .init(services: [transport, relay], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
 let relaying = ContinuousClock.now
 let toRelay = try pendingCount(database)
-let running = Task { try await group.run() }
-while try pendingCount(database) > 0 { try await Task.sleep(for: .milliseconds(20)) }
-report("relayed", toRelay, since: relaying)
+let stopped = StopFlag()
+// SIGTERM ends the group (the relay finishes its batch first): then stop waiting, whatever is still pending.
+let running = Task {
+    defer { stopped.set() }
+    try await group.run()
+}
+while try pendingCount(database) > 0, !stopped.isSet { try await Task.sleep(for: .milliseconds(20)) }
 await group.triggerGracefulShutdown()
 try await running.value
+let left = try pendingCount(database)
+guard left == 0 else {
+    FileHandle.standardError.write(Data("outbox-producer: stopped with \(left) slip(s) pending\n".utf8))
+    exit(1)
+}
+report("relayed", toRelay, since: relaying)

@@ -57,8 +57,6 @@ struct OutboxCommand: AsyncParsableCommand {
                     "\(entry.slipID)\t\(entry.template)\t\(age(entry.createdAt, now))\t\(entry.attempts)\t\(state)\t"
                         + (entry.lastError ?? "-"))
             }
-            let pending = entries.filter { $0.sentAt == nil }.count
-            FileHandle.standardError.write(Data("\(pending) pending\n".utf8))
         }
 
         /// From `start` to `end`, in the largest unit that fits: 12s, 5m, 3h, 2d.
