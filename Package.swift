@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "SlipwayPostgres", targets: ["SlipwayPostgres"]),
         // The audit store, its queries, and the audit sink as a Service for a program of one's own.
         .library(name: "SlipwayAudit", targets: ["SlipwayAudit"]),
+        // A producer's outbox in its own SQLite database (GRDB): its row and its slip in one transaction, and the relay.
+        .library(name: "SlipwayOutbox", targets: ["SlipwayOutbox"]),
         .executable(name: "slip", targets: ["SlipCLI"]),
         // The example order-fulfillment saga: one executable per step.
         .executable(name: "reserve-stock", targets: ["ReserveStock"]),
@@ -103,6 +105,17 @@ let package = Package(
                 .product(name: "Configuration", package: "swift-configuration"),
             ]
         ),
+        // The producer outbox on SQLite: slips enqueued in the app's transaction, and the relay (a Service) that
+        // publishes them. Not postgres-nio.
+        .target(
+            name: "SlipwayOutbox",
+            dependencies: [
+                "Slipway", "SlipwayCore", "SlipwayTransport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // Slip templates in YAML, for producers (`slip send`, the chaos run): not linked by processors.
         .target(name: "SlipwayTemplates", dependencies: ["SlipwayCore", .product(name: "Yams", package: "Yams")]),
         // Child processes: spawned, signalled, stopped and reaped without Foundation's Process.
@@ -125,7 +138,8 @@ let package = Package(
         .executableTarget(
             name: "SlipCLI",
             dependencies: [
-                "Slipway", "SlipwayAudit", "SlipwayAuditGenerator", "SlipwayOperations", "SlipwayTemplates",
+                "Slipway", "SlipwayAudit", "SlipwayAuditGenerator", "SlipwayOperations", "SlipwayOutbox",
+                "SlipwayTemplates",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -174,6 +188,16 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
             ],
             path: "Processors/probe-step"),
+        // A producer for the outbox's kill test and its throughput: orders and their slips in one transaction each.
+        .executableTarget(
+            name: "outbox-producer",
+            dependencies: [
+                "Slipway", "SlipwayOutbox", "SlipwayAMQP",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Processors/outbox-producer"),
         // The benchmark's baseline: a bare forwarder over the same AMQP layer, none of the slip logic.
         .executableTarget(
             name: "bench-forwarder",
@@ -205,6 +229,14 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "SlipwayOutboxTests",
+            dependencies: [
+                "SlipwayOutbox", "Slipway", "SlipwayTesting", "SlipwayTransport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
             name: "SlipwayPostgresTests",
             dependencies: [
                 "SlipwayPostgres", "SlipwayStores", "SlipwayProcesses", "SlipwayCore", "SlipwayTransport",
@@ -216,7 +248,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "Slipway", "SlipwayAMQP", "SlipwayAudit", "SlipwayProcesses", "SlipwayStores", "ExampleLedger",
-                "SlipwayPostgres", "SlipwayTemplates",
+                "SlipwayPostgres", "SlipwayTemplates", "SlipwayOutbox",
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

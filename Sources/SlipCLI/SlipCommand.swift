@@ -10,7 +10,7 @@ struct SlipCommand: AsyncParsableCommand {
         commandName: "slip",
         abstract: "Send, check and follow Slipway routing slips.",
         subcommands: [
-            Send.self, Validate.self, Audit.self, AuditSinkCommand.self, DeadLetters.self, TopologyCommand.self,
+            Send.self, Validate.self, Audit.self, AuditSinkCommand.self, DeadLetters.self, TopologyCommand.self, OutboxCommand.self,
         ])
 }
 

@@ -1,12 +1,15 @@
 import Foundation
 
-/// Points in a hop where a test can have the processor SIGKILL itself, to prove what a crash exactly there leaves
-/// (docs/exactly-once.md): `SLIPWAY_FAILPOINT=before-commit` (an inbox step's handler has written, its transaction is
-/// not committed) or `after-commit` (the hop's record is committed, nothing is forwarded yet). Read once at start;
-/// unset, a check is one comparison. Not a setting for production: it kills the process on its first hop.
+/// Points where a test can have a process SIGKILL itself, to prove what a crash exactly there leaves
+/// (docs/exactly-once.md): in a processor's hop, `SLIPWAY_FAILPOINT=before-commit` (an inbox step's handler has
+/// written, its transaction is not committed) or `after-commit` (the hop's record is committed, nothing is forwarded
+/// yet); in a producer's outbox relay (SlipwayOutbox), `outbox-before-publish` (slips are committed in the outbox, the
+/// relay has read a batch and publishes nothing yet). Read once at start; unset, a check is one comparison. Not a
+/// setting for production: it kills the process the first time it gets there.
 package enum Failpoint: String, Sendable {
     case beforeCommit = "before-commit"
     case afterCommit = "after-commit"
+    case outboxBeforePublish = "outbox-before-publish"
 
     private static let armed: Failpoint? = ProcessInfo.processInfo.environment["SLIPWAY_FAILPOINT"].flatMap {
         Failpoint(rawValue: $0)

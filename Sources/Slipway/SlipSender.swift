@@ -28,26 +28,34 @@ public struct SlipSender: Sendable {
     /// Validates every slip first (none is sent if one is invalid), then publishes them all and waits once for the
     /// broker's confirms: much faster than one `send` per slip.
     public func send(_ slips: [Slip]) async throws {
-        var messages: [OutgoingMessage] = []
-        var queues: Set<String> = []
-        for slip in slips {
-            try slip.validate(limits: codec.limits)
-            guard slip.state == .running, let first = slip.itinerary.first else {
-                throw SlipRejection(.invalid, "slip \(slip.id): only a running slip with a step to run can be sent")
-            }
-            let body = try codec.encode(slip)
-            guard body.count <= codec.limits.maxMessageBytes else {
-                throw SlipRejection(
-                    .tooLarge, "slip \(slip.id) has \(body.count) bytes; the limit is \(codec.limits.maxMessageBytes)")
-            }
-            let queue = topology.executeQueue(step: first.step)
-            queues.insert(queue)
-            messages.append(
-                .toQueue(
-                    queue, body: body, headers: signing?.signatureHeaders(for: body) ?? [:], messageID: "\(slip.id).\(slip.sequence).\(slip.attempt)", correlationID: slip.id,
-                    contentType: SlipCodec.contentType))
+        let messages = try slips.map { try Self.message(for: $0, topology: topology, codec: codec, signing: signing) }
+        try await publish(messages)
+    }
+
+    /// What `send` publishes for a slip: validated, encoded, signed if `signing` is given, addressed to its first
+    /// step's queue (the message's routing key). A producer outbox stores it and publishes it later with `publish`.
+    public static func message(for slip: Slip, topology: Topology, codec: SlipCodec, signing: SigningKeys?) throws
+        -> OutgoingMessage
+    {
+        try slip.validate(limits: codec.limits)
+        guard slip.state == .running, let first = slip.itinerary.first else {
+            throw SlipRejection(.invalid, "slip \(slip.id): only a running slip with a step to run can be sent")
         }
-        for queue in queues.sorted() { try await transport.declareQueue(queue) }
+        let body = try codec.encode(slip)
+        guard body.count <= codec.limits.maxMessageBytes else {
+            throw SlipRejection(
+                .tooLarge, "slip \(slip.id) has \(body.count) bytes; the limit is \(codec.limits.maxMessageBytes)")
+        }
+        return .toQueue(
+            topology.executeQueue(step: first.step), body: body, headers: signing?.signatureHeaders(for: body) ?? [:],
+            messageID: "\(slip.id).\(slip.sequence).\(slip.attempt)", correlationID: slip.id,
+            contentType: SlipCodec.contentType)
+    }
+
+    /// Declares the queues of slip messages made by `message(for:...)` (their routing keys), publishes them all and
+    /// returns once the broker has confirmed every one.
+    public func publish(_ messages: [OutgoingMessage]) async throws {
+        for queue in Set(messages.map(\.routingKey)).sorted() { try await transport.declareQueue(queue) }
         try await transport.publish(messages)
     }
 
