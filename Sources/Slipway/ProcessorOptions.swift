@@ -52,7 +52,8 @@ struct ProcessorOptions {
             try reader.value(setting).map { try parse($0, setting.name) }
         }
         amqpURL = reader.value(.amqpURL) ?? reader.value(.amqpURLs) ?? amqpURL
-        amqpNodeOrder = try read(.amqpNodeOrder) { try AMQPConfiguration.NodeOrder(parsing: $0, from: $1) } ?? amqpNodeOrder
+        amqpNodeOrder =
+            try read(.amqpNodeOrder) { try AMQPConfiguration.NodeOrder(parsing: $0, from: $1) } ?? amqpNodeOrder
         amqpTLSFiles = AMQPConfiguration.TLSFiles(
             caFile: reader.value(.amqpCAFile), certFile: reader.value(.amqpCertFile), keyFile: reader.value(.amqpKeyFile))
         stateDirectory = reader.value(.stateDirectory) ?? stateDirectory

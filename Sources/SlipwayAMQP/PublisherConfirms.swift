@@ -1,8 +1,8 @@
 /// The publisher's bookkeeping of confirms, without I/O: which requests wait to be sent, which delivery tags each took
 /// on the current connection, which of those the broker has confirmed, and which requests ran out of time.
 ///
-/// Events go in (a request asked for, a request sent, a `basic.ack` or `basic.nack`, the connection lost, the clock) and what to do
-/// comes out: the requests to resume, to fail, to send (again). `AMQPPublisher` does the I/O and carries that out.
+/// Events go in (a request asked for, a request sent, a `basic.ack` or `basic.nack`, the connection lost, the clock)
+/// and what to do comes out: the requests to resume, to fail, to send (again). `AMQPPublisher` does the I/O and carries that out.
 /// Generic over the request, so that tests drive it without a broker or a continuation.
 ///
 /// Owned by the loop's thread: a value inside the publisher, never shared.
