@@ -93,7 +93,9 @@ struct OutboxTests {
         configuration.initialBackoff = .seconds(10)
         let relay = OutboxRelay(outbox: outbox, transport: transport, configuration: configuration)
         try placeOrder("1")
-        let start = Date()
+        // An hour ahead: the relay measures a backoff from the later of `now` and the clock, so a test that runs
+        // slowly (a loaded machine) must not let the clock overtake the times it passes.
+        let start = Date().addingTimeInterval(3600)
         #expect(try await relay.relayBatch(now: start) == 0)
         var entry = try #require(try entries().first)
         #expect(entry.attempts == 1)
@@ -154,7 +156,10 @@ struct OutboxTests {
         try await running.value
         #expect(try entries().isEmpty)
         #expect(await broker.publishCount == 5)
-        #expect(try entries(includingSent: true).map(\.attempts).max() == 3)
+        // The three failures each counted an attempt for the slips of their batch (one or two): which slips, depends
+        // on which were due when.
+        let attempts = try entries(includingSent: true).map(\.attempts).reduce(0, +)
+        #expect((3...6).contains(attempts))
     }
 
     @Test("an enqueue wakes the relay at once, long before its next poll")
