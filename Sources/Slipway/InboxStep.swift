@@ -124,12 +124,12 @@ struct SQLiteHopTransactions: HopTransactions {
                 // A savepoint of its own: a handler that throws loses its writes, and a faulted record may still be
                 // saved for its last attempt.
                 var outcome: ExecuteOutcome?
-                try db.inSavepoint {
+                try db.inCachedSavepoint("handler") {
                     switch call {
                     case .execute(let hop): outcome = try step.execute(hop, in: db)
                     case .compensate(let hop): try step.compensate(hop, in: db)
                     }
-                    return .commit
+                    return true
                 }
                 result = outcome.map(HandlerResult.executed) ?? .compensated
             } catch {
