@@ -44,11 +44,12 @@ struct Checks {
     static let inboxSteps: Set<String> = ["reserve-stock"]
     private static let inboxActions = Set(inboxSteps.flatMap { [effects[$0]?.effect, effects[$0]?.undo].compactMap { $0 } })
 
-    /// Whether the checks on the ledger leave this action of this slip to `runTwice`: an inbox step's effect of a slip
-    /// whose hops two processes with records of their own ran, each in its own database (where `doubled` still
-    /// counts it once at most).
+    /// Whether the checks on the effects leave this action of this slip to `runTwice`: an inbox step's effect of a
+    /// slip whose hops two processes with records of their own ran, each in its own database (where `doubled` still
+    /// counts it once at most), or whose undo ran in another database than its effect.
     private func leftToRunTwice(_ slipID: String, _ action: String) -> Bool {
-        Self.inboxActions.contains(action) && evidence.slipsRecordedTwice.contains(slipID)
+        Self.inboxActions.contains(action)
+            && (evidence.slipsRecordedTwice.contains(slipID) || evidence.undoneElsewhere[slipID] != nil)
     }
 
     func run() -> [CheckResult] {
@@ -134,11 +135,18 @@ struct Checks {
     }
 
     /// A hop that two processes each ran to the end and recorded: instances of a step that do not share their hop
-    /// record run a duplicate or a redelivery that reaches the other one again. 0 wherever the record is shared.
+    /// record run a duplicate or a redelivery that reaches the other one again. And an inbox step's undo run by
+    /// another instance than its effect, in a database without it: the same cause (its rows are apart too). 0
+    /// wherever the record is shared.
     func runTwice() -> CheckResult {
-        result(
-            "run-twice", "hops run to the end and recorded by two processes (the hop record is not shared)",
-            evidence.hopsRecordedTwice.count, evidence.hopsRecordedTwice)
+        let undoneElsewhere = orders.compactMap { order in
+            evidence.undoneElsewhere[order.slipID].map { "\(order.slipID): \($0)" }
+        }
+        return result(
+            "run-twice",
+            "hops run to the end and recorded by two processes, or an inbox step's undo run apart from its effect "
+                + "(the hop record is not shared)",
+            evidence.hopsRecordedTwice.count + undoneElsewhere.count, evidence.hopsRecordedTwice + undoneElsewhere)
     }
 
     /// The hops a slip took: its final log when it holds them all (a slip carries only its newest hops, from sequence
@@ -179,7 +187,7 @@ struct Checks {
             culprits.count, culprits)
     }
 
-    /// Reservations of a slip run twice are `runTwice`'s: its undo reached one instance's database, not both.
+    /// Reservations of a slip run twice, or undone in another database, are `runTwice`'s (`leftToRunTwice`).
     func netEffect() -> CheckResult {
         let terminal = terminalRows
         let culprits = orders.compactMap { order -> String? in

@@ -55,6 +55,8 @@ struct Evidence: Sendable {
         /// Per slip: reservations made, releases applied and reservations in force, in this database.
         var reservations: [String: ExampleLedger.Warehouse.Reservations] = [:]
         var stock: [Stock] = []
+        /// The slips whose reserve-stock undo hop this database's record holds.
+        var undone: Set<String> = []
     }
 
     var audit: [AuditRow] = []
@@ -71,6 +73,9 @@ struct Evidence: Sendable {
     var hopsRecordedTwice: [String] = []
     /// The slips of `hopsRecordedTwice`.
     var slipsRecordedTwice: Set<String> = []
+    /// Reservations in force in one database whose undo hop was recorded in another (instances that do not share
+    /// their hop record keep their warehouses apart too, and an undo reaches either): slip id -> where.
+    var undoneElsewhere: [String: String] = [:]
     var mostRedeliveries = 0
 
     /// `hopStoreURL`: the processors shared a PostgreSQL hop record; its rows of `slipIDs` (this run's slips: the
@@ -142,6 +147,11 @@ struct Evidence: Sendable {
             }
         }
         for warehouse in evidence.warehouses {
+            for (slipID, reservations) in warehouse.reservations where reservations.inForce > 0 && !warehouse.undone.contains(slipID) {
+                if let other = evidence.warehouses.first(where: { $0.undone.contains(slipID) }) {
+                    evidence.undoneElsewhere[slipID] = "reserved in \(warehouse.source), undone in \(other.source)"
+                }
+            }
             for (slipID, reservations) in warehouse.reservations {
                 evidence.ledger[slipID, default: LedgerSlip()].journal["reserve", default: 0] += reservations.made
                 evidence.ledger[slipID, default: LedgerSlip()].journal["release", default: 0] += reservations.releases
@@ -170,6 +180,10 @@ struct Evidence: Sendable {
                     FROM stock s ORDER BY sku
                     """
             ).map { row in Stock(source: source, sku: row[0], available: row[1], reservedInForce: row[2]) }
+            warehouse.undone = Set(
+                try String.fetchAll(
+                    db, sql: "SELECT slip_id FROM hop_record WHERE step = ? AND kind = 'compensate'",
+                    arguments: [ExampleLedger.Warehouse.step]))
             return warehouse
         }
     }
