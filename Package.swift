@@ -176,7 +176,14 @@ let package = Package(
             dependencies: ["SlipwayStores", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Processors/ExampleLedger"
         ),
-        .executableTarget(name: "ReserveStock", dependencies: ["Slipway", "SlipwayPostgres", "ExampleLedger"], path: "Processors/reserve-stock"),
+        // An inbox step: its stock in its hop record's database (GRDB for SQLite, postgres-nio for PostgreSQL).
+        .executableTarget(
+            name: "ReserveStock",
+            dependencies: [
+                "Slipway", "SlipwayPostgres", "ExampleLedger", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Processors/reserve-stock"),
         .executableTarget(name: "ChargeCard", dependencies: ["Slipway", "SlipwayPostgres", "ExampleLedger"], path: "Processors/charge-card"),
         .executableTarget(name: "ShipOrder", dependencies: ["Slipway", "SlipwayPostgres", "ExampleLedger"], path: "Processors/ship-order"),
         .executableTarget(name: "NotifyCustomer", dependencies: ["Slipway", "SlipwayPostgres", "ExampleLedger"], path: "Processors/notify-customer"),

@@ -44,10 +44,13 @@ bad_email=$last_id
 send "order A-1006, sold out" faulted --var orderId=A-1006 --var sku=sold-out
 
 echo
-echo "demo: what the external systems did, in order (the ledger's journal)"
+echo "demo: what the steps did: reserve-stock in its own tables (an inbox step), the others in the external systems' ledger"
 for id in "$declined" "$antarctica" "$bad_email"; do
-  printf '  %s: %s\n' "$id" "$(sqlite3 "$SLIPWAY_EXAMPLE_LEDGER" \
-    "SELECT group_concat(action, ' -> ') FROM (SELECT action FROM journal WHERE slip_id = '$id' ORDER BY id)")"
+  printf '  %s: %s; ledger: %s\n' "$id" \
+    "$(sqlite3 "$SLIPWAY_STATE_DIR/reserve-stock.hops.sqlite" \
+      "SELECT 'reserved ' || COUNT(*) || ', released ' || COALESCE(SUM(released), 0) FROM reservation WHERE slip_id = '$id'")" \
+    "$(sqlite3 "$SLIPWAY_EXAMPLE_LEDGER" \
+      "SELECT COALESCE(group_concat(action, ' -> '), '-') FROM (SELECT action FROM journal WHERE slip_id = '$id' ORDER BY id)")"
 done
 
 echo

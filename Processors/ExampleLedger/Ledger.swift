@@ -2,20 +2,17 @@ import Foundation
 import GRDB
 import SlipwayStores
 
-/// The example saga's "external systems" (a warehouse, a payment provider, a carrier, a mailer) keep their effects in
-/// one small SQLite file, so anyone can check that a completed order was charged exactly once and that a compensated
-/// one left no net effect.
+/// The example saga's "external systems" (a payment provider, a carrier, a mailer) keep their effects in one small
+/// SQLite file, so anyone can check that a completed order was charged exactly once and that a compensated one left
+/// no net effect.
 ///
 /// Every effect is keyed by the hop's idempotency key, the way a real payment API takes an idempotency key: applying
-/// it twice changes nothing.
+/// it twice changes nothing. (The warehouse is no external system: `reserve-stock` keeps its stock in its hop record's
+/// database, see `Warehouse`.)
 public final class Ledger: Sendable {
     private let pool: DatabasePool
     public let path: String
 
-    /// Stock the warehouse starts with. `sold-out` has none: ordering it faults at reserve-stock.
-    public static let initialStock: [String: Int] = [
-        "widget": 1_000_000, "gadget": 1_000_000, "gizmo": 1_000_000, "sold-out": 0,
-    ]
     /// The payment provider declines this card (faults at charge-card).
     public static let declinedCard = "4000-0000-0000-0002"
     /// The carrier ships to these countries only (anything else faults at ship-order).
@@ -56,16 +53,12 @@ public final class Ledger: Sendable {
         migrator.registerMigration("v1") { db in
             try db.execute(
                 sql: """
-                    CREATE TABLE stock (sku TEXT PRIMARY KEY, available INTEGER NOT NULL);
-                    CREATE TABLE reservation (id TEXT PRIMARY KEY, slip_id TEXT NOT NULL, sku TEXT NOT NULL,
-                        quantity INTEGER NOT NULL, released INTEGER NOT NULL DEFAULT 0);
                     CREATE TABLE charge (id TEXT PRIMARY KEY, slip_id TEXT NOT NULL, card TEXT NOT NULL,
                         amount_cents INTEGER NOT NULL, refunded INTEGER NOT NULL DEFAULT 0);
                     CREATE TABLE shipment (id TEXT PRIMARY KEY, slip_id TEXT NOT NULL, country TEXT NOT NULL,
                         address TEXT NOT NULL, cancelled INTEGER NOT NULL DEFAULT 0);
                     CREATE TABLE notification (id TEXT PRIMARY KEY, slip_id TEXT NOT NULL, email TEXT NOT NULL,
                         message TEXT NOT NULL);
-                    CREATE INDEX reservation_slip ON reservation (slip_id);
                     CREATE INDEX charge_slip ON charge (slip_id);
                     CREATE INDEX shipment_slip ON shipment (slip_id);
                     CREATE INDEX notification_slip ON notification (slip_id);
@@ -78,9 +71,6 @@ public final class Ledger: Sendable {
                     CREATE TABLE call (id INTEGER PRIMARY KEY AUTOINCREMENT, slip_id TEXT NOT NULL, action TEXT NOT NULL);
                     CREATE INDEX call_slip ON call (slip_id);
                     """)
-            for (sku, available) in Ledger.initialStock {
-                try db.execute(sql: "INSERT INTO stock (sku, available) VALUES (?, ?)", arguments: [sku, available])
-            }
         }
         return migrator
     }
@@ -88,44 +78,6 @@ public final class Ledger: Sendable {
     public enum Result: Sendable, Equatable {
         case done(id: String)
         case refused(reason: String)
-    }
-
-    // MARK: Warehouse
-
-    public func reserve(key: String, slipID: String, sku: String, quantity: Int) async throws -> Result {
-        try await answering { db in
-            try Self.call(db, slipID, "reserve")
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM reservation WHERE id = ?", arguments: [key]) == true {
-                return .done(id: key)
-            }
-            guard let available = try Int.fetchOne(db, sql: "SELECT available FROM stock WHERE sku = ?", arguments: [sku])
-            else { return .refused(reason: "unknown article '\(sku)'") }
-            guard quantity > 0 else { return .refused(reason: "quantity must be positive, got \(quantity)") }
-            guard available >= quantity else {
-                return .refused(reason: "not enough stock of '\(sku)': \(available) available, \(quantity) ordered")
-            }
-            try db.execute(sql: "UPDATE stock SET available = available - ? WHERE sku = ?", arguments: [quantity, sku])
-            try db.execute(
-                sql: "INSERT INTO reservation (id, slip_id, sku, quantity) VALUES (?, ?, ?, ?)",
-                arguments: [key, slipID, sku, quantity])
-            try Self.journal(db, slipID, "reserve")
-            return .done(id: key)
-        }
-    }
-
-    public func release(reservationID: String) async throws {
-        try await answering { db in
-            guard
-                let row = try Row.fetchOne(
-                    db, sql: "SELECT slip_id, sku, quantity FROM reservation WHERE id = ? AND released = 0",
-                    arguments: [reservationID])
-            else { return }  // Never reserved, or released already: nothing to undo.
-            try db.execute(sql: "UPDATE reservation SET released = 1 WHERE id = ?", arguments: [reservationID])
-            try Self.journal(db, row["slip_id"], "release")
-            try db.execute(
-                sql: "UPDATE stock SET available = available + ? WHERE sku = ?",
-                arguments: [row["quantity"] as Int, row["sku"] as String])
-        }
     }
 
     // MARK: Payment provider
@@ -234,8 +186,6 @@ public final class Ledger: Sendable {
 
     /// What the external systems hold for one order.
     public struct Effects: Sendable, Equatable, CustomStringConvertible {
-        public var reservations = 0
-        public var activeReservations = 0
         public var charges = 0
         public var activeCharges = 0
         public var shipments = 0
@@ -244,11 +194,11 @@ public final class Ledger: Sendable {
 
         public init() {}
 
-        /// Nothing left in force: every reservation released, every charge refunded, every shipment cancelled.
-        public var hasNoNetEffect: Bool { activeReservations == 0 && activeCharges == 0 && activeShipments == 0 }
+        /// Nothing left in force: every charge refunded, every shipment cancelled.
+        public var hasNoNetEffect: Bool { activeCharges == 0 && activeShipments == 0 }
 
         public var description: String {
-            "reservations \(activeReservations)/\(reservations) active, charges \(activeCharges)/\(charges) active, "
+            "charges \(activeCharges)/\(charges) active, "
                 + "shipments \(activeShipments)/\(shipments) active, notifications \(notifications)"
         }
     }
@@ -257,8 +207,6 @@ public final class Ledger: Sendable {
         try await pool.read { db in
             func count(_ sql: String) throws -> Int { try Int.fetchOne(db, sql: sql, arguments: [slipID]) ?? 0 }
             var effects = Effects()
-            effects.reservations = try count("SELECT COUNT(*) FROM reservation WHERE slip_id = ?")
-            effects.activeReservations = try count("SELECT COUNT(*) FROM reservation WHERE slip_id = ? AND released = 0")
             effects.charges = try count("SELECT COUNT(*) FROM charge WHERE slip_id = ?")
             effects.activeCharges = try count("SELECT COUNT(*) FROM charge WHERE slip_id = ? AND refunded = 0")
             effects.shipments = try count("SELECT COUNT(*) FROM shipment WHERE slip_id = ?")
@@ -266,10 +214,6 @@ public final class Ledger: Sendable {
             effects.notifications = try count("SELECT COUNT(*) FROM notification WHERE slip_id = ?")
             return effects
         }
-    }
-
-    public func available(sku: String) async throws -> Int? {
-        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT available FROM stock WHERE sku = ?", arguments: [sku]) }
     }
 }
 

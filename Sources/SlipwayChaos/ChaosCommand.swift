@@ -15,7 +15,8 @@ struct ChaosCommand: AsyncParsableCommand {
             sends the slips (about 70 % complete; the rest fail at one of the four steps and walk back), SIGKILLs \
             random processes at random moments and starts them again, and restarts RabbitMQ (scripts/broker.sh \
             restart, on the node of $SLIPWAY_BROKER_PORT). Then it waits for every slip to end and checks the audit \
-            trail, the processors' hop records and the example ledger. See docs/chaos.md.
+            trail, the processors' hop records, the example ledger and the stock that reserve-stock (an inbox \
+            step) keeps in its hop record's database. See docs/chaos.md.
 
             Run it through `make chaos` (which starts a private RabbitMQ) or scripts/chaos.sh.
 

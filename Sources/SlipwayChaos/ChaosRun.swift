@@ -143,15 +143,13 @@ struct ChaosRun {
         for order in record.orders {
             endStates[terminal[order.slipID] ?? ends[order.slipID]?.state.rawValue ?? "not ended", default: 0] += 1
         }
-        let requestedAgain = record.orders.reduce(0) { sum, order in
-            let calls = evidence.ledger[order.slipID]?.calls ?? [:]
-            return sum + Checks.effects.values.reduce(0) { $0 + max(0, (calls[$1.effect] ?? 0) - 1) }
-        }
+        let requestedAgain = checks.effectsRequestedAgain()
         return ChaosReport(
             seed: record.seed, slips: record.orders.count, queuePrefix: record.queuePrefix, seconds: record.seconds,
             ends: endStates, checks: results, kills: record.faults.kills, brokerRestarts: record.faults.brokerRestarts,
             redeliveredHops: evidence.redeliveredHops, mostRedeliveries: evidence.mostRedeliveries,
-            effectsRequestedAgain: requestedAgain, resentBatches: record.resentBatches,
+            effectsRequestedAgain: requestedAgain.values.reduce(0, +), effectsRequestedAgainByStep: requestedAgain,
+            inboxSteps: Checks.inboxSteps.sorted(), resentBatches: record.resentBatches,
             duplicatesSent: record.duplicatesSent ?? 0, hopRecordsRead: evidence.hopRecords.count,
             hopRecordSource: record.hopStoreURL.map { "PostgreSQL (\((try? PostgresStoreURL($0).redacted) ?? "?"))" }
                 ?? "\((record.hopStorePaths ?? steps).count) SQLite files",
@@ -237,7 +235,8 @@ struct ChaosRun {
         environment["SLIPWAY_LOG_LEVEL"] = "info"
         if let url = settings.hopStoreURL { environment["SLIPWAY_STORE_URL"] = url }
         // Half before the call to the external system, half after it applied the effect and before it answers: a
-        // kill in the second half leaves an effect in force whose hop was never recorded.
+        // kill in the second half leaves an effect in force whose hop was never recorded. (The inbox step reserve-stock
+        // calls nothing and takes no delay: its effect commits with the hop's record.)
         environment["SLIPWAY_EXAMPLE_DELAY_MS"] = String(settings.stepDelayMs / 2)
         environment["SLIPWAY_EXAMPLE_ANSWER_DELAY_MS"] = String(settings.stepDelayMs - settings.stepDelayMs / 2)
         return environment

@@ -19,6 +19,10 @@ struct ChaosReport: Sendable, Codable {
     /// Times the external systems were asked again for an effect they had applied (the processor died before it
     /// recorded the hop): each absorbed by the idempotency key, as `doubled` shows.
     var effectsRequestedAgain: Int
+    /// The same per step; an inbox step's counts its effects applied again in one database, 0 by construction.
+    var effectsRequestedAgainByStep: [String: Int]? = nil
+    /// The steps that write their effect in the hop's transaction (`Checks.inboxSteps`).
+    var inboxSteps: [String]? = nil
     /// Batches of slips sent again because the broker did not confirm them in time.
     var resentBatches: Int
     /// Slips whose first hop message the driver sent twice on purpose.
@@ -53,9 +57,13 @@ struct ChaosReport: Sendable, Codable {
         line(
             "  hops run from a redelivered message: \(redeliveredHops) (the most for one hop: \(mostRedeliveries); "
                 + "parked as poison at 5)")
-        line(
-            "  effects requested again (a kill before the hop's record, or a hop run twice): \(effectsRequestedAgain) "
-                + "(each applied once, by its idempotency key)")
+        line("  effects requested again (a kill before the hop's record, or a hop run twice): \(effectsRequestedAgain)")
+        for (step, count) in (effectsRequestedAgainByStep ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let how =
+                inboxSteps?.contains(step) == true
+                ? "inbox: applied in the hop's transaction" : "each applied once, by its idempotency key"
+            line("    \(step): \(count) (\(how))")
+        }
         if resentBatches > 0 { line("  batches of slips sent again (not confirmed in time): \(resentBatches)") }
         if duplicatesSent > 0 { line("  slips whose first hop message was sent twice on purpose: \(duplicatesSent)") }
         if let hopRecordsRead, let hopRecordSource {

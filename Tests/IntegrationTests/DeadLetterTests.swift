@@ -104,8 +104,8 @@ struct DeadLetterTests {
         #expect(replayed.first?.queue == fleet.topology.compensateQueue(step: "reserve-stock"))
         let end = await follower.next(timeout: .seconds(60))
         #expect(end?.state == .compensated)
-        #expect(try await fleet.ledger.journal(slipID: slip.id) == ["reserve", "release"])
-        #expect(try await fleet.ledger.effects(slipID: slip.id).hasNoNetEffect)
+        #expect(try await fleet.reservations(slipID: slip.id) == .released)
+        #expect(try await fleet.available(sku: "widget") == Warehouse.initialStock["widget"])
         #expect(try await list(fleet).isEmpty)
     }
 
@@ -264,24 +264,39 @@ struct DeadLetterTests {
             durationMicros: 1, processor: "test", reason: reason)
     }
 
-    /// Takes the warehouse's reservation table away (the compensation then throws) or brings it back.
+    /// Takes the warehouse's reservation table (in reserve-stock's hop record file) away, so that the compensation
+    /// throws, or brings it back.
     private func warehouse(_ fleet: SagaFleet, online: Bool) async throws {
-        let sql =
+        try await sqlite(
+            fleet,
             online
-            ? "ALTER TABLE reservation_offline RENAME TO reservation" : "ALTER TABLE reservation RENAME TO reservation_offline"
+                ? "ALTER TABLE reservation_offline RENAME TO reservation" : "ALTER TABLE reservation RENAME TO reservation_offline")
+    }
+
+    private func sqlite(_ fleet: SagaFleet, _ sql: String) async throws {
         let result = try await runToEnd(
-            "/usr/bin/env", ["sqlite3", "-cmd", ".timeout 10000", fleet.ledger.path, sql], timeout: .seconds(30))
+            "/usr/bin/env", ["sqlite3", "-cmd", ".timeout 10000", fleet.warehouseFile, sql], timeout: .seconds(30))
         guard result.status == 0 else { throw HarnessError("sqlite3 could not run '\(sql)'") }
     }
 
-    /// A slip that reserved stock (in the ledger, for real) and then faulted at charge-card, published to
-    /// reserve-stock's compensate queue while the warehouse is offline: every compensation attempt throws and the
-    /// processor parks the slip as compensation-failed. The warehouse stays offline until the caller brings it back.
+    /// A slip that reserved stock (in reserve-stock's own tables, as its hop would have) and then faulted at
+    /// charge-card, published to reserve-stock's compensate queue while the warehouse is offline: every compensation
+    /// attempt throws and the processor parks the slip as compensation-failed. The warehouse stays offline until the
+    /// caller brings it back. reserve-stock must be started: its migration creates the tables.
     private func parkFailedCompensation(_ fleet: SagaFleet, _ producer: Producer) async throws -> Slip {
         var slip = try producer.order(["orderId": "T-compensation"])
-        let key = "\(slip.id)/reserve-stock/\(slip.sequence)"
-        guard case .done(let reservation) = try await fleet.ledger.reserve(key: key, slipID: slip.id, sku: "widget", quantity: 1)
-        else { throw HarnessError("the test's reservation was refused") }
+        let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+        while try await fleet.available(sku: "widget") == nil {
+            guard ContinuousClock.now < deadline else { throw HarnessError("reserve-stock never created its tables") }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let reservation = UUID().uuidString.lowercased()
+        try await sqlite(
+            fleet,
+            """
+            BEGIN; UPDATE stock SET available = available - 1 WHERE sku = 'widget';
+            INSERT INTO reservation (id, slip_id, sku, quantity) VALUES ('\(reservation)', '\(slip.id)', 'widget', 1); COMMIT;
+            """)
         slip.completeStep(
             compensationData: ["reservationId": .string(reservation)],
             compensateAddress: fleet.topology.compensateQueue(step: "reserve-stock"),

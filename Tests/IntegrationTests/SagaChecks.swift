@@ -2,7 +2,8 @@ import Foundation
 import Slipway
 import Testing
 
-/// What a test of the example saga under faults checks at the end: the ledger, the truth of what each step did.
+/// What a test of the example saga under faults checks at the end: the ledger and the warehouse, the truth of what each
+/// step did.
 extension SagaFleet {
     /// The slips whose customer has been notified: finished, as far as the ledger knows (their terminal events may
     /// have been published while no listener of the test's existed).
@@ -26,9 +27,11 @@ extension SagaFleet {
         #expect(unfinished.isEmpty, "\(unfinished.count) slips never finished (lost)")
         for slip in slips {
             let effects = try await ledger.effects(slipID: slip.id)
-            #expect(effects.charges == 1 && effects.reservations == 1 && effects.shipments == 1, "\(effects)")
+            #expect(effects.charges == 1 && effects.shipments == 1, "\(effects)")
             #expect(effects.notifications == 1, "notified \(effects.notifications) times")
-            #expect(try await ledger.calls(slipID: slip.id) == ["reserve", "charge", "ship", "notify"])
+            #expect(try await ledger.calls(slipID: slip.id) == ["charge", "ship", "notify"])
+            // reserve-stock, an inbox step, has no calls to count: its reservation, in its own file, is.
+            #expect(try await reservations(slipID: slip.id) == .held)
         }
     }
 }

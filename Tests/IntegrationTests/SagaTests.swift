@@ -18,10 +18,13 @@ struct SagaTests {
         let events = try await producer.run([slip])
 
         #expect(events[slip.id]?.state == .completed)
-        #expect(try await fleet.ledger.journal(slipID: slip.id) == ["reserve", "charge", "ship", "notify"])
+        #expect(try await fleet.ledger.journal(slipID: slip.id) == ["charge", "ship", "notify"])
         let effects = try await fleet.ledger.effects(slipID: slip.id)
-        #expect(effects.activeReservations == 1 && effects.activeCharges == 1 && effects.charges == 1)
+        #expect(effects.activeCharges == 1 && effects.charges == 1)
         #expect(effects.activeShipments == 1 && effects.notifications == 1)
+        // The inbox step's effect, in its own hop record file: one reservation of the two gadgets.
+        #expect(try await fleet.reservations(slipID: slip.id) == .held)
+        #expect(try await fleet.available(sku: "gadget") == Warehouse.initialStock["gadget"]! - 2)
     }
 
     struct FailureCase: Sendable, CustomTestStringConvertible {
@@ -30,20 +33,22 @@ struct SagaTests {
         var state: SlipState
         /// What the external systems did, in order: effects, then their undos newest first.
         var journal: [String]
+        /// What reserve-stock (an inbox step) left in its own file.
+        var reservations: Warehouse.Reservations
         var testDescription: String { "fault at \(step)" }
     }
 
     static let failures: [FailureCase] = [
-        FailureCase(step: "reserve-stock", values: ["sku": "sold-out"], state: .faulted, journal: []),
+        FailureCase(step: "reserve-stock", values: ["sku": "sold-out"], state: .faulted, journal: [], reservations: .init()),
         FailureCase(
             step: "charge-card", values: ["card": .string(Ledger.declinedCard)], state: .compensated,
-            journal: ["reserve", "release"]),
+            journal: [], reservations: .released),
         FailureCase(
             step: "ship-order", values: ["country": "AQ"], state: .compensated,
-            journal: ["reserve", "charge", "refund", "release"]),
+            journal: ["charge", "refund"], reservations: .released),
         FailureCase(
             step: "notify-customer", values: ["email": "not-an-address"], state: .compensated,
-            journal: ["reserve", "charge", "ship", "cancel-shipment", "refund", "release"]),
+            journal: ["charge", "ship", "cancel-shipment", "refund"], reservations: .released),
     ]
 
     @Test("a saga failing at a step compensates exactly the completed steps, newest first", arguments: failures)
@@ -60,6 +65,11 @@ struct SagaTests {
         #expect(event.fault?.step == failure.step)
         #expect(try await fleet.ledger.journal(slipID: slip.id) == failure.journal)
         #expect(try await fleet.ledger.effects(slipID: slip.id).hasNoNetEffect)
+        #expect(try await fleet.reservations(slipID: slip.id) == failure.reservations)
+        // The warehouse's undo in its own file, after the external systems' undos: the walk back ends with it.
+        let undone = event.log?.filter { $0.kind == .compensate }.map(\.step) ?? []
+        #expect(undone.last == (failure.reservations.made == 0 ? nil : "reserve-stock"), "undone: \(undone)")
+        #expect(try await fleet.available(sku: "widget") == Warehouse.initialStock["widget"])
     }
 
     @Test("a duplicate of a hop already processed, published straight to the step's queue, does not charge twice")
@@ -84,8 +94,9 @@ struct SagaTests {
 
         let effects = try await fleet.ledger.effects(slipID: slip.id)
         #expect(effects.charges == 1)
-        #expect(try await fleet.ledger.journal(slipID: slip.id) == ["reserve", "charge", "ship", "notify"])
-        #expect(try await fleet.ledger.calls(slipID: slip.id) == ["reserve", "charge", "ship", "notify"], "a step ran again")
+        #expect(try await fleet.ledger.journal(slipID: slip.id) == ["charge", "ship", "notify"])
+        #expect(try await fleet.ledger.calls(slipID: slip.id) == ["charge", "ship", "notify"], "a step ran again")
+        #expect(try await fleet.reservations(slipID: slip.id) == .held, "reserve-stock reserved again")
         #expect(await follower.next(timeout: .milliseconds(500)) == nil, "a duplicate must not end the slip twice")
     }
 
@@ -177,7 +188,9 @@ struct SagaTests {
             let effects = try await fleet.ledger.effects(slipID: slip.id)
             #expect(events[slip.id]?.state == (declined ? .compensated : .completed), "slip \(index + 1)")
             #expect(effects.charges == (declined ? 0 : 1), "slip \(index + 1) charged \(effects.charges) times")
-            #expect(effects.reservations == 1 && effects.shipments == (declined ? 0 : 1), "slip \(index + 1): \(effects)")
+            #expect(effects.shipments == (declined ? 0 : 1), "slip \(index + 1): \(effects)")
+            let reservations = try await fleet.reservations(slipID: slip.id)
+            #expect(reservations == (declined ? .released : .held), "slip \(index + 1): \(reservations)")
             if declined { #expect(effects.hasNoNetEffect, "slip \(index + 1): \(effects)") }
         }
     }

@@ -33,7 +33,8 @@ struct ShutdownTests {
         let events = try await producer.collect(follower, count: slips.count, timeout: .seconds(120))
         #expect(events.values.allSatisfy { $0.state == .completed })
         for slip in slips {
-            #expect(try await fleet.ledger.calls(slipID: slip.id) == ["reserve", "charge", "ship", "notify"])
+            #expect(try await fleet.ledger.calls(slipID: slip.id) == ["charge", "ship", "notify"])
+            #expect(try await fleet.reservations(slipID: slip.id) == .held)
         }
     }
 }
