@@ -56,8 +56,8 @@ public enum Warehouse {
         }
     }
 
-    /// Read-only, as the processor writes the file meanwhile.
-    private static func open(_ path: String) throws -> DatabaseQueue? {
+    /// Read-only, as the processor writes the file meanwhile; nil when there is no file (a store never written).
+    public static func open(_ path: String) throws -> DatabaseQueue? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         var configuration = Configuration()
         configuration.readonly = true

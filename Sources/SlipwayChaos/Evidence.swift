@@ -189,13 +189,7 @@ struct Evidence: Sendable {
     }
 
     /// A read-only connection, or nil if there is no such file (a store never written is an empty one).
-    private static func open(_ path: String) throws -> DatabaseQueue? {
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        var configuration = Configuration()
-        configuration.readonly = true
-        configuration.busyMode = .timeout(10)
-        return try DatabaseQueue(path: path, configuration: configuration)
-    }
+    private static func open(_ path: String) throws -> DatabaseQueue? { try ExampleLedger.Warehouse.open(path) }
 
     /// Terminal and parked rows counted while the run goes on: how many slips have ended, or been parked, in the
     /// audit trail so far (0 while the sink has not created its database yet).
