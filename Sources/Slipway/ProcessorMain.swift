@@ -90,8 +90,7 @@ func runProcessor(
     } else {
         logger.notice("slip signing is off: unsigned slips are accepted (set SLIPWAY_SIGNING_KEYS to sign and verify)")
     }
-    var amqp = try AMQPConfiguration(
-        url: options.amqpURL, nodeOrder: options.amqpNodeOrder, tlsFiles: options.amqpTLSFiles)
+    var amqp = try AMQPConfiguration(url: options.amqpURL)
     amqp.queueType = configuration.queueType
     let loop = options.io == .loop ? AMQPLoop(name: "slipway-loop", logger: logger) : nil
     let transport = AMQPTransport(configuration: amqp, logger: logger, loop: loop)

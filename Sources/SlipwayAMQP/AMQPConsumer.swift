@@ -12,7 +12,7 @@ import Synchronization
 /// Acks are handed to the loop through a queue and a wake-up (an eventfd that wakes it from `poll`, unless the ack
 /// comes from the loop's own thread), so an ack never waits for the next delivery. Acks for deliveries of an earlier
 /// connection are dropped: the broker redelivers those messages.
-final class AMQPConsumer: Sendable, AMQPLoop.Source {
+final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
     enum Source: Sendable {
         /// A durable, named queue (a step's queue).
         case queue(String)
@@ -39,33 +39,29 @@ final class AMQPConsumer: Sendable, AMQPLoop.Source {
     private let ready: AsyncStream<Result<Void, any Error>>.Continuation
     private let readyStream: AsyncStream<Result<Void, any Error>>
 
-    // The loop's thread alone uses what follows (checked on every access).
-    private let connection: LoopBound<AMQPConnection?>
-    private let deliveries: LoopBound<ConsumerDeliveries>
-    private let backoff: LoopBound<Duration>
-    private let reconnectAt: LoopBound<ContinuousClock.Instant?>
+    // Sendable by hand: what follows is used on the loop's thread alone. (`continuation` is thread-safe by design.)
+    private var connection: AMQPConnection?
+    private var deliveries = ConsumerDeliveries()
+    private var backoff: Duration
+    private var reconnectAt: ContinuousClock.Instant?
     /// The last connect reached a node, which refused to declare or consume (rather than no node answering).
-    private let refusedAfterConnecting: LoopBound<Bool>
+    private var refusedAfterConnecting = false
     /// When the connection was last read (see `AMQPConnection.readAtLeastEvery`).
-    private let lastRead: LoopBound<ContinuousClock.Instant>
-    var isFinished: Bool { deliveries.value.isFinished }
+    private var lastRead: ContinuousClock.Instant
+    var isFinished: Bool { deliveries.isFinished }
 
-    /// - Parameter loop: the loop that drives the connection: the processor's, or one of the consumer's own.
-    init(nodes: AMQPNodeRotation, source: Source, prefetch: Int, logger: Logger, loop: AMQPLoop) {
+    /// - Parameter loop: the processor's loop, or nil for a thread of its own.
+    init(nodes: AMQPNodeRotation, source: Source, prefetch: Int, logger: Logger, loop: AMQPLoop?) {
         self.configuration = nodes.configuration
         self.nodes = nodes
         self.source = source
         self.prefetch = prefetch
         self.logger = logger
-        self.loop = loop
+        self.loop = loop ?? AMQPLoop(name: "amqp-consumer", endsWithLastSource: true)
         (stream, continuation) = AsyncThrowingStream.makeStream(of: Delivery.self)
         (readyStream, ready) = AsyncStream.makeStream(of: Result<Void, any Error>.self)
-        connection = loop.bound(nil)
-        deliveries = loop.bound(ConsumerDeliveries())
-        backoff = loop.bound(nodes.configuration.reconnectBackoff.initial)
-        reconnectAt = loop.bound(nil)
-        refusedAfterConnecting = loop.bound(false)
-        lastRead = loop.bound(ContinuousClock.now)
+        backoff = configuration.reconnectBackoff.initial
+        lastRead = ContinuousClock.now
     }
 
     /// Starts consuming; returns once the first connection consumes, or throws why it could not connect.
@@ -99,7 +95,7 @@ final class AMQPConsumer: Sendable, AMQPLoop.Source {
 
     // MARK: On the loop's thread
 
-    var socket: Int32? { connection.value.map { amqp_get_sockfd($0.state) } }
+    var socket: Int32? { connection.map { amqp_get_sockfd($0.state) } }
 
     func service(readable: Bool, now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         guard !isFinished else { return nil }
@@ -110,7 +106,7 @@ final class AMQPConsumer: Sendable, AMQPLoop.Source {
             return nil
         }
         if stop {
-            switch deliveries.value.stopRequested() {
+            switch deliveries.stopRequested() {
             case .nothing: break
             case .finishStream: continuation.finish()
             case .abandonStart:
@@ -119,63 +115,63 @@ final class AMQPConsumer: Sendable, AMQPLoop.Source {
                 return nil
             }
         }
-        if connection.value == nil {
-            guard deliveries.value.mayReconnect else {  // Nothing to settle on a lost connection: the broker requeued it all.
+        if connection == nil {
+            guard deliveries.mayReconnect else {  // Nothing to settle on a lost connection: the broker requeued it all.
                 finish()
                 return nil
             }
-            if let reconnectAt = reconnectAt.value, now < reconnectAt { return reconnectAt }
+            if let reconnectAt, now < reconnectAt { return reconnectAt }
             do {
                 try connect()
-                backoff.value = configuration.reconnectBackoff.initial
-                reconnectAt.value = nil
-                lastRead.value = now
-                if deliveries.value.connected() {
+                backoff = configuration.reconnectBackoff.initial
+                reconnectAt = nil
+                lastRead = now
+                if deliveries.connected() {
                     ready.yield(.success(()))
                 } else {
                     logger.info(
                         "AMQP consumer: reconnected",
-                        metadata: ["amqp.source": "\(source)", "amqp.node": "\(connection.value.map { "\($0.node)" } ?? "-")"])
+                        metadata: ["amqp.source": "\(source)", "amqp.node": "\(connection.map { "\($0.node)" } ?? "-")"])
                 }
             } catch {
                 // At the first start, no node answering or a refusal for good (a permission, a queue of another
                 // type) ends the start at once. A passing refusal from a node that answered is waited out as after a
                 // loss: a quorum queue another process declared a moment ago may refuse consumers (541 internal
                 // error) until its replicas are up.
-                let passing = refusedAfterConnecting.value && (error as? TransportError)?.isPermanent == false
-                let starting = deliveries.value.phase == .starting
-                if deliveries.value.connectFailed(passing: passing) == .abandonStart {
+                let passing = refusedAfterConnecting && (error as? TransportError)?.isPermanent == false
+                let starting = deliveries.phase == .starting
+                if deliveries.connectFailed(passing: passing) == .abandonStart {
                     ready.yield(.failure(error))
                     finish()
                     return nil
                 }
                 logger.warning(
                     starting ? "AMQP consumer: cannot consume yet" : "AMQP consumer: cannot reconnect yet",
-                    metadata: ["amqp.source": "\(source)", "error": "\(error)", "retry.in": "\(backoff.value)"])
-                let next = now.advanced(by: backoff.value)
-                reconnectAt.value = next
-                backoff.value = min(backoff.value * 2, configuration.reconnectBackoff.max)
+                    metadata: ["amqp.source": "\(source)", "error": "\(error)", "retry.in": "\(backoff)"])
+                let next = now.advanced(by: backoff)
+                reconnectAt = next
+                backoff = min(backoff * 2, configuration.reconnectBackoff.max)
                 return next
             }
         }
         settlePending()
-        guard let connection = connection.value else { return now }  // lost while settling: reconnect on the next pass
-        if readable || connection.hasBufferedInput || now >= lastRead.value.advanced(by: AMQPConnection.readAtLeastEvery) {
-            lastRead.value = now
+        guard let connection else { return now }  // lost while settling: reconnect on the next pass
+        if readable || connection.hasBufferedInput || now >= lastRead.advanced(by: AMQPConnection.readAtLeastEvery) {
+            lastRead = now
             receiveAvailable()
         }
-        return self.connection.value == nil ? now : lastRead.value.advanced(by: AMQPConnection.readAtLeastEvery)
+        return self.connection == nil ? now : lastRead.advanced(by: AMQPConnection.readAtLeastEvery)
     }
 
     private func finish() {
-        connection.value?.close()
-        connection.value = nil
+        connection?.close()
+        connection = nil
         continuation.finish()
-        deliveries.value.finished()
+        deliveries.finished()
     }
 
     private func connect() throws {
-        refusedAfterConnecting.value = false
+        refusedAfterConnecting = false
         let connection = try nodes.connect()
         do {
             try connection.setPrefetch(prefetch)
@@ -191,10 +187,10 @@ final class AMQPConsumer: Sendable, AMQPLoop.Source {
             try connection.startConsuming(queue: queue)
         } catch {
             connection.close()
-            refusedAfterConnecting.value = true
+            refusedAfterConnecting = true
             throw error
         }
-        self.connection.value = connection
+        self.connection = connection
     }
 
     /// Sends what the hops settled (see `ConsumerDeliveries.settled`): releases, then acks.
@@ -203,8 +199,8 @@ final class AMQPConsumer: Sendable, AMQPLoop.Source {
             defer { requests.settlements.removeAll(keepingCapacity: true) }
             return requests.settlements
         }
-        let sends = deliveries.value.settled(batch)
-        guard let connection = connection.value, !sends.isEmpty else { return }
+        let sends = deliveries.settled(batch)
+        guard let connection, !sends.isEmpty else { return }
         for tag in sends.releases {
             guard connection.reject(tag, requeue: true) else { return lostConnection("settling a delivery failed") }
         }
@@ -222,12 +218,12 @@ final class AMQPConsumer: Sendable, AMQPLoop.Source {
     private func receiveAvailable() {
         repeat {
             receive()
-        } while connection.value?.hasBufferedInput == true
+        } while connection?.hasBufferedInput == true
     }
 
     /// Takes one delivery if one has come (a call with a zero timeout: it also sends a heartbeat when one is due).
     private func receive() {
-        guard let connection = connection.value else { return }
+        guard let connection else { return }
         amqp_maybe_release_buffers(connection.state)
         var envelope = amqp_envelope_t()
         var immediately = timeval(tv_sec: 0, tv_usec: 0)
@@ -236,7 +232,7 @@ final class AMQPConsumer: Sendable, AMQPLoop.Source {
         case AMQP_RESPONSE_NORMAL:
             defer { amqp_destroy_envelope(&envelope) }
             // Stopping, it stays unacknowledged (see `ConsumerDeliveries.received`).
-            guard deliveries.value.received(envelope.delivery_tag) else { return }
+            guard deliveries.received(envelope.delivery_tag) else { return }
             continuation.yield(makeDelivery(envelope))
         case AMQP_RESPONSE_LIBRARY_EXCEPTION where reply.library_error == AMQP_STATUS_TIMEOUT.rawValue:
             return
@@ -269,10 +265,10 @@ final class AMQPConsumer: Sendable, AMQPLoop.Source {
 
     private func lostConnection(_ why: String) {
         logger.warning("AMQP consumer: connection lost", metadata: ["error": "\(why)", "amqp.source": "\(source)"])
-        connection.value?.markBroken()
-        connection.value?.close()
-        connection.value = nil
-        deliveries.value.connectionLost()
+        connection?.markBroken()
+        connection?.close()
+        connection = nil
+        deliveries.connectionLost()
     }
 
     private func makeDelivery(_ envelope: amqp_envelope_t) -> Delivery {
@@ -288,7 +284,7 @@ final class AMQPConsumer: Sendable, AMQPLoop.Source {
             exchange: String(amqpBytes: envelope.exchange),
             routingKey: String(amqpBytes: envelope.routing_key),
             redelivered: envelope.redelivered != 0,
-            acknowledger: Acknowledger(consumer: self, generation: deliveries.value.generation),
+            acknowledger: Acknowledger(consumer: self, generation: deliveries.generation),
             tag: envelope.delivery_tag)
     }
 

@@ -122,11 +122,11 @@ public final class AMQPTransport: MessageTransport, Service {
         // Listed before it starts, so that a shutdown meanwhile closes it.
         let (consumer, ownLoop) = try state.withLock { state in
             try Self.refuseIfShutDown(state)
-            let consumerLoop = loop ?? state.ownLoop("amqp-consumer")
+            let ownLoop = loop == nil ? state.ownLoop("amqp-consumer") : nil
             let consumer = AMQPConsumer(
-                nodes: nodes, source: source, prefetch: prefetch, logger: logger, loop: consumerLoop)
+                nodes: nodes, source: source, prefetch: prefetch, logger: logger, loop: loop ?? ownLoop)
             state.consumers.append(consumer)
-            return (consumer, consumerLoop === loop ? nil : consumerLoop)
+            return (consumer, ownLoop)
         }
         do {
             try await consumer.start()

@@ -32,10 +32,9 @@ final class LoopBound<Value>: @unchecked Sendable {
     }
 
     var value: Value {
-        // `_read`, not `get`: a borrow, so that reading a field of a struct value does not copy the whole of it.
-        _read {
+        get {
             check()
-            yield unchecked
+            return unchecked
         }
         _modify {
             check()
