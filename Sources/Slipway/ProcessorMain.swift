@@ -90,7 +90,8 @@ func runProcessor(
     } else {
         logger.notice("slip signing is off: unsigned slips are accepted (set SLIPWAY_SIGNING_KEYS to sign and verify)")
     }
-    var amqp = try AMQPConfiguration(url: options.amqpURL)
+    var amqp = try AMQPConfiguration(
+        url: options.amqpURL, nodeOrder: options.amqpNodeOrder, tlsFiles: options.amqpTLSFiles)
     amqp.queueType = configuration.queueType
     let loop = options.io == .loop ? AMQPLoop(name: "slipway-loop", logger: logger) : nil
     let transport = AMQPTransport(configuration: amqp, logger: logger, loop: loop)

@@ -13,6 +13,8 @@ struct ProcessorOptions {
     }
 
     var amqpURL = AMQPConfiguration.defaultURL
+    var amqpNodeOrder = AMQPConfiguration.NodeOrder.shuffled
+    var amqpTLSFiles = AMQPConfiguration.TLSFiles()
     var stateDirectory = ".slipway/state"
     /// `--store`: nil for the SQLite file in the state directory.
     var storeURL: String?
@@ -50,6 +52,10 @@ struct ProcessorOptions {
             try reader.value(setting).map { try parse($0, setting.name) }
         }
         amqpURL = reader.value(.amqpURL) ?? reader.value(.amqpURLs) ?? amqpURL
+        amqpNodeOrder =
+            try read(.amqpNodeOrder) { try AMQPConfiguration.NodeOrder(parsing: $0, from: $1) } ?? amqpNodeOrder
+        amqpTLSFiles = AMQPConfiguration.TLSFiles(
+            caFile: reader.value(.amqpCAFile), certFile: reader.value(.amqpCertFile), keyFile: reader.value(.amqpKeyFile))
         stateDirectory = reader.value(.stateDirectory) ?? stateDirectory
         storeURL = reader.value(.storeURL)
         hopRecordDays = try read(.hopRecordDays, Self.days) ?? hopRecordDays

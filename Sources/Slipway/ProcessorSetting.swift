@@ -42,7 +42,7 @@ extension ProcessorSetting {
         key: "amqp.urls", valueName: "URL,URL...", environment: "SLIPWAY_AMQP_URLS", secretFile: .linePerItem,
         defaultValue: "", help: "the same, under a name that says list (its file: a URL per line); set one of the two",
         sameAs: "amqp.url")
-    // The next four are read by AMQPConfiguration (SlipwayAMQP, shared with `slip`) from the process environment.
+    // The next four reach AMQPConfiguration as values (`slip`, which has no table, has it read them from its environment).
     static let amqpNodeOrder = ProcessorSetting(
         key: "amqp.nodeOrder", valueName: "shuffled|listed", environment: "SLIPWAY_AMQP_NODE_ORDER",
         defaultValue: "shuffled", help: "where in a cluster's list connecting starts: a node picked at random, or the first")

@@ -29,6 +29,23 @@ public struct AMQPConfiguration: Sendable, Hashable {
         case shuffled
         /// Every client starts at the first node listed (the nearest one, say) and moves on only when it fails.
         case listed
+
+        /// `shuffled` or `listed`, any case; `source` names the setting in the error.
+        public init(parsing text: String, from source: String) throws {
+            guard let order = NodeOrder(rawValue: text.lowercased()) else {
+                throw TransportError(.badConfiguration, "\(source) must be shuffled or listed, got '\(text)'")
+            }
+            self = order
+        }
+
+        /// `SLIPWAY_AMQP_NODE_ORDER`, or `shuffled` when it is unset.
+        public init(environment: [String: String]) throws {
+            guard let text = environment["SLIPWAY_AMQP_NODE_ORDER"], !text.isEmpty else {
+                self = .shuffled
+                return
+            }
+            try self.init(parsing: text, from: "SLIPWAY_AMQP_NODE_ORDER")
+        }
     }
 
     /// The first node's host.
@@ -57,17 +74,12 @@ public struct AMQPConfiguration: Sendable, Hashable {
     public static let defaultURL = "amqp://guest:guest@127.0.0.1:5672/"
 
     /// Parses `url`: one AMQP URL, or several separated by commas (a cluster's nodes) that differ only in host and
-    /// port. For `amqps://` URLs, `environment` supplies the TLS files the URL does not name
-    /// (`SLIPWAY_AMQP_CA_FILE`, `SLIPWAY_AMQP_CERT_FILE`, `SLIPWAY_AMQP_KEY_FILE`); `SLIPWAY_AMQP_NODE_ORDER`
-    /// (`shuffled` or `listed`) sets `nodeOrder`.
-    public init(
-        url: String = AMQPConfiguration.defaultURL,
-        environment: [String: String] = ProcessInfo.processInfo.environment
-    ) throws {
+    /// port. `tlsFiles` are the TLS files an `amqps://` URL does not name. A processor reads both from its settings.
+    public init(url: String, nodeOrder: NodeOrder, tlsFiles: TLSFiles) throws {
         let addresses = try Self.split(url)
-        try self.init(single: addresses[0], environment: environment)
+        try self.init(single: addresses[0], tlsFiles: tlsFiles)
         for (index, address) in addresses.enumerated().dropFirst() {
-            let other = try AMQPConfiguration(single: address, environment: environment)
+            let other = try AMQPConfiguration(single: address, tlsFiles: tlsFiles)
             if let difference = settingsDifference(other) {
                 throw TransportError(
                     .badConfiguration,
@@ -76,12 +88,18 @@ public struct AMQPConfiguration: Sendable, Hashable {
             }
             nodes.append(contentsOf: other.nodes)
         }
-        if let order = environment["SLIPWAY_AMQP_NODE_ORDER"], !order.isEmpty {
-            guard let order = NodeOrder(rawValue: order.lowercased()) else {
-                throw TransportError(.badConfiguration, "SLIPWAY_AMQP_NODE_ORDER must be shuffled or listed, got '\(order)'")
-            }
-            nodeOrder = order
-        }
+        self.nodeOrder = nodeOrder
+    }
+
+    /// The same, with the node order and the TLS files from `environment` (`SLIPWAY_AMQP_NODE_ORDER`,
+    /// `SLIPWAY_AMQP_CA_FILE`, `SLIPWAY_AMQP_CERT_FILE`, `SLIPWAY_AMQP_KEY_FILE`): for the tools that have no settings
+    /// table (`slip`, the bench).
+    public init(
+        url: String = AMQPConfiguration.defaultURL,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws {
+        try self.init(
+            url: url, nodeOrder: try NodeOrder(environment: environment), tlsFiles: TLSFiles(environment: environment))
     }
 
     /// A URL list split into its URLs: at each comma followed by `amqp://` or `amqps://` (a comma elsewhere, as in
@@ -124,7 +142,7 @@ public struct AMQPConfiguration: Sendable, Hashable {
     }
 
     /// One URL.
-    private init(single url: String, environment: [String: String]) throws {
+    private init(single url: String, tlsFiles: TLSFiles) throws {
         let uri: AMQPURI
         do {
             uri = try AMQPURI(url)
@@ -165,7 +183,7 @@ public struct AMQPConfiguration: Sendable, Hashable {
         if let timeout = try query.take("publish_timeout", as: "a positive number of milliseconds", positive) {
             publishDeadline = .milliseconds(timeout)
         }
-        tls = isTLS ? try TLS(query: query, environment: environment) : nil
+        tls = isTLS ? try TLS(query: query, files: tlsFiles) : nil
         try query.finish(isTLS: isTLS)
     }
 

@@ -12,7 +12,7 @@ import Synchronization
 /// Acks are handed to the loop through a queue and a wake-up (an eventfd that wakes it from `poll`, unless the ack
 /// comes from the loop's own thread), so an ack never waits for the next delivery. Acks for deliveries of an earlier
 /// connection are dropped: the broker redelivers those messages.
-final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
+final class AMQPConsumer: Sendable, AMQPLoop.Source {
     enum Source: Sendable {
         /// A durable, named queue (a step's queue).
         case queue(String)
@@ -39,29 +39,33 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
     private let ready: AsyncStream<Result<Void, any Error>>.Continuation
     private let readyStream: AsyncStream<Result<Void, any Error>>
 
-    // Sendable by hand: what follows is used on the loop's thread alone. (`continuation` is thread-safe by design.)
-    private var connection: AMQPConnection?
-    private var deliveries = ConsumerDeliveries()
-    private var backoff: Duration
-    private var reconnectAt: ContinuousClock.Instant?
+    // The loop's thread alone uses what follows (checked on every access).
+    private let connection: LoopBound<AMQPConnection?>
+    private let deliveries: LoopBound<ConsumerDeliveries>
+    private let backoff: LoopBound<Duration>
+    private let reconnectAt: LoopBound<ContinuousClock.Instant?>
     /// The last connect reached a node, which refused to declare or consume (rather than no node answering).
-    private var refusedAfterConnecting = false
+    private let refusedAfterConnecting: LoopBound<Bool>
     /// When the connection was last read (see `AMQPConnection.readAtLeastEvery`).
-    private var lastRead: ContinuousClock.Instant
-    var isFinished: Bool { deliveries.isFinished }
+    private let lastRead: LoopBound<ContinuousClock.Instant>
+    var isFinished: Bool { deliveries.value.isFinished }
 
-    /// - Parameter loop: the processor's loop, or nil for a thread of its own.
-    init(nodes: AMQPNodeRotation, source: Source, prefetch: Int, logger: Logger, loop: AMQPLoop?) {
+    /// - Parameter loop: the loop that drives the connection: the processor's, or one of the consumer's own.
+    init(nodes: AMQPNodeRotation, source: Source, prefetch: Int, logger: Logger, loop: AMQPLoop) {
         self.configuration = nodes.configuration
         self.nodes = nodes
         self.source = source
         self.prefetch = prefetch
         self.logger = logger
-        self.loop = loop ?? AMQPLoop(name: "amqp-consumer", endsWithLastSource: true)
+        self.loop = loop
         (stream, continuation) = AsyncThrowingStream.makeStream(of: Delivery.self)
         (readyStream, ready) = AsyncStream.makeStream(of: Result<Void, any Error>.self)
-        backoff = configuration.reconnectBackoff.initial
-        lastRead = ContinuousClock.now
+        connection = loop.bound(nil)
+        deliveries = loop.bound(ConsumerDeliveries())
+        backoff = loop.bound(nodes.configuration.reconnectBackoff.initial)
+        reconnectAt = loop.bound(nil)
+        refusedAfterConnecting = loop.bound(false)
+        lastRead = loop.bound(ContinuousClock.now)
     }
 
     /// Starts consuming; returns once the first connection consumes, or throws why it could not connect.
@@ -95,7 +99,7 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
 
     // MARK: On the loop's thread
 
-    var socket: Int32? { connection.map { amqp_get_sockfd($0.state) } }
+    var socket: Int32? { connection.value.map { amqp_get_sockfd($0.state) } }
 
     func service(readable: Bool, now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         guard !isFinished else { return nil }
@@ -106,7 +110,7 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
             return nil
         }
         if stop {
-            switch deliveries.stopRequested() {
+            switch deliveries.value.stopRequested() {
             case .nothing: break
             case .finishStream: continuation.finish()
             case .abandonStart:
@@ -115,63 +119,63 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
                 return nil
             }
         }
-        if connection == nil {
-            guard deliveries.mayReconnect else {  // Nothing to settle on a lost connection: the broker requeued it all.
+        if connection.value == nil {
+            guard deliveries.value.mayReconnect else {  // Nothing to settle on a lost connection: the broker requeued it all.
                 finish()
                 return nil
             }
-            if let reconnectAt, now < reconnectAt { return reconnectAt }
+            if let reconnectAt = reconnectAt.value, now < reconnectAt { return reconnectAt }
             do {
                 try connect()
-                backoff = configuration.reconnectBackoff.initial
-                reconnectAt = nil
-                lastRead = now
-                if deliveries.connected() {
+                backoff.value = configuration.reconnectBackoff.initial
+                reconnectAt.value = nil
+                lastRead.value = now
+                if deliveries.value.connected() {
                     ready.yield(.success(()))
                 } else {
                     logger.info(
                         "AMQP consumer: reconnected",
-                        metadata: ["amqp.source": "\(source)", "amqp.node": "\(connection.map { "\($0.node)" } ?? "-")"])
+                        metadata: ["amqp.source": "\(source)", "amqp.node": "\(connection.value.map { "\($0.node)" } ?? "-")"])
                 }
             } catch {
                 // At the first start, no node answering or a refusal for good (a permission, a queue of another
                 // type) ends the start at once. A passing refusal from a node that answered is waited out as after a
                 // loss: a quorum queue another process declared a moment ago may refuse consumers (541 internal
                 // error) until its replicas are up.
-                let passing = refusedAfterConnecting && (error as? TransportError)?.isPermanent == false
-                let starting = deliveries.phase == .starting
-                if deliveries.connectFailed(passing: passing) == .abandonStart {
+                let passing = refusedAfterConnecting.value && (error as? TransportError)?.isPermanent == false
+                let starting = deliveries.value.phase == .starting
+                if deliveries.value.connectFailed(passing: passing) == .abandonStart {
                     ready.yield(.failure(error))
                     finish()
                     return nil
                 }
                 logger.warning(
                     starting ? "AMQP consumer: cannot consume yet" : "AMQP consumer: cannot reconnect yet",
-                    metadata: ["amqp.source": "\(source)", "error": "\(error)", "retry.in": "\(backoff)"])
-                let next = now.advanced(by: backoff)
-                reconnectAt = next
-                backoff = min(backoff * 2, configuration.reconnectBackoff.max)
+                    metadata: ["amqp.source": "\(source)", "error": "\(error)", "retry.in": "\(backoff.value)"])
+                let next = now.advanced(by: backoff.value)
+                reconnectAt.value = next
+                backoff.value = min(backoff.value * 2, configuration.reconnectBackoff.max)
                 return next
             }
         }
         settlePending()
-        guard let connection else { return now }  // lost while settling: reconnect on the next pass
-        if readable || connection.hasBufferedInput || now >= lastRead.advanced(by: AMQPConnection.readAtLeastEvery) {
-            lastRead = now
+        guard let connection = connection.value else { return now }  // lost while settling: reconnect on the next pass
+        if readable || connection.hasBufferedInput || now >= lastRead.value.advanced(by: AMQPConnection.readAtLeastEvery) {
+            lastRead.value = now
             receiveAvailable()
         }
-        return self.connection == nil ? now : lastRead.advanced(by: AMQPConnection.readAtLeastEvery)
+        return self.connection.value == nil ? now : lastRead.value.advanced(by: AMQPConnection.readAtLeastEvery)
     }
 
     private func finish() {
-        connection?.close()
-        connection = nil
+        connection.value?.close()
+        connection.value = nil
         continuation.finish()
-        deliveries.finished()
+        deliveries.value.finished()
     }
 
     private func connect() throws {
-        refusedAfterConnecting = false
+        refusedAfterConnecting.value = false
         let connection = try nodes.connect()
         do {
             try connection.setPrefetch(prefetch)
@@ -187,10 +191,10 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
             try connection.startConsuming(queue: queue)
         } catch {
             connection.close()
-            refusedAfterConnecting = true
+            refusedAfterConnecting.value = true
             throw error
         }
-        self.connection = connection
+        self.connection.value = connection
     }
 
     /// Sends what the hops settled (see `ConsumerDeliveries.settled`): releases, then acks.
@@ -199,8 +203,8 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
             defer { requests.settlements.removeAll(keepingCapacity: true) }
             return requests.settlements
         }
-        let sends = deliveries.settled(batch)
-        guard let connection, !sends.isEmpty else { return }
+        let sends = deliveries.value.settled(batch)
+        guard let connection = connection.value, !sends.isEmpty else { return }
         for tag in sends.releases {
             guard connection.reject(tag, requeue: true) else { return lostConnection("settling a delivery failed") }
         }
@@ -218,12 +222,12 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
     private func receiveAvailable() {
         repeat {
             receive()
-        } while connection?.hasBufferedInput == true
+        } while connection.value?.hasBufferedInput == true
     }
 
     /// Takes one delivery if one has come (a call with a zero timeout: it also sends a heartbeat when one is due).
     private func receive() {
-        guard let connection else { return }
+        guard let connection = connection.value else { return }
         amqp_maybe_release_buffers(connection.state)
         var envelope = amqp_envelope_t()
         var immediately = timeval(tv_sec: 0, tv_usec: 0)
@@ -232,7 +236,7 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
         case AMQP_RESPONSE_NORMAL:
             defer { amqp_destroy_envelope(&envelope) }
             // Stopping, it stays unacknowledged (see `ConsumerDeliveries.received`).
-            guard deliveries.received(envelope.delivery_tag) else { return }
+            guard deliveries.value.received(envelope.delivery_tag) else { return }
             continuation.yield(makeDelivery(envelope))
         case AMQP_RESPONSE_LIBRARY_EXCEPTION where reply.library_error == AMQP_STATUS_TIMEOUT.rawValue:
             return
@@ -265,10 +269,10 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
 
     private func lostConnection(_ why: String) {
         logger.warning("AMQP consumer: connection lost", metadata: ["error": "\(why)", "amqp.source": "\(source)"])
-        connection?.markBroken()
-        connection?.close()
-        connection = nil
-        deliveries.connectionLost()
+        connection.value?.markBroken()
+        connection.value?.close()
+        connection.value = nil
+        deliveries.value.connectionLost()
     }
 
     private func makeDelivery(_ envelope: amqp_envelope_t) -> Delivery {
@@ -284,7 +288,7 @@ final class AMQPConsumer: @unchecked Sendable, AMQPLoop.Source {
             exchange: String(amqpBytes: envelope.exchange),
             routingKey: String(amqpBytes: envelope.routing_key),
             redelivered: envelope.redelivered != 0,
-            acknowledger: Acknowledger(consumer: self, generation: deliveries.generation),
+            acknowledger: Acknowledger(consumer: self, generation: deliveries.value.generation),
             tag: envelope.delivery_tag)
     }
 

@@ -143,6 +143,11 @@ public final class AMQPLoop: TaskExecutor, Sendable {
     /// True on the loop's own thread.
     public var isCurrent: Bool { thread.isCurrent }
 
+    /// `value`, for this loop's thread alone (the state of a connection it drives).
+    func bound<Value>(_ value: sending Value) -> LoopBound<Value> {
+        LoopBound(value, on: thread)
+    }
+
     private func submit(_ work: Work) {
         let (start, write) = queue.withLock { queue -> (Bool, Bool) in
             queue.work.append(work)

@@ -22,7 +22,7 @@ import Synchronization
 /// connection until `connection.unblocked`: the broker has stopped reading it, and a send into a full socket would
 /// hold up the loop's thread. Publishes and declares wait, and the time spent blocked does not count against their
 /// deadline: a blocked broker is not a failed one, and a hop retried for it would only add to the broker's load.
-final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
+final class AMQPPublisher: Sendable, AMQPLoop.Source {
     /// One caller's messages, resumed when the broker has confirmed them all.
     private struct Publish: Sendable {
         let messages: [OutgoingMessage]
@@ -53,30 +53,37 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     private let loop: AMQPLoop
     private let clock = ContinuousClock()
 
-    // Sendable by hand: what follows is used on the loop's thread alone.
-    private var connection: AMQPConnection?
-    private var confirms = PublisherConfirms<Publish>()
+    // The loop's thread alone uses what follows (checked on every access).
+    private let connection: LoopBound<AMQPConnection?>
+    private let confirms: LoopBound<PublisherConfirms<Publish>>
     /// Declares and binds not yet done (waiting for the broker to come back).
-    private var operations = PublisherOperations()
+    private let operations: LoopBound<PublisherOperations>
     /// No reconnect before this (backoff after a failure).
-    private var reconnectAt: ContinuousClock.Instant?
-    private var backoff: Duration
-    private var lastFailure: (any Error)?
+    private let reconnectAt: LoopBound<ContinuousClock.Instant?>
+    private let backoff: LoopBound<Duration>
+    private let lastFailure: LoopBound<(any Error)?>
     /// When the connection was last read (see `AMQPConnection.readAtLeastEvery`).
-    private var lastRead: ContinuousClock.Instant
+    private let lastRead: LoopBound<ContinuousClock.Instant>
     /// Since when the broker has blocked this connection (`connection.blocked`), nil when it does not.
-    private var blockedSince: ContinuousClock.Instant?
-    private(set) var isFinished = false
+    private let blockedSince: LoopBound<ContinuousClock.Instant?>
+    private let finished: LoopBound<Bool>
 
-    /// - Parameter loop: the processor's loop, or nil for a thread of its own.
-    init(nodes: AMQPNodeRotation, logger: Logger, loop: AMQPLoop?) {
+    /// - Parameter loop: the loop that drives the connection: the processor's, or one of the publisher's own.
+    init(nodes: AMQPNodeRotation, logger: Logger, loop: AMQPLoop) {
         self.configuration = nodes.configuration
         self.nodes = nodes
         self.logger = logger
-        self.backoff = configuration.reconnectBackoff.initial
-        self.lastRead = clock.now
-        self.loop = loop ?? AMQPLoop(name: "amqp-publisher", endsWithLastSource: true)
-        self.loop.add(self)
+        self.loop = loop
+        connection = loop.bound(nil)
+        confirms = loop.bound(PublisherConfirms())
+        operations = loop.bound(PublisherOperations())
+        reconnectAt = loop.bound(nil)
+        backoff = loop.bound(nodes.configuration.reconnectBackoff.initial)
+        lastFailure = loop.bound(nil)
+        lastRead = loop.bound(ContinuousClock.now)
+        blockedSince = loop.bound(nil)
+        finished = loop.bound(false)
+        loop.add(self)
     }
 
     func publish(_ messages: [OutgoingMessage]) async throws {
@@ -142,7 +149,9 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
 
     // MARK: On the loop's thread
 
-    var socket: Int32? { connection.map { amqp_get_sockfd($0.state) } }
+    var socket: Int32? { connection.value.map { amqp_get_sockfd($0.state) } }
+
+    var isFinished: Bool { finished.value }
 
     func service(readable: Bool, now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         guard !isFinished else { return nil }
@@ -153,23 +162,25 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         for job in newJobs {
             switch job {
             case .publish(let publish, let giveUpAt):
-                confirms.asked(publish, messageCount: publish.messages.count, giveUpAt: giveUpAt)
-            case .run(let operation): operations.append(operation)
+                confirms.value.asked(publish, messageCount: publish.messages.count, giveUpAt: giveUpAt)
+            case .run(let operation): operations.value.append(operation)
             }
         }
         // Declares and binds run only with nothing in flight and not blocked. A broker that blocks a connection stops
         // reading it: a declare sent after the publish that blocked it would never be answered, and librabbitmq would
         // wait for that reply on the loop's thread forever. With every publish confirmed, the broker has already said
         // whether it blocks us (its connection.blocked comes before the confirm of the publish that caused it).
-        let mayRunOperations = blockedSince == nil && !confirms.hasUnconfirmed
+        let mayRunOperations = blockedSince.value == nil && !confirms.value.hasUnconfirmed
         let nextOperation = mayRunOperations ? runOperations() : nil
-        if shutDown && newJobs.isEmpty && !confirms.hasUnsent && !confirms.hasUnconfirmed && operations.isEmpty {
+        if shutDown && newJobs.isEmpty && !confirms.value.hasUnsent && !confirms.value.hasUnconfirmed
+            && operations.value.isEmpty
+        {
             finish()
             return nil
         }
         let next = serviceConnection(readable: readable)
         // The last confirm just came, or the block just ended: the declares that waited for it go now.
-        if !mayRunOperations && blockedSince == nil && !confirms.hasUnconfirmed && !operations.isEmpty {
+        if !mayRunOperations && blockedSince.value == nil && !confirms.value.hasUnconfirmed && !operations.value.isEmpty {
             return clock.now
         }
         return nextOperation.map { min($0, next) } ?? next
@@ -177,28 +188,28 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
 
     /// Publishes, confirms and heartbeats; returns when to come back without input.
     private func serviceConnection(readable: Bool) -> ContinuousClock.Instant {
-        let wasBlocked = blockedSince != nil
+        let wasBlocked = blockedSince.value != nil
         sendUnsent()
-        let heartbeat = lastRead.advanced(by: AMQPConnection.readAtLeastEvery)
-        if confirms.hasUnconfirmed || wasBlocked {
+        let heartbeat = lastRead.value.advanced(by: AMQPConnection.readAtLeastEvery)
+        if confirms.value.hasUnconfirmed || wasBlocked {
             readConfirms(readable: readable || clock.now >= heartbeat)
-            if wasBlocked && blockedSince == nil { return clock.now }  // unblocked: send what waited, right away
-            let nextRead = lastRead.advanced(by: AMQPConnection.readAtLeastEvery)
-            if blockedSince != nil { return nextRead }  // only the broker's unblocked (or a heartbeat) is awaited
-            return confirms.firstUnconfirmedDeadline.map { min($0, nextRead) } ?? nextRead
-        } else if confirms.hasUnsent {
+            if wasBlocked && blockedSince.value == nil { return clock.now }  // unblocked: send what waited, right away
+            let nextRead = lastRead.value.advanced(by: AMQPConnection.readAtLeastEvery)
+            if blockedSince.value != nil { return nextRead }  // only the broker's unblocked (or a heartbeat) is awaited
+            return confirms.value.firstUnconfirmedDeadline.map { min($0, nextRead) } ?? nextRead
+        } else if confirms.value.hasUnsent {
             failExpired()
-            return reconnectAt ?? confirms.firstUnsentDeadline ?? clock.now  // backing off before reconnecting
+            return reconnectAt.value ?? confirms.value.firstUnsentDeadline ?? clock.now  // backing off before reconnecting
         } else {
-            if readable || connection?.hasBufferedInput == true || clock.now >= heartbeat { serviceIdleConnection() }
-            return lastRead.advanced(by: AMQPConnection.readAtLeastEvery)
+            if readable || connection.value?.hasBufferedInput == true || clock.now >= heartbeat { serviceIdleConnection() }
+            return lastRead.value.advanced(by: AMQPConnection.readAtLeastEvery)
         }
     }
 
     private func finish() {
-        connection?.close()
-        connection = nil
-        isFinished = true
+        connection.value?.close()
+        connection.value = nil
+        finished.value = true
         let (waiter, blockedWaiters) = shared.withLock { shared in
             shared.threadEnded = true
             shared.isBlocked = false
@@ -212,13 +223,13 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     /// Sends what waits, on a live connection (reconnecting once the backoff allows).
     private func sendUnsent() {
         // Held while a declare waits for what is in flight to be confirmed (see `service`).
-        guard confirms.hasUnsent, blockedSince == nil, operations.isEmpty else { return }
-        if let reconnectAt, clock.now < reconnectAt, connection == nil { return }
+        guard confirms.value.hasUnsent, blockedSince.value == nil, operations.value.isEmpty else { return }
+        if let reconnectAt = reconnectAt.value, clock.now < reconnectAt, connection.value == nil { return }
         do {
             let connection = try liveConnection()
-            while let publish = confirms.nextToSend {
+            while let publish = confirms.value.nextToSend {
                 for message in publish.messages { try connection.publish(message) }
-                confirms.sentNext()
+                confirms.value.sentNext()
             }
         } catch {
             failed(error, doing: "publishing")
@@ -228,12 +239,12 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     /// Reads the frames already received (and, when `readable`, what the socket holds), without waiting: confirmed
     /// requests resume as their acks come.
     private func readConfirms(readable: Bool) {
-        guard let connection else { return }
+        guard let connection = connection.value else { return }
         if readable || connection.hasBufferedInput {
-            lastRead = clock.now
+            lastRead.value = clock.now
             readFrames(connection)
         }
-        if blockedSince == nil, confirms.isConfirmOverdue(at: clock.now) {
+        if blockedSince.value == nil, confirms.value.isConfirmOverdue(at: clock.now) {
             failed(TransportError(.publishTimedOut, "no publisher confirm within \(configuration.publishDeadline)"), doing: "publishing")
         }
     }
@@ -264,10 +275,16 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         switch method.id {
         case amqp_method_number_t(SLIPWAY_BASIC_ACK_METHOD):
             let ack = method.decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
-            for publish in confirms.acked(ack.delivery_tag, multiple: ack.multiple != 0) { publish.continuation.resume() }
+            for publish in confirms.value.acked(ack.delivery_tag, multiple: ack.multiple != 0) { publish.continuation.resume() }
         case amqp_method_number_t(SLIPWAY_BASIC_NACK_METHOD):
-            // Taken as a failed connection: what it had not confirmed is sent again on the next one.
-            throw TransportError(.publishRejected, "the broker refused a published message (basic.nack)")
+            // Its callers fail rather than send again (see `PublisherConfirms.nacked`).
+            let nack = method.decoded.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee
+            let (confirmed, rejected) = confirms.value.nacked(nack.delivery_tag, multiple: nack.multiple != 0)
+            for publish in confirmed { publish.continuation.resume() }
+            for publish in rejected {
+                publish.continuation.resume(
+                    throwing: TransportError(.publishRejected, "the broker refused a published message (basic.nack)"))
+            }
         case amqp_method_number_t(SLIPWAY_CONNECTION_BLOCKED_METHOD):
             var method = method
             blocked(reason: String(amqpBytes: slipway_connection_blocked_reason(&method)))
@@ -285,8 +302,8 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
 
     /// The broker blocks this connection: say so once, with its reason, and hold everything until it unblocks.
     private func blocked(reason: String) {
-        guard blockedSince == nil else { return }
-        blockedSince = clock.now
+        guard blockedSince.value == nil else { return }
+        blockedSince.value = clock.now
         shared.withLock { $0.isBlocked = true }
         logger.warning(
             "RabbitMQ blocked publishing (\(reason.isEmpty ? "a resource alarm" : reason)): hops in flight wait, and no new hop starts until it unblocks; see the broker's memory and disk alarms",
@@ -296,12 +313,12 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     /// The block is over (the broker said so, or the blocked connection is gone): the time it lasted is added to
     /// every deadline it overlapped, and what waited goes on.
     private func unblocked(by how: String) {
-        guard let since = blockedSince else { return }
+        guard let since = blockedSince.value else { return }
         let now = clock.now
-        blockedSince = nil
+        blockedSince.value = nil
         let deadline = configuration.publishDeadline
-        confirms.extendDeadlines(blockedSince: since, now: now, deadline: deadline)
-        operations.extendDeadlines(blockedSince: since, now: now, deadline: deadline)
+        confirms.value.extendDeadlines(blockedSince: since, now: now, deadline: deadline)
+        operations.value.extendDeadlines(blockedSince: since, now: now, deadline: deadline)
         let waiters = shared.withLock { shared in
             shared.isBlocked = false
             defer { shared.blockedWaiters.removeAll() }
@@ -317,40 +334,42 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     /// permanent error (refused credentials, a certificate) fails every request at once.
     private func failed(_ error: any Error, doing: String) {
         dropConnection()
-        lastFailure = error
+        lastFailure.value = error
         if let error = error as? TransportError, error.isPermanent {
-            for publish in confirms.removeUnsent() { publish.continuation.resume(throwing: error) }
+            for publish in confirms.value.removeUnsent() { publish.continuation.resume(throwing: error) }
             return
         }
         logger.warning(
-            "AMQP publisher: \(doing) failed, reconnecting", metadata: ["error": "\(error)", "retry.in": "\(backoff)"])
-        reconnectAt = clock.now.advanced(by: backoff)
-        backoff = min(backoff * 2, configuration.reconnectBackoff.max)
+            "AMQP publisher: \(doing) failed, reconnecting", metadata: ["error": "\(error)", "retry.in": "\(backoff.value)"])
+        reconnectAt.value = clock.now.advanced(by: backoff.value)
+        backoff.value = min(backoff.value * 2, configuration.reconnectBackoff.max)
         failExpired()
     }
 
     /// Requests past their deadline fail with the last connection error.
     private func failExpired() {
-        guard blockedSince == nil else { return }
-        let expired = confirms.expired(at: clock.now)
+        guard blockedSince.value == nil else { return }
+        let expired = confirms.value.expired(at: clock.now)
         guard !expired.isEmpty else { return }
-        let error = lastFailure ?? TransportError(.publishTimedOut, "no publisher confirm within \(configuration.publishDeadline)")
+        let error = lastFailure.value ?? TransportError(.publishTimedOut, "no publisher confirm within \(configuration.publishDeadline)")
         for publish in expired { publish.continuation.resume(throwing: error) }
     }
 
     /// Runs the declares and binds whose time has come. Returns when the next one waiting is due.
     private func runOperations() -> ContinuousClock.Instant? {
+        // Most passes have none: they cost a check, not a copy.
+        guard !operations.value.isEmpty else { return nil }
         // A copy, not an access held through the run: dropping a connection reads `operations` (`unblocked`).
-        let current = operations
+        let current = operations.value
         let (waiting, next) = current.runDue(
             at: clock.now, maxBackoff: configuration.reconnectBackoff.max, logger: logger,
             connection: liveConnection, connectionFailed: dropConnection)
-        operations = waiting
+        operations.value = waiting
         return next
     }
 
     private func liveConnection() throws -> AMQPConnection {
-        if let connection, connection.isOpen { return connection }
+        if let connection = connection.value, connection.isOpen { return connection }
         dropConnection()
         let connection = try nodes.connect()
         do {
@@ -362,10 +381,10 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
         if configuration.nodes.count > 1 {
             logger.info("AMQP publisher: connected", metadata: ["amqp.node": "\(connection.node)"])
         }
-        self.connection = connection
-        confirms.connected()
-        reconnectAt = nil
-        backoff = configuration.reconnectBackoff.initial
+        self.connection.value = connection
+        confirms.value.connected()
+        reconnectAt.value = nil
+        backoff.value = configuration.reconnectBackoff.initial
         return connection
     }
 
@@ -373,16 +392,16 @@ final class AMQPPublisher: @unchecked Sendable, AMQPLoop.Source {
     private func dropConnection() {
         // A new connection starts unblocked; if the alarm is still on, the broker blocks it again on its first publish.
         unblocked(by: "the blocked connection closed; publishing goes on on a new one")
-        connection?.markBroken()
-        connection?.close()
-        connection = nil
-        confirms.connectionLost()
+        connection.value?.markBroken()
+        connection.value?.close()
+        connection.value = nil
+        confirms.value.connectionLost()
     }
 
     /// Lets librabbitmq send and check heartbeats on a connection that has nothing to publish.
     private func serviceIdleConnection() {
-        guard let connection, connection.isOpen else { return }
-        lastRead = clock.now
+        guard let connection = connection.value, connection.isOpen else { return }
+        lastRead.value = clock.now
         var frame = amqp_frame_t()
         var immediately = timeval(tv_sec: 0, tv_usec: 0)
         let status = amqp_simple_wait_frame_noblock(connection.state, &frame, &immediately)

@@ -8,8 +8,7 @@ extension AMQPConfiguration {
     /// turned off explicitly (`verify=verify_none`).
     ///
     /// Query parameters follow the RabbitMQ URI convention: `cacertfile`, `certfile`, `keyfile`,
-    /// `verify=verify_peer|verify_none`, `server_name_indication`. The environment fills in files the URL does not
-    /// name: `SLIPWAY_AMQP_CA_FILE`, `SLIPWAY_AMQP_CERT_FILE`, `SLIPWAY_AMQP_KEY_FILE`.
+    /// `verify=verify_peer|verify_none`, `server_name_indication`. `TLSFiles` fill in the files the URL does not name.
     public struct TLS: Sendable, Hashable {
         /// PEM file of the CAs to trust; nil trusts the system's store (OpenSSL's default paths).
         public var caFile: String?
@@ -32,19 +31,19 @@ extension AMQPConfiguration {
             self.serverName = serverName
         }
 
-        init(query: URLQuery, environment: [String: String]) throws {
-            func file(_ parameter: String, _ variable: String) throws -> String? {
+        init(query: URLQuery, files: TLSFiles) throws {
+            func file(_ parameter: String, _ given: String?, _ variable: String) throws -> String? {
                 let fromURL = query.take(parameter)
                 let source = fromURL == nil ? variable : parameter
-                guard let path = fromURL ?? environment[variable], !path.isEmpty else { return nil }
+                guard let path = fromURL ?? given, !path.isEmpty else { return nil }
                 guard FileManager.default.isReadableFile(atPath: path) else {
                     throw TransportError(.badConfiguration, "\(source): cannot read '\(path)'")
                 }
                 return path
             }
-            caFile = try file("cacertfile", "SLIPWAY_AMQP_CA_FILE")
-            certFile = try file("certfile", "SLIPWAY_AMQP_CERT_FILE")
-            keyFile = try file("keyfile", "SLIPWAY_AMQP_KEY_FILE")
+            caFile = try file("cacertfile", files.caFile, "SLIPWAY_AMQP_CA_FILE")
+            certFile = try file("certfile", files.certFile, "SLIPWAY_AMQP_CERT_FILE")
+            keyFile = try file("keyfile", files.keyFile, "SLIPWAY_AMQP_KEY_FILE")
             guard (certFile == nil) == (keyFile == nil) else {
                 throw TransportError(.badConfiguration, "a client certificate needs both certfile and keyfile (the same file if it holds both)")
             }
@@ -57,6 +56,29 @@ extension AMQPConfiguration {
         /// Where trust comes from, for errors and logs.
         var trustDescription: String {
             if let caFile { "trusting the CAs in \(caFile)" } else { "trusting the system's CA store" }
+        }
+    }
+
+    /// The TLS files an `amqps://` URL may leave out, given apart: `SLIPWAY_AMQP_CA_FILE`, `SLIPWAY_AMQP_CERT_FILE` and
+    /// `SLIPWAY_AMQP_KEY_FILE`, which a processor reads from its settings and `slip` from its environment. A file the
+    /// URL names wins.
+    public struct TLSFiles: Sendable, Hashable {
+        public var caFile: String?
+        public var certFile: String?
+        public var keyFile: String?
+
+        public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil) {
+            self.caFile = caFile
+            self.certFile = certFile
+            self.keyFile = keyFile
+        }
+
+        /// From the three variables; an empty one counts as unset.
+        public init(environment: [String: String]) {
+            func value(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+            self.init(
+                caFile: value("SLIPWAY_AMQP_CA_FILE"), certFile: value("SLIPWAY_AMQP_CERT_FILE"),
+                keyFile: value("SLIPWAY_AMQP_KEY_FILE"))
         }
     }
 

@@ -122,11 +122,11 @@ public final class AMQPTransport: MessageTransport, Service {
         // Listed before it starts, so that a shutdown meanwhile closes it.
         let (consumer, ownLoop) = try state.withLock { state in
             try Self.refuseIfShutDown(state)
-            let ownLoop = loop == nil ? state.ownLoop("amqp-consumer") : nil
+            let consumerLoop = loop ?? state.ownLoop("amqp-consumer")
             let consumer = AMQPConsumer(
-                nodes: nodes, source: source, prefetch: prefetch, logger: logger, loop: loop ?? ownLoop)
+                nodes: nodes, source: source, prefetch: prefetch, logger: logger, loop: consumerLoop)
             state.consumers.append(consumer)
-            return (consumer, ownLoop)
+            return (consumer, consumerLoop === loop ? nil : consumerLoop)
         }
         do {
             try await consumer.start()

@@ -32,9 +32,10 @@ final class LoopBound<Value>: @unchecked Sendable {
     }
 
     var value: Value {
-        get {
+        // `_read`, not `get`: a borrow, so that reading a field of a struct value does not copy the whole of it.
+        _read {
             check()
-            return unchecked
+            yield unchecked
         }
         _modify {
             check()

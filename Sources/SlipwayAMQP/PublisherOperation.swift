@@ -3,20 +3,19 @@ import SlipwayTransport
 
 /// A declare or a bind the publisher runs for a caller: tried on a live connection, and tried again after a backoff
 /// while the broker is away, without holding up the loop in between (other connections may share it).
-// Sendable by hand: it crosses to the loop's thread under the publisher's mutex, and `giveUpAt`, `backoff` and
-// `retryAt` change only on that thread; its closures resume the caller's continuation, which any thread may do.
-final class PublisherOperation: @unchecked Sendable {
+/// A value: it crosses to the loop's thread under the publisher's mutex, and changes only there after that.
+struct PublisherOperation: Sendable {
     let doing: String
     var giveUpAt: ContinuousClock.Instant
     /// Runs the body and resumes its caller; throws (without resuming) when the connection failed it.
-    let attempt: (AMQPConnection) throws -> Void
-    let fail: (any Error) -> Void
+    let attempt: @Sendable (AMQPConnection) throws -> Void
+    let fail: @Sendable (any Error) -> Void
     var backoff: Duration
     var retryAt: ContinuousClock.Instant?
 
     init(
         _ doing: String, giveUpAt: ContinuousClock.Instant, backoff: Duration,
-        attempt: @escaping (AMQPConnection) throws -> Void, fail: @escaping (any Error) -> Void
+        attempt: @escaping @Sendable (AMQPConnection) throws -> Void, fail: @escaping @Sendable (any Error) -> Void
     ) {
         self.doing = doing
         self.giveUpAt = giveUpAt
@@ -36,9 +35,11 @@ struct PublisherOperations {
     mutating func append(_ operation: PublisherOperation) { waiting.append(operation) }
 
     /// The broker blocked publishing from `since` to `now`: that time does not count against the deadlines.
-    func extendDeadlines(blockedSince since: ContinuousClock.Instant, now: ContinuousClock.Instant, deadline: Duration) {
-        for operation in waiting {
-            operation.giveUpAt = operation.giveUpAt.extended(blockedSince: since, now: now, deadline: deadline)
+    mutating func extendDeadlines(
+        blockedSince since: ContinuousClock.Instant, now: ContinuousClock.Instant, deadline: Duration
+    ) {
+        for index in waiting.indices {
+            waiting[index].giveUpAt = waiting[index].giveUpAt.extended(blockedSince: since, now: now, deadline: deadline)
         }
     }
 
@@ -51,7 +52,7 @@ struct PublisherOperations {
         guard !waiting.isEmpty else { return (self, nil) }
         var stillWaiting: [PublisherOperation] = []
         var next: ContinuousClock.Instant?
-        for operation in waiting {
+        for var operation in waiting {
             if let retryAt = operation.retryAt, now < retryAt {
                 stillWaiting.append(operation)
                 next = min(next ?? retryAt, retryAt)

@@ -1,3 +1,4 @@
+import Foundation
 @testable import SlipwayAMQP
 import SlipwayTransport
 import Testing
@@ -22,6 +23,31 @@ struct TransportErrorCodeTests {
     func badURLs(url: String) {
         let error = #expect(throws: TransportError.self) { try AMQPConfiguration(url: url, environment: [:]) }
         #expect(error?.code == .badConfiguration)
+    }
+
+    @Test("the node order and the TLS files come as values, or from the environment for the tools without settings")
+    func nodeOrderAndTLSFiles() throws {
+        let list = "amqps://u:p@h1:1/,amqps://u:p@h2:2/"
+        // Any readable file: a TLS file is only checked to be readable until a connection uses it.
+        let ca = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-ca-\(getpid()).pem").path
+        try Data("not used".utf8).write(to: URL(fileURLWithPath: ca))
+        defer { try? FileManager.default.removeItem(atPath: ca) }
+        let given = try AMQPConfiguration(url: list, nodeOrder: .listed, tlsFiles: .init(caFile: ca))
+        #expect(given.nodeOrder == .listed)
+        #expect(given.tls?.caFile == ca)
+        let fromEnvironment = try AMQPConfiguration(
+            url: list, environment: ["SLIPWAY_AMQP_NODE_ORDER": "Listed", "SLIPWAY_AMQP_CA_FILE": ca])
+        #expect(fromEnvironment == given)
+        #expect(try AMQPConfiguration(url: list, environment: [:]).nodeOrder == .shuffled)
+        let error = #expect(throws: TransportError.self) {
+            try AMQPConfiguration(url: list, environment: ["SLIPWAY_AMQP_NODE_ORDER": "nearest"])
+        }
+        #expect(error?.code == .badConfiguration)
+        #expect(error?.message.contains("SLIPWAY_AMQP_NODE_ORDER") == true)
+        let unreadable = #expect(throws: TransportError.self) {
+            try AMQPConfiguration(url: list, nodeOrder: .shuffled, tlsFiles: .init(caFile: "/nonexistent/ca.pem"))
+        }
+        #expect(unreadable?.message.contains("SLIPWAY_AMQP_CA_FILE") == true)
     }
 
     @Test("two broker URL variables set at once are a bad configuration")
