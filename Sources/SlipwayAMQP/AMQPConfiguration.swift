@@ -65,7 +65,11 @@ public struct AMQPConfiguration: Sendable, Hashable {
     public var tls: TLS?
     /// Seconds between heartbeats; a broker that stays silent for two of them counts as gone.
     public var heartbeatSeconds: Int
+    /// How long opening the socket, and then the AMQP handshake, may each take.
     public var connectTimeout: Duration
+    /// How long the broker may take to answer a request (opening a channel, a declare, a consume): past it the
+    /// connection counts as lost, and is opened again.
+    public var rpcTimeout: Duration
     /// Backoff between reconnection attempts: doubles from `initial` up to `max`.
     public var reconnectBackoff: (initial: Duration, max: Duration)
     /// How long a publish keeps retrying through a lost connection before it gives up.
@@ -133,7 +137,7 @@ public struct AMQPConfiguration: Sendable, Hashable {
         if password != other.password { return "password" }
         if virtualHost != other.virtualHost { return "vhost" }
         if tls != other.tls { return "TLS setting" }
-        if heartbeatSeconds != other.heartbeatSeconds || connectTimeout != other.connectTimeout
+        if heartbeatSeconds != other.heartbeatSeconds || connectTimeout != other.connectTimeout || rpcTimeout != other.rpcTimeout
             || publishDeadline != other.publishDeadline
         {
             return "query"
@@ -167,6 +171,7 @@ public struct AMQPConfiguration: Sendable, Hashable {
         virtualHost = uri.virtualHost.flatMap { $0.isEmpty ? nil : $0 } ?? "/"
         heartbeatSeconds = 30
         connectTimeout = .seconds(5)
+        rpcTimeout = .seconds(15)
         reconnectBackoff = (.milliseconds(100), .seconds(5))
         publishDeadline = .seconds(60)
 
@@ -177,6 +182,9 @@ public struct AMQPConfiguration: Sendable, Hashable {
         let positive = { (text: String) in Int(text).flatMap { $0 > 0 ? $0 : nil } }
         if let timeout = try query.take("connection_timeout", as: "a positive number of milliseconds", positive) {
             connectTimeout = .milliseconds(timeout)
+        }
+        if let timeout = try query.take("rpc_timeout", as: "a positive number of milliseconds", positive) {
+            rpcTimeout = .milliseconds(timeout)
         }
         // How long a publish may wait for its confirm (through reconnects) before the caller is told it failed; time
         // the broker spends blocking publishers (a resource alarm) does not count.

@@ -57,6 +57,13 @@ final class AMQPConnection {
                 .unreachable,
                 "cannot reach RabbitMQ at \(configuration.host):\(configuration.port): \(Self.statusText(status))")
         }
+        // No call on this connection may wait for the broker without end: it runs on a loop's thread that every
+        // other connection of the process shares. A node in trouble (or a cluster re-forming after losing one) can
+        // accept a connection and then leave an RPC unanswered; librabbitmq's default RPC timeout is infinite.
+        var handshake = timeval(configuration.connectTimeout)
+        amqp_set_handshake_timeout(state, &handshake)
+        var rpc = timeval(configuration.rpcTimeout)
+        amqp_set_rpc_timeout(state, &rpc)
         let login = slipway_amqp_login_plain(
             state, configuration.virtualHost, 1, 131_072, Int32(configuration.heartbeatSeconds), configuration.user,
             configuration.password)

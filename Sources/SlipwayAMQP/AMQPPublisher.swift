@@ -24,18 +24,18 @@ import Synchronization
 /// deadline: a blocked broker is not a failed one, and a hop retried for it would only add to the broker's load.
 final class AMQPPublisher: Sendable, AMQPLoop.Source {
     /// One caller's messages, resumed when the broker has confirmed them all.
-    private struct Publish: Sendable {
+    struct Publish: Sendable {
         let messages: [OutgoingMessage]
         let continuation: CheckedContinuation<Void, any Error>
     }
 
-    private enum Job: Sendable {
+    enum Job: Sendable {
         case publish(Publish, giveUpAt: ContinuousClock.Instant)
         case run(PublisherOperation)
     }
 
     /// What the callers' threads and the loop's thread share.
-    private struct Shared {
+    struct Shared {
         var jobs: [Job] = []
         var isShutDown = false
         /// The caller of `shutdown()`, resumed once the publisher has finished.
@@ -46,26 +46,27 @@ final class AMQPPublisher: Sendable, AMQPLoop.Source {
         var blockedWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    private let configuration: AMQPConfiguration
+    let configuration: AMQPConfiguration
     private let nodes: AMQPNodeRotation
-    private let logger: Logger
-    private let shared = Mutex(Shared())
+    let logger: Logger
+    let shared = Mutex(Shared())
     private let loop: AMQPLoop
-    private let clock = ContinuousClock()
+    let clock = ContinuousClock()
 
-    // The loop's thread alone uses what follows (checked on every access).
-    private let connection: LoopBound<AMQPConnection?>
-    private let confirms: LoopBound<PublisherConfirms<Publish>>
+    // The loop's thread alone uses what follows (checked on every access). Not private where the reading side
+    // (AMQPPublisherFrames.swift) uses it.
+    let connection: LoopBound<AMQPConnection?>
+    let confirms: LoopBound<PublisherConfirms<Publish>>
     /// Declares and binds not yet done (waiting for the broker to come back).
-    private let operations: LoopBound<PublisherOperations>
+    let operations: LoopBound<PublisherOperations>
     /// No reconnect before this (backoff after a failure).
     private let reconnectAt: LoopBound<ContinuousClock.Instant?>
     private let backoff: LoopBound<Duration>
     private let lastFailure: LoopBound<(any Error)?>
     /// When the connection was last read (see `AMQPConnection.readAtLeastEvery`).
-    private let lastRead: LoopBound<ContinuousClock.Instant>
+    let lastRead: LoopBound<ContinuousClock.Instant>
     /// Since when the broker has blocked this connection (`connection.blocked`), nil when it does not.
-    private let blockedSince: LoopBound<ContinuousClock.Instant?>
+    let blockedSince: LoopBound<ContinuousClock.Instant?>
     private let finished: LoopBound<Bool>
 
     /// - Parameter loop: the loop that drives the connection: the processor's, or one of the publisher's own.
@@ -201,6 +202,9 @@ final class AMQPPublisher: Sendable, AMQPLoop.Source {
             failExpired()
             return reconnectAt.value ?? confirms.value.firstUnsentDeadline ?? clock.now  // backing off before reconnecting
         } else {
+            // Idle with no connection (lost while idle): nothing to do until a publish wakes the loop. (The heartbeat
+            // instant would stay in the past, and the loop would spin.)
+            guard connection.value != nil else { return clock.now.advanced(by: AMQPConnection.readAtLeastEvery) }
             if readable || connection.value?.hasBufferedInput == true || clock.now >= heartbeat { serviceIdleConnection() }
             return lastRead.value.advanced(by: AMQPConnection.readAtLeastEvery)
         }
@@ -236,103 +240,9 @@ final class AMQPPublisher: Sendable, AMQPLoop.Source {
         }
     }
 
-    /// Reads the frames already received (and, when `readable`, what the socket holds), without waiting: confirmed
-    /// requests resume as their acks come.
-    private func readConfirms(readable: Bool) {
-        guard let connection = connection.value else { return }
-        if readable || connection.hasBufferedInput {
-            lastRead.value = clock.now
-            readFrames(connection)
-        }
-        if blockedSince.value == nil, confirms.value.isConfirmOverdue(at: clock.now) {
-            failed(TransportError(.publishTimedOut, "no publisher confirm within \(configuration.publishDeadline)"), doing: "publishing")
-        }
-    }
-
-    private func readFrames(_ connection: AMQPConnection) {
-        do {
-            // Every frame already received, without blocking.
-            while true {
-                amqp_maybe_release_buffers(connection.state)
-                var frame = amqp_frame_t()
-                var immediately = timeval(tv_sec: 0, tv_usec: 0)
-                let status = amqp_simple_wait_frame_noblock(connection.state, &frame, &immediately)
-                if status == AMQP_STATUS_TIMEOUT.rawValue { break }
-                guard status == AMQP_STATUS_OK.rawValue else {
-                    throw TransportError(.connectionLost, "waiting for publisher confirms: \(AMQPConnection.statusText(status))")
-                }
-                try handle(frame, on: connection)
-                if !connection.hasBufferedInput { break }
-            }
-        } catch {
-            failed(error, doing: "waiting for publisher confirms")
-        }
-    }
-
-    private func handle(_ frame: amqp_frame_t, on connection: AMQPConnection) throws {
-        guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { return }
-        let method = frame.payload.method
-        switch method.id {
-        case amqp_method_number_t(SLIPWAY_BASIC_ACK_METHOD):
-            let ack = method.decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
-            for publish in confirms.value.acked(ack.delivery_tag, multiple: ack.multiple != 0) { publish.continuation.resume() }
-        case amqp_method_number_t(SLIPWAY_BASIC_NACK_METHOD):
-            // Its callers fail rather than send again (see `PublisherConfirms.nacked`).
-            let nack = method.decoded.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee
-            let (confirmed, rejected) = confirms.value.nacked(nack.delivery_tag, multiple: nack.multiple != 0)
-            for publish in confirmed { publish.continuation.resume() }
-            for publish in rejected {
-                publish.continuation.resume(
-                    throwing: TransportError(.publishRejected, "the broker refused a published message (basic.nack)"))
-            }
-        case amqp_method_number_t(SLIPWAY_CONNECTION_BLOCKED_METHOD):
-            var method = method
-            blocked(reason: String(amqpBytes: slipway_connection_blocked_reason(&method)))
-        case amqp_method_number_t(SLIPWAY_CONNECTION_UNBLOCKED_METHOD):
-            unblocked(by: "RabbitMQ unblocked publishing")
-        case amqp_method_number_t(SLIPWAY_CHANNEL_CLOSE_METHOD), amqp_method_number_t(SLIPWAY_CONNECTION_CLOSE_METHOD):
-            var reply = amqp_rpc_reply_t()
-            reply.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION
-            reply.reply = method
-            throw TransportError(.closedByBroker, "publishing: the broker closed the channel: \(AMQPConnection.serverReplyText(reply))")
-        default:
-            return
-        }
-    }
-
-    /// The broker blocks this connection: say so once, with its reason, and hold everything until it unblocks.
-    private func blocked(reason: String) {
-        guard blockedSince.value == nil else { return }
-        blockedSince.value = clock.now
-        shared.withLock { $0.isBlocked = true }
-        logger.warning(
-            "RabbitMQ blocked publishing (\(reason.isEmpty ? "a resource alarm" : reason)): hops in flight wait, and no new hop starts until it unblocks; see the broker's memory and disk alarms",
-            metadata: ["amqp.blocked_reason": "\(reason)"])
-    }
-
-    /// The block is over (the broker said so, or the blocked connection is gone): the time it lasted is added to
-    /// every deadline it overlapped, and what waited goes on.
-    private func unblocked(by how: String) {
-        guard let since = blockedSince.value else { return }
-        let now = clock.now
-        blockedSince.value = nil
-        let deadline = configuration.publishDeadline
-        confirms.value.extendDeadlines(blockedSince: since, now: now, deadline: deadline)
-        operations.value.extendDeadlines(blockedSince: since, now: now, deadline: deadline)
-        let waiters = shared.withLock { shared in
-            shared.isBlocked = false
-            defer { shared.blockedWaiters.removeAll() }
-            return shared.blockedWaiters
-        }
-        let seconds = since.duration(to: now).seconds
-        logger.info(
-            "\(how) after \(String(format: "%.1f", seconds)) s", metadata: ["amqp.blocked_ms": "\(Int(seconds * 1000))"])
-        for waiter in waiters { waiter.resume() }
-    }
-
     /// The connection failed: what was sent and not confirmed is sent again on the next one, after a backoff; a
     /// permanent error (refused credentials, a certificate) fails every request at once.
-    private func failed(_ error: any Error, doing: String) {
+    func failed(_ error: any Error, doing: String) {
         dropConnection()
         lastFailure.value = error
         if let error = error as? TransportError, error.isPermanent {
@@ -389,7 +299,7 @@ final class AMQPPublisher: Sendable, AMQPLoop.Source {
     }
 
     /// Closes the connection; what it had sent and not seen confirmed goes back to be sent again, first.
-    private func dropConnection() {
+    func dropConnection() {
         // A new connection starts unblocked; if the alarm is still on, the broker blocks it again on its first publish.
         unblocked(by: "the blocked connection closed; publishing goes on on a new one")
         connection.value?.markBroken()
@@ -398,23 +308,5 @@ final class AMQPPublisher: Sendable, AMQPLoop.Source {
         confirms.value.connectionLost()
     }
 
-    /// Lets librabbitmq send and check heartbeats on a connection that has nothing to publish.
-    private func serviceIdleConnection() {
-        guard let connection = connection.value, connection.isOpen else { return }
-        lastRead.value = clock.now
-        var frame = amqp_frame_t()
-        var immediately = timeval(tv_sec: 0, tv_usec: 0)
-        let status = amqp_simple_wait_frame_noblock(connection.state, &frame, &immediately)
-        var lost: String?
-        if status == AMQP_STATUS_OK.rawValue {
-            do { try handle(frame, on: connection) } catch { lost = "\(error)" }  // a close, a blocked
-        } else if status != AMQP_STATUS_TIMEOUT.rawValue {
-            lost = AMQPConnection.statusText(status)
-        }
-        if let lost {
-            logger.info("AMQP publisher: idle connection lost; it reconnects on the next publish", metadata: ["error": "\(lost)"])
-            dropConnection()
-        }
-    }
 }
 

@@ -1,15 +1,14 @@
 /// The publisher's bookkeeping of confirms, without I/O: which requests wait to be sent, which delivery tags each took
 /// on the current connection, which of those the broker has confirmed, and which requests ran out of time.
 ///
-/// Events go in (a request asked for, a request sent, a `basic.ack` or `basic.nack`, the connection lost, the clock)
-/// and what to do comes out: the requests to resume, to fail, to send (again). `AMQPPublisher` does the I/O and carries that out.
+/// Events go in (a request asked for, a request sent, a `basic.ack`, the connection lost, the clock) and what to do
+/// comes out: the requests to resume, to fail, to send (again). `AMQPPublisher` does the I/O and carries that out.
 /// Generic over the request, so that tests drive it without a broker or a continuation.
 ///
 /// Owned by the loop's thread: a value inside the publisher, never shared.
 struct PublisherConfirms<Request> {
     private struct Entry {
-        /// Nil once failed by a nack: it stays, in tag order, until its other messages are confirmed too.
-        var request: Request?
+        let request: Request
         let messageCount: Int
         var giveUpAt: ContinuousClock.Instant
         /// The delivery tag of its last message on the current connection, once sent.
@@ -50,7 +49,7 @@ struct PublisherConfirms<Request> {
     }
 
     /// The request to send next, if any: its messages go on the wire in order, then `sentNext()`.
-    var nextToSend: Request? { unsent.first?.request }  // never nil in `unsent`: a failed entry is not sent again
+    var nextToSend: Request? { unsent.first?.request }
 
     /// The messages of `nextToSend` were sent on the current connection: they took the next delivery tags, and the
     /// request waits for their confirms.
@@ -66,37 +65,6 @@ struct PublisherConfirms<Request> {
     /// confirmed now, in the order they were sent (a request completes only after those sent before it).
     mutating func acked(_ tag: UInt64, multiple: Bool) -> [Request] {
         guard isConnected else { return [] }  // a lost connection's tags mean nothing any more
-        return settle(tag, multiple: multiple)
-    }
-
-    /// `basic.nack` for `tag`, or for every tag up to it not settled yet (`multiple`): the broker could not take those
-    /// messages. Returns the requests that had one of them (`rejected`: they fail now, and are not sent again), and
-    /// those whose messages are all confirmed now, as `acked` does.
-    // RabbitMQ nacks only when a queue could not take a message (an internal error, a full reject-publish queue):
-    // sent again, it would most likely be refused again, so the caller fails instead (its hop's delivery comes back).
-    mutating func nacked(_ tag: UInt64, multiple: Bool) -> (confirmed: [Request], rejected: [Request]) {
-        guard isConnected else { return ([], []) }
-        var rejected: [Request] = []
-        let low = max(multiple ? confirmedBelow : tag, confirmedBelow)
-        for index in unconfirmed.indices {
-            let last = unconfirmed[index].lastTag
-            let first = last - UInt64(unconfirmed[index].messageCount) + 1
-            if first > tag { break }
-            let lower = max(first, low)
-            let upper = min(last, tag)
-            guard lower <= upper, let request = unconfirmed[index].request else { continue }
-            // Tags acked one by one above a gap are settled already: a multiple nack does not cover them.
-            let alreadyAcked = confirmedAbove.count(where: { (lower...upper).contains($0) })
-            guard UInt64(alreadyAcked) <= upper - lower else { continue }
-            rejected.append(request)
-            unconfirmed[index].request = nil
-        }
-        return (settle(tag, multiple: multiple), rejected)
-    }
-
-    /// Counts `tag` (or every tag up to it) as settled, and returns the requests wholly settled now that are still
-    /// waiting for their confirm, in the order they were sent.
-    private mutating func settle(_ tag: UInt64, multiple: Bool) -> [Request] {
         if multiple {
             confirmedBelow = max(confirmedBelow, tag + 1)
             confirmedAbove.removeAll { $0 < confirmedBelow }
@@ -115,7 +83,7 @@ struct PublisherConfirms<Request> {
         var done = 0
         while done < unconfirmed.count, unconfirmed[done].lastTag < confirmedBelow { done += 1 }
         guard done > 0 else { return [] }
-        let requests = unconfirmed[..<done].compactMap(\.request)
+        let requests = unconfirmed[..<done].map(\.request)
         unconfirmed.removeFirst(done)
         return requests
     }
@@ -124,7 +92,7 @@ struct PublisherConfirms<Request> {
     /// to be sent again on the next one, first and in the same order, with that connection's tags.
     mutating func connectionLost() {
         isConnected = false
-        unsent.insert(contentsOf: unconfirmed.filter { $0.request != nil }, at: 0)
+        unsent.insert(contentsOf: unconfirmed, at: 0)
         unconfirmed.removeAll(keepingCapacity: true)
     }
 
@@ -136,7 +104,7 @@ struct PublisherConfirms<Request> {
     /// Removes and returns the requests waiting to be sent whose deadline has come: they fail.
     mutating func expired(at now: ContinuousClock.Instant) -> [Request] {
         guard unsent.contains(where: { $0.giveUpAt <= now }) else { return [] }
-        let expired = unsent.filter { $0.giveUpAt <= now }.compactMap(\.request)
+        let expired = unsent.filter { $0.giveUpAt <= now }.map(\.request)
         unsent.removeAll { $0.giveUpAt <= now }
         return expired
     }
@@ -144,7 +112,7 @@ struct PublisherConfirms<Request> {
     /// Removes and returns every request waiting to be sent: they fail (an error that trying again cannot help).
     mutating func removeUnsent() -> [Request] {
         defer { unsent.removeAll() }
-        return unsent.compactMap(\.request)
+        return unsent.map(\.request)
     }
 
     /// The broker blocked publishing from `since` until `now`: that time does not count against any deadline.

@@ -91,7 +91,7 @@ struct AMQPLoopTests {
         await Task(executorPreference: loop) {}.value
         #expect(warnings().isEmpty)
 
-        await Task(executorPreference: loop) { usleep(700_000) }.value
+        await Task(executorPreference: loop) { _ = usleep(700_000) }.value
         await Task(executorPreference: loop) {}.value  // the loop reports a task once it has returned, before the next
         let reported = try #require(warnings().first)
         #expect(reported.contains("--io threads"))

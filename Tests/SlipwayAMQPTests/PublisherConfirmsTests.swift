@@ -178,39 +178,6 @@ struct PublisherConfirmsTests {
         #expect(!confirms.hasUnsent && !confirms.hasUnconfirmed)
     }
 
-    @Test("a single nack fails the request that holds the tag, once; the others wait for their own confirms")
-    func singleNack() {
-        var confirms = sent([("a", 1), ("b", 2), ("c", 1)])  // tags 1, 2-3, 4
-        let first = confirms.nacked(2, multiple: false)
-        #expect(first.rejected == ["b"])
-        #expect(first.confirmed.isEmpty)  // a is not confirmed yet
-        #expect(confirms.nacked(3, multiple: false).rejected.isEmpty)  // b failed already
-        #expect(confirms.acked(1, multiple: false) == ["a"])  // b, failed, is not resumed as confirmed
-        #expect(confirms.acked(4, multiple: false) == ["c"])
-        #expect(!confirms.hasUnconfirmed)
-    }
-
-    @Test("a multiple nack fails every request with an unsettled tag up to it, and confirms what it completes")
-    func multipleNack() {
-        var confirms = sent([("a", 1), ("b", 1), ("c", 1), ("d", 1)])  // tags 1, 2, 3, 4
-        #expect(confirms.acked(1, multiple: false) == ["a"])
-        #expect(confirms.acked(4, multiple: false).isEmpty)  // waits for 2 and 3
-        let nack = confirms.nacked(3, multiple: true)
-        #expect(nack.rejected == ["b", "c"])
-        #expect(nack.confirmed == ["d"])  // its ack counts once the nack closes the gap below it
-        #expect(!confirms.hasUnconfirmed)
-    }
-
-    @Test("a request nacked is not sent again on the next connection, and does not hold up the others")
-    func nackedNotResent() {
-        var confirms = sent([("a", 2), ("b", 1)])  // tags 1-2, 3
-        #expect(confirms.nacked(1, multiple: false).rejected == ["a"])  // a's tag 2 is still open
-        confirms.connectionLost()
-        confirms.connected()
-        #expect(sendAll(&confirms) == ["b"])
-        #expect(confirms.acked(1, multiple: false) == ["b"])
-    }
-
     @Test("time blocked by the broker does not count against the deadlines it overlapped")
     func blockedTimeExtendsDeadlines() {
         var confirms = PublisherConfirms<String>()
