@@ -68,7 +68,9 @@ let knobs = """
     probe-step --step NAME [--inbox] [processor options]: a step for tests, demos of failure handling and benchmarks.
     It does nothing by default and always has an undo; the step's arguments in the slip make it misbehave. With
     --inbox it is an inbox step: each execute and undo adds a row to its table probe_effect in the hop record's
-    SQLite file, in the hop's transaction (only throwTimes and fault apply then).
+    SQLite file, in the hop's transaction (only throwTimes and fault apply then). With --keyed-ledger PATH it
+    writes the same row to the SQLite file PATH instead, keyed by the hop's idempotency key, in a transaction of its
+    own, as a step calling an external system with a key does (no argument applies then).
       throwTimes: n           throw on attempts 1 to n (a transient failure; retried as the retry policy says)
       sleepMs: n              sleep n ms before anything else (a timeout ends the sleep)
       sleepTimes: n           sleep (sleepMs) on attempts 1 to n only (default: every attempt)
@@ -103,6 +105,17 @@ guard let step else {
 if let index = arguments.firstIndex(of: "--inbox") {
     arguments.remove(at: index)
     await ProcessorMain.run(InboxProbe(step: step), stores: [.sqlite, .postgres], arguments: arguments)
+} else if let index = arguments.firstIndex(of: "--keyed-ledger"), index + 1 < arguments.count {
+    // `--keyed-ledger PATH`: the probe writing its effect to an "external" ledger with the hop's key (KeyedLedgerProbe.swift).
+    let path = arguments[index + 1]
+    arguments.removeSubrange(index...(index + 1))
+    do {
+        let probe = try KeyedLedgerProbe(step: step, path: path)
+        await ProcessorMain.run(probe, stores: [.sqlite, .postgres], arguments: arguments)
+    } catch {
+        FileHandle.standardError.write(Data("probe-step: cannot open the ledger \(path): \(error)\n".utf8))
+        exit(2)
+    }
 } else {
     await ProcessorMain.run(ProbeStep(step: step), stores: [.sqlite, .postgres], arguments: arguments)
 }

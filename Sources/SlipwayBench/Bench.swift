@@ -79,7 +79,7 @@ struct Bench: AsyncParsableCommand {
 
     @Option(
         name: .customLong("store"),
-        help: "The framework's hop record: sqlite (a file per processor), sqlite-inbox (the same, the probes writing a row a hop through the inbox) or a postgres:// URL; repeat it to measure several in one run.")
+        help: "The framework's hop record: sqlite (a file per processor), sqlite-inbox (the same, the probes writing a row a hop through the inbox), sqlite-keyed (the probes writing that row to a ledger of their own with the hop's idempotency key) or a postgres:// URL; repeat it to measure several in one run.")
     var stores: [String] = []
 
     @Option(

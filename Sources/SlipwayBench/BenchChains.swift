@@ -25,6 +25,9 @@ struct BenchVariant: Sendable, Hashable {
         /// The same, with the probes as inbox steps (`probe-step --inbox`): each hop also writes a row of the step's
         /// own in its record's transaction.
         case sqliteInbox
+        /// The same as `sqlite`, the probes writing that row to an "external" SQLite ledger of their own with the
+        /// hop's idempotency key (`probe-step --keyed-ledger`), in a transaction of their own: the inbox's yardstick.
+        case sqliteKeyed
         /// The record every processor shares in one PostgreSQL database.
         case postgres(url: String)
     }
@@ -37,11 +40,21 @@ struct BenchVariant: Sendable, Hashable {
         switch store {
         case .sqlite: "sqlite"
         case .sqliteInbox: "sqlite-inbox"
+        case .sqliteKeyed: "sqlite-keyed"
         case .postgres: "postgres"
         }
     }
 
     var label: String { "\(storeName) store, \(queueType.rawValue) queues" }
+
+    /// What the probes are given beside their step: how they write their effect, if they write one.
+    func probeArguments(stateDirectory: String) -> [String] {
+        switch store {
+        case .sqliteInbox: ["--inbox"]
+        case .sqliteKeyed: ["--keyed-ledger", "\(stateDirectory)/ledger.sqlite"]
+        case .sqlite, .postgres: []
+        }
+    }
 
     /// `sqlite`, or a `postgres://` / `postgresql://` URL.
     init(store text: String, queueType: QueueType) throws {
@@ -50,10 +63,12 @@ struct BenchVariant: Sendable, Hashable {
             store = .sqlite
         } else if lowered == "sqlite-inbox" {
             store = .sqliteInbox
+        } else if lowered == "sqlite-keyed" {
+            store = .sqliteKeyed
         } else if lowered.hasPrefix("postgres://") || lowered.hasPrefix("postgresql://") {
             store = .postgres(url: text)
         } else {
-            throw BenchError("--store takes sqlite, sqlite-inbox or a postgres:// URL, got '\(text.prefix { $0 != ":" })...'")
+            throw BenchError("--store takes sqlite, sqlite-inbox, sqlite-keyed or a postgres:// URL, got '\(text.prefix { $0 != ":" })...'")
         }
         self.queueType = queueType
     }
@@ -63,6 +78,7 @@ struct BenchVariant: Sendable, Hashable {
         switch store {
         case .sqlite: return "SQLite files in the state directory"
         case .sqliteInbox: return "SQLite files in the state directory, probes writing a row each hop through the inbox"
+        case .sqliteKeyed: return "SQLite files in the state directory, probes writing a row each hop to a ledger of their own with the hop's key"
         case .postgres(let url):
             let components = URLComponents(string: url)
             let host = components?.host ?? "?"
@@ -163,7 +179,7 @@ final class SlipChain: BenchChain {
             workers.append(
                 try ChildProcess.spawn(
                     "\(setup.binDirectory)/probe-step",
-                    arguments: ["--step", step] + (variant.store == .sqliteInbox ? ["--inbox"] : []),
+                    arguments: ["--step", step] + variant.probeArguments(stateDirectory: "\(directory)/\(step)"),
                     environment: stepEnvironment,
                     output: .truncate("\(directory)/\(step).log")))
         }

@@ -84,6 +84,9 @@ struct CredentialTests {
         #expect(try AMQPConfiguration(url: "amqp://u:p@[::1]:5800/v", environment: [:]).redactedURL == "amqp://u:***@[::1]:5800/v")
         #expect(try parts("amqps://u:p@h?heartbeat=5") == "u|p|h|5671|/")
         #expect(try AMQPConfiguration(url: "amqp://h/?heartbeat=7&", environment: [:]).heartbeatSeconds == 7)
+        // No librabbitmq request may wait without end: 15 s unless the URL says otherwise.
+        #expect(try AMQPConfiguration(url: "amqp://h/", environment: [:]).rpcTimeout == .seconds(15))
+        #expect(try AMQPConfiguration(url: "amqp://h/?rpc_timeout=2500", environment: [:]).rpcTimeout == .milliseconds(2500))
 
         for (url, reason) in [
             ("amqp://u:p@h:0/", "port must be a number from 1 to 65535"),
@@ -95,6 +98,7 @@ struct CredentialTests {
             ("amqp://u:p@h/my vhost", "must be percent-encoded"),
             ("amqp://h/?heartbeat", "query parameter 'heartbeat' needs a value"),
             ("amqp://h/?heartbeat=1&heartbeat=2", "query parameter 'heartbeat' appears twice"),
+            ("amqp://h/?rpc_timeout=0", "a positive number of milliseconds"),
             ("http://h/", "is not an AMQP URL"),
         ] {
             let message = try #require(Self.error(url), "\(url) was accepted")
