@@ -20,7 +20,7 @@ struct OrderStore: Sendable {
     let outbox: SlipOutbox
     let template: SlipTemplate
     /// Test-only (`--commit-delay-ms`): how long a transaction waits before its commit.
-    var commitDelay: Duration = .zero
+    var commitDelayMs = 0
 
     static func migrate(_ database: DatabasePool) throws {
         var migrator = DatabaseMigrator()
@@ -39,7 +39,7 @@ struct OrderStore: Sendable {
     func place(_ order: Order) async throws -> Placed {
         // Built before the transaction: a template error is the caller's, and costs no write lock.
         let slip = try template.makeSlip(values: order.variables, id: order.slipID)
-        let delay = commitDelay
+        let delayMs = commitDelayMs
         return try await database.write { db in
             if let existing = try Self.find(order.orderId, in: db) {
                 return existing.order == order ? .existing(existing) : .conflict(existing)
@@ -51,7 +51,8 @@ struct OrderStore: Sendable {
                     """,
                 arguments: [order.orderId, order.sku, order.quantity, order.card, order.country, order.email, slip.id])
             try outbox.enqueue(slip, in: db)
-            if delay > .zero { Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18) }
+            // Blocks the writer's thread on purpose: the transaction stays open, as a slow one would.
+            if delayMs > 0 { Thread.sleep(forTimeInterval: Double(delayMs) / 1000) }
             return .created(OrderReply(order: order, slipId: slip.id))
         }
     }

@@ -48,7 +48,7 @@ try OrderStore.migrate(database)
 let topology = Topology(prefix: environment["SLIPWAY_QUEUE_PREFIX"] ?? "slipway")
 let outbox = try SlipOutbox(database: database, topology: topology, limits: limits, signing: signing)
 let store = OrderStore(
-    database: database, outbox: outbox, template: template, commitDelay: .milliseconds(settings.commitDelayMs))
+    database: database, outbox: outbox, template: template, commitDelayMs: settings.commitDelayMs)
 
 let router = Router()
 OrderRoutes(store: store, logger: logger).add(to: router)
