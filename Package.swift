@@ -37,6 +37,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0", traits: []),
         // Running rabbitmqctl (SlipwayOperations). Without its default SubprocessFoundation trait: no Data overloads.
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2", traits: []),
+        // The example order API's HTTP server (Processors/order-api only).
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         // librabbitmq, the AMQP 0-9-1 C client (Debian: librabbitmq-dev).
@@ -205,6 +207,17 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Processors/outbox-producer"),
+        // The example producer: an HTTP order API writing each order and its slip in one transaction (the outbox).
+        .executableTarget(
+            name: "order-api",
+            dependencies: [
+                "Slipway", "SlipwayOutbox", "SlipwayAMQP", "SlipwayTemplates",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Processors/order-api"),
         // The benchmark's baseline: a bare forwarder over the same AMQP layer, none of the slip logic.
         .executableTarget(
             name: "bench-forwarder",

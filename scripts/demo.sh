@@ -17,6 +17,8 @@ source scripts/processors.sh
 start_processors "$bin" "$work"
 export SLIPWAY_AUDIT_DB=$work/audit.sqlite
 start_sink "$bin" "$work" "$SLIPWAY_AUDIT_DB"
+orders_db=$work/orders.sqlite api_port=${ORDER_API_PORT:-8080}
+start_order_api "$bin" "$work" "$orders_db" "$api_port"
 
 template=Slips/order-fulfillment.yaml
 failures=0
@@ -73,6 +75,40 @@ echo "\$ slip audit failures --since 1h"
 "$bin/slip" audit failures --since 1h | sed 's/^/  /'
 echo "\$ slip audit stats"
 "$bin/slip" audit stats | sed 's/^/  /'
+
+echo
+echo "demo: orders through the example order API (order-api: each order's row and its slip in one SQLite transaction;"
+echo "      its outbox relay publishes the slip once the transaction has committed)"
+api=http://127.0.0.1:$api_port
+# post JSON EXPECTED-HTTP-STATUS: POSTs an order, prints the answer, and checks its status.
+post() {
+  local status
+  echo "\$ curl -X POST $api/orders -d '$1'"
+  status=$(curl -s -o "$work/answer.json" -w '%{http_code}' -X POST "$api/orders" -H 'content-type: application/json' -d "$1")
+  echo "  HTTP $status $(cat "$work/answer.json")"
+  [[ $status == "$2" ]] || { echo "demo: expected HTTP $2"; failures=$((failures + 1)); }
+}
+order='"sku":"widget","quantity":1,"card":"4242-4242-4242-4242","country":"DE","email":"ada@example.com"'
+post "{\"orderId\":\"W-2001\",$order}" 201
+post "{\"orderId\":\"W-2002\",${order/4242-4242-4242-4242/4000-0000-0000-0002}}" 201
+post "{\"orderId\":\"W-2001\",$order}" 200
+post '{"orderId":"W-2003","sku":"widget"' 400
+post "{\"orderId\":\"W-2004\",${order/\"DE\"/\"Germany\"}}" 422
+for id in W-2001 W-2002; do
+  wait_recorded "$bin" "$SLIPWAY_AUDIT_DB" "order-$id" || failures=$((failures + 1))
+done
+echo "\$ curl $api/orders/W-2002"
+echo "  $(curl -s "$api/orders/W-2002")"
+echo "\$ sqlite3 $orders_db 'SELECT id, sku, quantity, country, slip_id FROM orders'"
+sqlite3 "$orders_db" 'SELECT id, sku, quantity, country, slip_id FROM orders' | sed 's/^/  /'
+echo "how the two slips ended (slip audit show ..., the state line):"
+for id in W-2001:completed W-2002:compensated; do
+  ended=$("$bin/slip" audit show "order-${id%%:*}" | awk '$1 == "state" {print $2}')
+  echo "  order-${id%%:*}: $ended"
+  [[ $ended == "${id#*:}" ]] || { echo "demo: expected ${id#*:}"; failures=$((failures + 1)); }
+done
+echo "\$ slip outbox list --db $orders_db --all"
+"$bin/slip" outbox list --db "$orders_db" --all | sed 's/^/  /'
 
 stop_processors
 echo

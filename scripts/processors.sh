@@ -1,5 +1,6 @@
 # Sourced by demo.sh and baseline.sh: starts the example saga's processors in the background and stops them on exit.
 #   start_processors BIN_DIR LOG_DIR    (then: stop_processors; an EXIT trap calls it too)
+#   start_order_api BIN_DIR LOG_DIR DB PORT    (the example producer, stopped with them)
 processor_pids=()
 
 start_processors() {
@@ -19,6 +20,24 @@ start_sink() {
   processor_pids+=($!)
   echo "started the audit sink (pid $!, database $db, log $logs/audit-sink.log)"
   trap stop_processors EXIT
+}
+
+# The example order API (Processors/order-api) on 127.0.0.1:PORT, its orders and outbox in DB; returns once it
+# answers (up to 30 s): start_order_api BIN_DIR LOG_DIR DB PORT
+start_order_api() {
+  local bin=$1 logs=$2 db=$3 port=$4 i
+  "$bin/order-api" --db "$db" --port "$port" >"$logs/order-api.log" 2>&1 &
+  processor_pids+=($!)
+  trap stop_processors EXIT
+  for ((i = 0; i < 150; i++)); do
+    if curl -s -o /dev/null "http://127.0.0.1:$port/orders/none"; then
+      echo "started order-api (pid ${processor_pids[-1]}, http://127.0.0.1:$port, database $db, log $logs/order-api.log)"
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "order-api did not answer on port $port; see $logs/order-api.log" >&2
+  return 1
 }
 
 # Waits until the audit database has recorded the end of slip ID (up to 60 s): wait_recorded BIN_DIR DB ID

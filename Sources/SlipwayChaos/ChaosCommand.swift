@@ -11,12 +11,14 @@ struct ChaosCommand: AsyncParsableCommand {
         abstract: "Run the example saga under SIGKILLs and RabbitMQ restarts, then check that nothing was lost, "
             + "doubled or left out of the audit trail.",
         discussion: """
-            Starts the four example processors and the audit sink as processes on a queue prefix of their own, \
-            sends the slips (about 70 % complete; the rest fail at one of the four steps and walk back), SIGKILLs \
-            random processes at random moments and starts them again, and restarts RabbitMQ (scripts/broker.sh \
-            restart, on the node of $SLIPWAY_BROKER_PORT). Then it waits for every slip to end and checks the audit \
-            trail, the processors' hop records, the example ledger and the stock that reserve-stock (an inbox \
-            step) keeps in its hop record's database. See docs/chaos.md.
+            Starts the four example processors, the audit sink and the example order API as processes on a queue \
+            prefix of their own, sends the slips (about 70 % complete; the rest fail at one of the four steps and \
+            walk back; one in ten goes in as an order through the order API's outbox), SIGKILLs random processes at \
+            random moments and starts them again (the order API also inside an order's transaction and right after \
+            a commit), and restarts RabbitMQ (scripts/broker.sh restart, on the node of $SLIPWAY_BROKER_PORT). Then \
+            it waits for every slip to end and checks the audit trail, the processors' hop records, the example \
+            ledger, the stock that reserve-stock (an inbox step) keeps in its hop record's database, and the order \
+            API's orders and outbox. See docs/chaos.md.
 
             Run it through `make chaos` (which starts a private RabbitMQ) or scripts/chaos.sh.
 
@@ -143,7 +145,7 @@ struct ChaosCommand: AsyncParsableCommand {
         let url = amqpURL ?? environment["SLIPWAY_AMQP_URL"] ?? AMQPConfiguration.defaultURL
         let amqp = try AMQPConfiguration(url: url)
         let bin = binDirectory ?? Self.ownDirectory()
-        for name in ChaosRun.steps + ["slip"] where !FileManager.default.isExecutableFile(atPath: "\(bin)/\(name)") {
+        for name in ChaosRun.steps + ["slip", ProducerFeeder.name] where !FileManager.default.isExecutableFile(atPath: "\(bin)/\(name)") {
             throw ChaosError("no executable \(bin)/\(name): build the package first (swift build), or pass --bin-dir")
         }
         let broker =
@@ -157,7 +159,7 @@ struct ChaosCommand: AsyncParsableCommand {
         return ChaosSettings(
             slips: slips, seed: seed ?? UInt64.random(in: 0...UInt64(UInt32.max)), kills: kills ?? max(5, slips / 50),
             brokerRestarts: brokerRestarts, window: window ?? max(100, slips / 10), rate: rate ?? max(5, min(20, Double(slips) / 30)),
-            stepDelayMs: stepDelayMs, compensating: compensating,
+            stepDelayMs: stepDelayMs, compensating: compensating, templatePath: template,
             timeout: .seconds(timeout), binDirectory: bin, amqpURL: url, template: try SlipTemplate.load(path: template),
             files: files, broker: broker, instances: instances, sharedState: sharedState, duplicates: duplicates,
             hopStoreURL: store)

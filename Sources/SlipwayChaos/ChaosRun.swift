@@ -17,6 +17,8 @@ struct ChaosSettings: Sendable {
     var rate: Double
     var stepDelayMs: Int
     var compensating: Double
+    /// The template's file, for the order API.
+    var templatePath: String
     var timeout: Duration
     var binDirectory: String
     var amqpURL: String
@@ -58,13 +60,15 @@ struct ChaosRun {
 
         var random = SplitMix64(seed: settings.seed)
         let mix = try OrderMix.make(
-            count: settings.slips, compensating: settings.compensating, template: settings.template, random: &random)
+            count: settings.slips, compensating: settings.compensating, template: settings.template, random: &random,
+            viaAPI: Self.viaAPI)
         let orders = mix.map(\.order)
+        let apiPort = try freeLoopbackPort()
         let plan = FaultPlan.make(
             kills: settings.kills, brokerRestarts: settings.brokerRestarts,
             targets: Self.steps.flatMap { instanceNames($0) } + [Self.sink], random: &random)
 
-        let fleet = Fleet(members: members(), environment: environment(prefix), logDirectory: files.logs)
+        let fleet = Fleet(members: members(apiPort: apiPort), environment: environment(prefix), logDirectory: files.logs)
         try await fleet.startAll()
         say(
             "\(settings.slips) slips through \(Self.steps.joined(separator: " -> ")) on queue prefix \(prefix) "
@@ -76,7 +80,8 @@ struct ChaosRun {
                 + (settings.hopStoreURL != nil
                     ? ", \(settings.instances) instance\(settings.instances == 1 ? "" : "s") a step sharing the PostgreSQL hop record"
                     : "")
-                + (settings.duplicates > 0 ? ", \(settings.duplicates) slips sent twice" : ""))
+                + (settings.duplicates > 0 ? ", \(settings.duplicates) slips sent twice" : "")
+                + "; one slip in ten is an order through \(ProducerFeeder.name) (port \(apiPort)), killed \(producerKills) times")
         say("logs: \(files.logs)/")
 
         let started = ContinuousClock.now
@@ -85,24 +90,37 @@ struct ChaosRun {
         let feeder = Feeder(
             sender: SlipSender(transport: transport, topology: topology), window: settings.window, rate: settings.rate,
             duplicates: settings.duplicates)
+        let direct = mix.indices.filter { !Self.viaAPI($0) }.map { mix[$0].slip }
         let sending = Task {
-            await feeder.run(mix.map(\.slip), ended: { ends.count }, counters: counters, log: files.driverLog)
+            await feeder.run(direct, ended: { ends.count }, counters: counters, log: files.driverLog)
+        }
+        let producer = ProducerFeeder(
+            fleet: fleet, port: apiPort, orders: mix.indices.filter(Self.viaAPI).map { mix[$0].slip },
+            interval: .seconds(10 / settings.rate), kills: producerKills, log: files.driverLog)
+        let producerTally = ProducerFeeder.Tally()
+        let producing = Task { [random] in
+            var random = random
+            await producer.run(counters: counters, tally: producerTally, random: &random)
         }
         let faults = FaultRunner(fleet: fleet, broker: settings.broker, log: files.driverLog, say: say)
         let total = Double(settings.slips)
         let faulting = Task { await faults.run(plan, progress: { Double(ends.count) / total }, deadline: deadline) }
         let ended = await waitForEnds(
-            fleet: fleet, ends: ends, counters: counters, faults: faults, started: started, deadline: deadline)
+            fleet: fleet, ends: ends, counters: counters, faults: faults, producer: producerTally, started: started,
+            deadline: deadline)
         sending.cancel()
         faulting.cancel()
+        producing.cancel()
         await sending.value
         await faulting.value
+        await producing.value
         let seconds = started.duration(to: .now).seconds
         if ended { await settleAudit() }
 
         say("stopping the processes (SIGTERM)")
         var tally = FaultTally(
-            killsPlanned: plan.faults.filter { $0.action != .restartBroker }.count, kills: await fleet.kills,
+            killsPlanned: plan.faults.filter { $0.action != .restartBroker }.count + producerKills,
+            kills: await fleet.kills,
             brokerRestartsPlanned: settings.brokerRestarts, brokerRestarts: faults.restarts,
             unexpectedExits: await fleet.unexpectedExits)
         for (name, status) in await fleet.stopAll(grace: .seconds(30)) where status != .exited(0) {
@@ -116,7 +134,7 @@ struct ChaosRun {
         let record = RunRecord(
             seed: settings.seed, queuePrefix: prefix, seconds: seconds, orders: orders, faults: tally, parked: parked,
             resentBatches: counters.failedBatches, hopStorePaths: hopStorePaths(), duplicatesSent: counters.duplicated,
-            hopStoreURL: settings.hopStoreURL)
+            hopStoreURL: settings.hopStoreURL, producer: producerTally.record)
         try record.save(in: files.root, ends: ends.all)
         return try await Self.check(record, ends: ends.all, files: files)
     }
@@ -126,7 +144,9 @@ struct ChaosRun {
         let evidence = try await Evidence.load(
             auditPath: files.audit, ledgerPath: files.ledger,
             hopStorePaths: record.hopStorePaths ?? steps.map { files.hopStore(step: $0) }, hopStoreURL: record.hopStoreURL,
-            slipIDs: record.orders.map(\.slipID))
+            slipIDs: record.orders.map(\.slipID) + (record.producer?.rolledBack ?? []).map(ProducerRecord.slipID(order:)))
+        var producer: (record: ProducerRecord, evidence: ProducerEvidence)?
+        if let made = record.producer { producer = (made, try await ProducerEvidence.load(path: files.orders)) }
         // Every slip runs at least its first hop, so a record with no rows of this run is the wrong record (another
         // database, a store the processors did not use), not a clean run: the checks that read it would pass unseen.
         if !record.orders.isEmpty && evidence.hopRecords.isEmpty {
@@ -135,7 +155,9 @@ struct ChaosRun {
                     + (record.hopStoreURL.map { (try? PostgresStoreURL($0).redacted) ?? "the store" } ?? "the state directory")
                     + ": did the processors use another store?")
         }
-        let checks = Checks(orders: record.orders, ends: ends, evidence: evidence, parked: record.parked, faults: record.faults)
+        let checks = Checks(
+            orders: record.orders, ends: ends, evidence: evidence, parked: record.parked, faults: record.faults,
+            producer: producer)
         let results = checks.run()
         let terminal = Dictionary(
             evidence.audit.filter { $0.kind == "terminal" }.map { ($0.slipID, $0.outcome) }) { first, _ in first }
@@ -153,7 +175,7 @@ struct ChaosRun {
             duplicatesSent: record.duplicatesSent ?? 0, hopRecordsRead: evidence.hopRecords.count,
             hopRecordSource: record.hopStoreURL.map { "PostgreSQL (\((try? PostgresStoreURL($0).redacted) ?? "?"))" }
                 ?? "\((record.hopStorePaths ?? steps).count) SQLite files",
-            stateDirectory: files.root,
+            producer: producer.map { Checks.producerSummary($0.0, $0.1) }, stateDirectory: files.root,
             logDirectory: files.logs, passed: results.allSatisfy(\.passed))
     }
 
@@ -162,15 +184,15 @@ struct ChaosRun {
     /// Until every slip has ended in the audit trail (or been parked), the faults are over, and the driver has every
     /// end's event: true. Until the deadline: false. Processes that ended on their own are started again meanwhile.
     private func waitForEnds(
-        fleet: Fleet, ends: EndWatcher, counters: Feeder.Counters, faults: FaultRunner, started: ContinuousClock.Instant,
-        deadline: ContinuousClock.Instant
+        fleet: Fleet, ends: EndWatcher, counters: Feeder.Counters, faults: FaultRunner, producer: ProducerFeeder.Tally,
+        started: ContinuousClock.Instant, deadline: ContinuousClock.Instant
     ) async -> Bool {
         var lastLine = started
         while true {
             try? await Task.sleep(for: .seconds(1))
             do { try await fleet.reviveExited() } catch { say("cannot start a process again: \(error)") }
             let audit = await Evidence.auditProgress(auditPath: files.audit)
-            let calm = counters.finished && faults.isDone
+            let calm = counters.finished && producer.finished && faults.isDone
             if calm && audit.ended + audit.parked >= settings.slips && ends.count + audit.parked >= settings.slips {
                 return true
             }
@@ -185,7 +207,7 @@ struct ChaosRun {
                     faults.isRestartingBroker ? "  (RabbitMQ restarting)" : calm ? "  (faults over; waiting for the last ends)" : ""
                 say(
                     "\(Int(started.duration(to: .now).seconds)) s: sent \(counters.sent)/\(settings.slips), "
-                        + "ended \(ends.count) (audit trail \(audit.ended)), kills \(kills)/\(settings.kills), "
+                        + "ended \(ends.count) (audit trail \(audit.ended)), kills \(kills)/\(settings.kills + producerKills), "
                         + "broker restarts \(faults.restarts.count)/\(settings.brokerRestarts)\(phase)")
             }
         }
@@ -208,7 +230,13 @@ struct ChaosRun {
         return paths
     }
 
-    private func members() -> [FleetMember] {
+    /// The mix's orders that go in through the order API: one in ten.
+    static func viaAPI(_ index: Int) -> Bool { index % 10 == 9 }
+
+    /// Kills of the order API, beside the fault plan's: half as many as the plan's, at least 2 when there are any.
+    private var producerKills: Int { settings.kills == 0 ? 0 : max(2, settings.kills / 2) }
+
+    private func members(apiPort: Int) -> [FleetMember] {
         Self.steps.flatMap { step in
             instanceNames(step).map { instance in
                 FleetMember(
@@ -220,7 +248,13 @@ struct ChaosRun {
         } + [
             FleetMember(
                 name: Self.sink, executable: "\(settings.binDirectory)/slip",
-                arguments: ["audit-sink", "--db", files.audit, "--log-level", "info"])
+                arguments: ["audit-sink", "--db", files.audit, "--log-level", "info"]),
+            FleetMember(
+                name: ProducerFeeder.name, executable: "\(settings.binDirectory)/\(ProducerFeeder.name)", arguments: [],
+                environment: [
+                    "ORDER_API_DB": files.orders, "ORDER_API_PORT": String(apiPort), "ORDER_API_TEMPLATE": settings.templatePath,
+                    "ORDER_API_COMMIT_DELAY_MS": String(ProducerFeeder.commitDelayMs),
+                ]),
         ]
     }
 

@@ -32,6 +32,8 @@ struct Checks {
     let evidence: Evidence
     let parked: [ParkedMessage]
     let faults: FaultTally
+    /// What went in through the order API, and its database at the end: the `outbox` check.
+    var producer: (record: ProducerRecord, evidence: ProducerEvidence)? = nil
 
     /// Each step's effect and undo, as the ledger journals them or the warehouse counts them (notify-customer has no
     /// undo).
@@ -56,7 +58,7 @@ struct Checks {
         [
             lost(), wrongEnd(), doubled(), runTwice(), effectsWithoutHop(), netEffect(), stock(), missing(), duplicate(),
             parkedCheck(), kills(), brokerRestarts(), unexpectedExits(),
-        ]
+        ] + (producer.map { [outbox($0.record, $0.evidence)] } ?? [])
     }
 
     // MARK: The slips

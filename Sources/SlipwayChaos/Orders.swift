@@ -45,8 +45,10 @@ struct Order: Sendable, Codable {
 enum OrderMix {
     /// `count` orders from the template: a share `compensating` of them fail at one of the four steps (evenly), the
     /// rest complete. Quantities and articles vary; the seed decides everything.
+    /// Orders for which `viaAPI` is true go in through the example order API: their slip ids are the API's.
     static func make(
-        count: Int, compensating: Double, template: SlipTemplate, random: inout SplitMix64
+        count: Int, compensating: Double, template: SlipTemplate, random: inout SplitMix64,
+        viaAPI: (Int) -> Bool = { _ in false }
     ) throws -> [(slip: Slip, order: Order)] {
         let failing: [Fate] = [.soldOut, .cardDeclined, .unshippable, .badEmail]
         let articles = ["widget", "gadget", "gizmo"]
@@ -60,7 +62,8 @@ enum OrderMix {
                 "amountCents": .int(Int64.random(in: 100...20_000, using: &random)),
             ]
             values.merge(fate.values) { _, forced in forced }
-            let slip = try template.makeSlip(values: values)
+            let slip = try template.makeSlip(
+                values: values, id: viaAPI(index) ? ProducerRecord.slipID(order: "C-\(index + 1)") : Slip.newID())
             return (slip, Order(slipID: slip.id, fate: fate))
         }
     }

@@ -30,6 +30,8 @@ struct ChaosReport: Sendable, Codable {
     /// Hop records the checks read (one per hop), and where from: "PostgreSQL (URL)" or "N SQLite files".
     var hopRecordsRead: Int? = nil
     var hopRecordSource: String? = nil
+    /// What went in through the example order API (its outbox), in words.
+    var producer: String? = nil
     var stateDirectory: String
     var logDirectory: String
     var passed: Bool
@@ -64,6 +66,7 @@ struct ChaosReport: Sendable, Codable {
                 ? "inbox: applied in the hop's transaction" : "each applied once, by its idempotency key"
             line("    \(step): \(count) (\(how))")
         }
+        if let producer { line("  \(producer)") }
         if resentBatches > 0 { line("  batches of slips sent again (not confirmed in time): \(resentBatches)") }
         if duplicatesSent > 0 { line("  slips whose first hop message was sent twice on purpose: \(duplicatesSent)") }
         if let hopRecordsRead, let hopRecordSource {

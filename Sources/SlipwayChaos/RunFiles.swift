@@ -18,6 +18,8 @@ struct RunFiles: Sendable {
     var driverLog: String { "\(logs)/driver.log" }
     var brokerLog: String { "\(logs)/broker-restarts.log" }
     var dlqList: String { "\(logs)/dlq-list.json" }
+    /// The example order API's database: its orders and its outbox.
+    var orders: String { "\(root)/orders.sqlite" }
 
     func hopStore(step: String) -> String { "\(hopStates)/\(step).hops.sqlite" }
 

@@ -19,6 +19,8 @@ struct RunRecord: Sendable, Codable {
     var duplicatesSent: Int?
     /// The PostgreSQL hop record the processors shared, if they did (`--store`); the checks read it instead of files.
     var hopStoreURL: String?
+    /// What went in through the example order API; nil in a record from before it.
+    var producer: ProducerRecord?
 
     static let fileName = "run.json"
     static let endsFileName = "ends.json"
