@@ -24,7 +24,7 @@ import SlipwayOutbox
 ///
 /// Several relays may share the database (one per instance of the app): each claims its batch with row locks taken by
 /// `SELECT ... FOR UPDATE SKIP LOCKED` and held while it publishes, so no two relays publish one pending slip at the
-/// same time (`PostgresOutbox+Storage.swift`).
+/// same time (`PostgresOutboxStorage.swift`).
 public final class PostgresOutbox: OutboxStorage {
     /// The connections of the relay and of `slip outbox`-like reads; the app's enqueues use the app's own connection.
     public let client: PostgresClient

@@ -134,22 +134,33 @@ extension PostgresOutbox {
     }
 
     /// For `slip outbox`: runs `body` with the outbox at `url` on a client of its own, running meanwhile. Refuses a
-    /// database that has no outbox table (nothing is created).
+    /// database that has no outbox table (nothing is created). One connection first, to check the table: a wrong host
+    /// or password fails at once rather than in the pool's retries.
     public static func withExisting<T: Sendable>(
-        url: String, logger: Logger = Logger(label: "slipway.outbox"), _ body: (PostgresOutbox) async throws -> T
+        url: String, logger: Logger = Logger(label: "slipway.outbox", factory: { _ in SwiftLogNoOpLogHandler() }),
+        _ body: (PostgresOutbox) async throws -> T
     ) async throws -> T {
         let parsed = try PostgresStoreURL(url)
         let client = try client(url: url, maximumConnections: 1, logger: logger)
+        let outbox = PostgresOutbox(client: client, logger: logger)
+        let exists = try await outbox.outboxDatabase("reading the outbox at \(parsed.redacted)") {
+            let connection = try await PostgresConnection.connect(
+                configuration: try parsed.connectionConfiguration(), id: 1, logger: logger)
+            do {
+                let exists = try await PostgresOutboxSchema.exists(connection, logger: logger)
+                try? await connection.close()
+                return exists
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+        }
+        guard exists else {
+            throw OutboxError("\(parsed.redacted) has no \(PostgresOutboxSchema.table) table: no outbox was used with it")
+        }
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
-            let outbox = PostgresOutbox(client: client, logger: logger)
-            let exists = try await outbox.outboxDatabase("reading the outbox at \(parsed.redacted)") {
-                try await client.withConnection { try await PostgresOutboxSchema.exists($0, logger: logger) }
-            }
-            guard exists else {
-                throw OutboxError("\(parsed.redacted) has no \(PostgresOutboxSchema.table) table: no outbox was used with it")
-            }
             return try await body(outbox)
         }
     }
