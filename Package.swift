@@ -75,7 +75,7 @@ let package = Package(
         .target(
             name: "SlipwayPostgres",
             dependencies: [
-                "SlipwayCore", "SlipwayTransport", "SlipwayStores", "Slipway",
+                "SlipwayCore", "SlipwayTransport", "SlipwayStores", "Slipway", "SlipwayOutbox",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -141,7 +141,7 @@ let package = Package(
             name: "SlipCLI",
             dependencies: [
                 "Slipway", "SlipwayAudit", "SlipwayAuditGenerator", "SlipwayOperations", "SlipwayOutbox",
-                "SlipwayTemplates",
+                "SlipwayPostgres", "SlipwayTemplates",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -201,8 +201,9 @@ let package = Package(
         .executableTarget(
             name: "outbox-producer",
             dependencies: [
-                "Slipway", "SlipwayOutbox", "SlipwayAMQP",
+                "Slipway", "SlipwayOutbox", "SlipwayAMQP", "SlipwayPostgres",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -260,6 +261,7 @@ let package = Package(
             name: "SlipwayPostgresTests",
             dependencies: [
                 "SlipwayPostgres", "SlipwayStores", "SlipwayProcesses", "SlipwayCore", "SlipwayTransport",
+                "SlipwayOutbox", "Slipway", "SlipwayTesting",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -1,30 +1,51 @@
 import ArgumentParser
 import Foundation
 import SlipwayOutbox
+import SlipwayPostgres
 
-/// `slip outbox list|retry`: what a producer's outbox (SlipwayOutbox) holds in the app's SQLite file, and why.
+/// `slip outbox list|retry`: what a producer's outbox (SlipwayOutbox, or SlipwayPostgres's `PostgresOutbox`) holds in
+/// the app's database, and why.
 struct OutboxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "outbox",
         abstract: "Show the slips a producer's outbox has not published yet, and make them due now.",
         discussion: """
-            The outbox is the table slipway_outbox in the app's own SQLite database; its relay publishes pending \
-            slips and retries failed ones with a backoff (docs/exactly-once.md).
+            The outbox is the table slipway_outbox in the app's own database, SQLite (--db PATH) or PostgreSQL \
+            (--postgres URL); its relays publish pending slips and retry failed ones with a backoff \
+            (docs/exactly-once.md).
 
-            Exit status: 0 done; 2 bad usage, no such database or outbox, or (retry --slip) no such pending slip.
+            Exit status: 0 done; 2 bad usage, no such database or outbox, or (retry --slip) no such pending slip; \
+            3 PostgreSQL unreachable or failing.
             """,
         subcommands: [List.self, Retry.self])
 
     struct DatabaseOption: ParsableArguments {
         @Option(help: "The app's SQLite database holding the outbox.")
-        var db: String
+        var db: String?
 
-        func inspector() throws -> OutboxInspector {
+        @Option(
+            help: ArgumentHelp(
+                "The app's PostgreSQL database holding the outbox, written as a processor's --store.",
+                valueName: "postgres://USER:PASSWORD@HOST:PORT/DB[?sslmode=...]"))
+        var postgres: String?
+
+        func validate() throws {
+            guard (db == nil) != (postgres == nil) else { throw ValidationError("give either --db PATH or --postgres URL") }
+        }
+
+        /// Runs `body` on the outbox; a missing database or table exits 2.
+        func withInspector<T: Sendable>(_ body: (any OutboxInspecting) async throws -> T) async throws -> T {
             do {
-                return try OutboxInspector(path: db)
-            } catch {
+                if let postgres {
+                    return try await PostgresOutbox.withExisting(url: postgres) { try await body($0) }
+                }
+                return try await body(try OutboxInspector(path: db ?? ""))
+            } catch let error as OutboxError {
                 printError("\(error)")
                 throw ExitCodes.badInput
+            } catch let error as PostgresStoreError {
+                printError("\(error)")
+                throw error.code.hasPrefix("bad-") ? ExitCodes.badInput : ExitCodes.unavailable
             }
         }
     }
@@ -42,7 +63,8 @@ struct OutboxCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let entries = try database.inspector().entries(includingSent: all)
+            let all = self.all
+            let entries = try await database.withInspector { try await $0.entries(includingSent: all) }
             if json {
                 for entry in entries { printJSON(entry) }
                 return
@@ -88,7 +110,8 @@ struct OutboxCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let retried = try database.inspector().retry(slipID: slip)
+            let slip = self.slip
+            let retried = try await database.withInspector { try await $0.retry(slipID: slip, now: Date()) }
             if let slip, retried.isEmpty {
                 printError("no pending slip \(slip) in the outbox")
                 throw ExitCodes.badInput

@@ -11,6 +11,19 @@ public struct OutboxEntry: Sendable, Hashable, Codable {
     public var nextAttemptAt: Date
     /// Nil while pending.
     public var sentAt: Date?
+
+    public init(
+        slipID: String, template: String, createdAt: Date, attempts: Int, lastError: String?, nextAttemptAt: Date,
+        sentAt: Date?
+    ) {
+        self.slipID = slipID
+        self.template = template
+        self.createdAt = createdAt
+        self.attempts = attempts
+        self.lastError = lastError
+        self.nextAttemptAt = nextAttemptAt
+        self.sentAt = sentAt
+    }
 }
 
 /// What operators do to an outbox from outside the app (`slip outbox list|retry`): read what waits and why, and make
@@ -29,45 +42,21 @@ public struct OutboxInspector: Sendable {
 
     /// Pending slips (and sent ones, with `includingSent`), oldest first.
     public func entries(includingSent: Bool = false) throws -> [OutboxEntry] {
-        try database.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT slip_id, template, created_at, attempts, last_error, next_attempt_at, sent_at
-                    FROM slipway_outbox \(includingSent ? "" : "WHERE sent_at IS NULL") ORDER BY rowid
-                    """
-            ).map { row in
-                OutboxEntry(
-                    slipID: row["slip_id"], template: row["template"], createdAt: outboxDate(row["created_at"]),
-                    attempts: row["attempts"], lastError: row["last_error"],
-                    nextAttemptAt: outboxDate(row["next_attempt_at"]),
-                    sentAt: (row["sent_at"] as Int64?).map(outboxDate))
-            }
-        }
+        try database.read { db in try OutboxRows.entries(db, includingSent: includingSent) }
     }
 
     /// Makes pending slips due now: `slipID`'s, or all of them when nil. Returns the slip ids changed; a slip id that
     /// is not pending (unknown, or sent) changes nothing.
     @discardableResult
     public func retry(slipID: String? = nil, now: Date = Date()) throws -> [String] {
-        try database.write { db in
-            let filter = slipID == nil ? "" : "AND slip_id = ?"
-            let arguments: StatementArguments = slipID.map { [$0] } ?? []
-            let ids = try String.fetchAll(
-                db, sql: "SELECT slip_id FROM slipway_outbox WHERE sent_at IS NULL \(filter) ORDER BY rowid",
-                arguments: arguments)
-            var updateArguments: StatementArguments = [outboxMillis(now)]
-            updateArguments += arguments
-            try db.execute(
-                sql: "UPDATE slipway_outbox SET next_attempt_at = ? WHERE sent_at IS NULL \(filter)",
-                arguments: updateArguments)
-            return ids
-        }
+        try database.write { db in try OutboxRows.retry(db, slipID: slipID, now: now) }
     }
 }
+
+extension OutboxInspector: OutboxInspecting {}
 
 /// The outbox cannot be used as asked (a file or table missing).
 public struct OutboxError: Error, Sendable, CustomStringConvertible {
     public var description: String
-    init(_ description: String) { self.description = description }
+    public init(_ description: String) { self.description = description }
 }

@@ -15,7 +15,8 @@ import SlipwayTransport
 /// harmless: each message is the slip at its first hop, with the same slip id and sequence, and the first step's hop
 /// record recognises a hop it has seen (docs/exactly-once.md): the handler does not run again.
 ///
-/// Run one relay per database: two would each publish the same pending slips (harmless, as above, but twice the work).
+/// On SQLite, run one relay per database: two would each publish the same pending slips (harmless, as above, but twice
+/// the work). On PostgreSQL (`PostgresOutbox`) several may run: each claims its batch with row locks.
 /// A graceful shutdown lets the batch in flight finish (published and marked sent, or its failure recorded), then
 /// `run` returns. Sent slips are deleted after `retention`.
 public struct OutboxRelay: Service {
@@ -40,13 +41,13 @@ public struct OutboxRelay: Service {
         }
     }
 
-    public let outbox: SlipOutbox
+    public let outbox: any OutboxStorage
     public let sender: SlipSender
     public let configuration: Configuration
     private let logger: Logger
 
     public init(
-        outbox: SlipOutbox, transport: any MessageTransport, configuration: Configuration = Configuration(),
+        outbox: any OutboxStorage, transport: any MessageTransport, configuration: Configuration = Configuration(),
         logger: Logger = Logger(label: "slipway.outbox")
     ) {
         self.outbox = outbox
@@ -83,33 +84,32 @@ public struct OutboxRelay: Service {
     /// Publishes one batch of the slips due by `now`; how many went out (0 if none was due or the publish failed).
     @discardableResult
     public func relayBatch(now: Date = Date()) async throws -> Int {
-        let batchSize = configuration.batchSize
-        let slips = try await outbox.database.read { db in try OutboxRows.due(db, now: now, limit: batchSize) }
-        guard !slips.isEmpty else { return 0 }
-        Failpoint.reach(.outboxBeforePublish)
-        do {
-            try await sender.publish(slips.map(\.message))
-        } catch {
-            let configuration = self.configuration
-            let failedAt = max(now, Date())
-            try await outbox.database.write { db in
-                try OutboxRows.recordFailure(db, slips, error: "\(error)", at: failedAt) {
-                    configuration.backoff(afterAttempts: $0)
-                }
+        let (sender, configuration, logger) = (self.sender, self.configuration, self.logger)
+        return try await outbox.relayDue(now: now, limit: configuration.batchSize) { slips in
+            Failpoint.reach(.outboxBeforePublish)
+            do {
+                try await sender.publish(slips.map(\.message))
+                return .sent(at: max(now, Date()))
+            } catch {
+                let failedAt = max(now, Date())
+                logger.warning(
+                    "outbox relay: \(slips.count) slip(s) not published, tried again after a backoff: \(error)")
+                return .failed(
+                    error: "\(error)",
+                    retries: slips.map { slip in
+                        let attempts = slip.attempts + 1
+                        return OutboxRetry(
+                            slipID: slip.slipID, attempts: attempts,
+                            nextAttemptAt: failedAt.addingTimeInterval(configuration.backoff(afterAttempts: attempts).seconds))
+                    })
             }
-            logger.warning(
-                "outbox relay: \(slips.count) slip(s) not published, tried again after a backoff: \(error)")
-            return 0
         }
-        let sentAt = max(now, Date())
-        try await outbox.database.write { db in try OutboxRows.markSent(db, slips.map(\.slipID), at: sentAt) }
-        return slips.count
     }
 
     /// Deletes the slips sent longer than `retention` ago.
     public func prune(now: Date = Date()) async throws {
         let cutoff = now.addingTimeInterval(-configuration.retention.seconds)
-        let deleted = try await outbox.database.write { db in try OutboxRows.pruneSent(db, before: cutoff) }
+        let deleted = try await outbox.pruneSent(before: cutoff)
         if deleted > 0 { logger.debug("outbox relay: deleted \(deleted) sent slip(s) past their retention") }
     }
 }

@@ -3,14 +3,8 @@ import GRDB
 import SlipwayCore
 import SlipwayTransport
 
-/// A pending slip as the relay reads it: its message, ready to publish.
-struct PendingSlip: Sendable {
-    var slipID: String
-    var attempts: Int
-    var message: OutgoingMessage
-}
-
-/// The relay's statements on the outbox table.
+/// The SQLite outbox's statements on its table: the relay's (`SlipOutbox` as `OutboxStorage`) and the operators'
+/// (`OutboxInspector`).
 enum OutboxRows {
     /// Pending slips due by `now`, oldest first.
     static func due(_ db: Database, now: Date, limit: Int) throws -> [PendingSlip] {
@@ -22,38 +16,32 @@ enum OutboxRows {
                 """,
             arguments: [outboxMillis(now), limit]
         ).map { row in
-            let headersText: String = row["headers"]
-            let headers = (try? JSONDecoder().decode([String: String].self, from: Data(headersText.utf8))) ?? [:]
             let body: Data = row["body"]
             return PendingSlip(
-                slipID: row["slip_id"], attempts: row["attempts"],
-                message: .toQueue(
-                    row["queue"], body: [UInt8](body), headers: headers, messageID: row["message_id"],
-                    correlationID: row["correlation_id"], contentType: row["content_type"]))
+                slipID: row["slip_id"], attempts: row["attempts"], queue: row["queue"], body: [UInt8](body),
+                headers: row["headers"], messageID: row["message_id"], correlationID: row["correlation_id"],
+                contentType: row["content_type"])
         }
     }
 
-    static func markSent(_ db: Database, _ slipIDs: [String], at now: Date) throws {
-        for slipID in slipIDs {
-            try db.execute(
-                sql: "UPDATE slipway_outbox SET sent_at = ?, last_error = NULL WHERE slip_id = ? AND sent_at IS NULL",
-                arguments: [outboxMillis(now), slipID])
-        }
-    }
-
-    /// Counts a failed attempt for each slip and puts its next one off by `backoff(attempts)`.
-    static func recordFailure(
-        _ db: Database, _ slips: [PendingSlip], error: String, at now: Date, backoff: (Int) -> Duration
-    ) throws {
-        for slip in slips {
-            let attempts = slip.attempts + 1
-            let next = now.addingTimeInterval(backoff(attempts).seconds)
-            try db.execute(
-                sql: """
-                    UPDATE slipway_outbox SET attempts = ?, last_error = ?, next_attempt_at = ?
-                    WHERE slip_id = ? AND sent_at IS NULL
-                    """,
-                arguments: [attempts, error, outboxMillis(next), slip.slipID])
+    /// Stores what became of a batch: sent, or each slip's failed attempt.
+    static func store(_ db: Database, _ outcome: OutboxBatchOutcome, of slips: [PendingSlip]) throws {
+        switch outcome {
+        case .sent(let sentAt):
+            for slip in slips {
+                try db.execute(
+                    sql: "UPDATE slipway_outbox SET sent_at = ?, last_error = NULL WHERE slip_id = ? AND sent_at IS NULL",
+                    arguments: [outboxMillis(sentAt), slip.slipID])
+            }
+        case .failed(let error, let retries):
+            for retry in retries {
+                try db.execute(
+                    sql: """
+                        UPDATE slipway_outbox SET attempts = ?, last_error = ?, next_attempt_at = ?
+                        WHERE slip_id = ? AND sent_at IS NULL
+                        """,
+                    arguments: [retry.attempts, error, outboxMillis(retry.nextAttemptAt), retry.slipID])
+            }
         }
     }
 
@@ -62,5 +50,35 @@ enum OutboxRows {
         try db.execute(
             sql: "DELETE FROM slipway_outbox WHERE sent_at IS NOT NULL AND sent_at < ?", arguments: [outboxMillis(cutoff)])
         return db.changesCount
+    }
+
+    static func entries(_ db: Database, includingSent: Bool) throws -> [OutboxEntry] {
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT slip_id, template, created_at, attempts, last_error, next_attempt_at, sent_at
+                FROM slipway_outbox \(includingSent ? "" : "WHERE sent_at IS NULL") ORDER BY rowid
+                """
+        ).map { row in
+            OutboxEntry(
+                slipID: row["slip_id"], template: row["template"], createdAt: outboxDate(row["created_at"]),
+                attempts: row["attempts"], lastError: row["last_error"],
+                nextAttemptAt: outboxDate(row["next_attempt_at"]),
+                sentAt: (row["sent_at"] as Int64?).map(outboxDate))
+        }
+    }
+
+    static func retry(_ db: Database, slipID: String?, now: Date) throws -> [String] {
+        let filter = slipID == nil ? "" : "AND slip_id = ?"
+        let arguments: StatementArguments = slipID.map { [$0] } ?? []
+        let ids = try String.fetchAll(
+            db, sql: "SELECT slip_id FROM slipway_outbox WHERE sent_at IS NULL \(filter) ORDER BY rowid",
+            arguments: arguments)
+        var updateArguments: StatementArguments = [outboxMillis(now)]
+        updateArguments += arguments
+        try db.execute(
+            sql: "UPDATE slipway_outbox SET next_attempt_at = ? WHERE sent_at IS NULL \(filter)",
+            arguments: updateArguments)
+        return ids
     }
 }

@@ -22,7 +22,7 @@ public final class SlipOutbox: Sendable {
     public let codec: SlipCodec
     /// Signs every slip enqueued, when signing is on (the signature is stored with the slip).
     public let signing: SigningKeys?
-    let wakeUp = WakeSignal()
+    public let wakeUp = WakeSignal()
 
     /// Creates the outbox's table in `database` if it is not there (migration `slipway-outbox 1: ...`).
     public init(
@@ -41,8 +41,7 @@ public final class SlipOutbox: Sendable {
     /// it is: enqueueing the same slip twice sends it once. Throws, like `send`, for an invalid or too large slip.
     /// When the transaction commits, this process's relay wakes at once.
     public func enqueue(_ slip: Slip, in db: Database, at now: Date = Date()) throws {
-        let message = try SlipSender.message(for: slip, topology: topology, codec: codec, signing: signing)
-        let headers = String(decoding: try Self.headersEncoder().encode(message.headers), as: UTF8.self)
+        let columns = try OutboxColumns(slip, topology: topology, codec: codec, signing: signing)
         let millis = outboxMillis(now)
         try db.execute(
             sql: """
@@ -51,8 +50,8 @@ public final class SlipOutbox: Sendable {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (slip_id) DO NOTHING
                 """,
             arguments: [
-                slip.id, slip.template, message.routingKey, Data(message.body), headers, message.messageID,
-                message.correlationID, message.contentType, millis, millis,
+                columns.slipID, columns.template, columns.queue, Data(columns.body), columns.headers,
+                columns.messageID, columns.correlationID, columns.contentType, millis, millis,
             ])
         let wakeUp = self.wakeUp
         db.afterNextTransaction { _ in wakeUp.signal() }
@@ -67,10 +66,4 @@ public final class SlipOutbox: Sendable {
 
     /// Wakes this process's relay now (an enqueue does when its transaction commits).
     public func notify() { wakeUp.signal() }
-
-    private static func headersEncoder() -> JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return encoder
-    }
 }

@@ -59,9 +59,9 @@ struct InboxKillTests {
     }
 
     /// Rows of a query to the tests' PostgreSQL, through psql, as fields.
-    static func psql(_ sql: String) async throws -> [[String]] {
+    static func psql(_ sql: String, url: String = PostgresStoreIntegrationTests.url) async throws -> [[String]] {
         let (status, output, errors) = try await runToEnd(
-            "/usr/bin/psql", [PostgresStoreIntegrationTests.url, "-tAc", sql], environment: ProcessInfo.processInfo.environment)
+            "/usr/bin/psql", [url, "-tAc", sql], environment: ProcessInfo.processInfo.environment)
         guard status == 0 else { throw HarnessError("psql failed: \(errors)") }
         return output.split(separator: "\n").map { $0.split(separator: "|").map(String.init) }
     }
