@@ -86,7 +86,7 @@ struct PostgresHopTransactions: HopTransactions {
                     }
                     return result
                 } catch {
-                    try? await connection.query("ROLLBACK", logger: logger)
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
                     throw error
                 }
             }
