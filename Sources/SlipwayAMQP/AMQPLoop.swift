@@ -68,6 +68,10 @@ public final class AMQPLoop: TaskExecutor, Sendable {
     /// The sources whose socket `poll` saw input on.
     private let readable: LoopBound<Set<ObjectIdentifier>>
 
+    /// Passes the loop has made (each services every source), for tests that check an idle loop sleeps.
+    private let passCount = Atomic<Int>(0)
+    package var passes: Int { passCount.load(ordering: .relaxed) }
+
     /// A task that keeps the thread this long holds up every connection of the loop: it is logged, with the way out.
     public static let blockedWarning = Duration.milliseconds(500)
     private let logger: Logger?
@@ -200,6 +204,7 @@ public final class AMQPLoop: TaskExecutor, Sendable {
                 }
             }
 
+            passCount.add(1, ordering: .relaxed)
             let now = clock.now
             var deadline = now.advanced(by: .seconds(1))
             for source in sources.value {

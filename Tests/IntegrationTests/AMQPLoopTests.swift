@@ -80,6 +80,37 @@ struct AMQPLoopTests {
         await transport.shutdown()
     }
 
+    @Test(
+        "a publisher whose connection the broker closed while it was idle lets its loop sleep, and reconnects on the next publish",
+        .timeLimit(.minutes(6)))
+    func idleLossDoesNotSpin() async throws {
+        let broker = try await PrivateBroker.start(portOffset: 31)
+        defer { broker.stop() }
+        let loop = AMQPLoop(name: "test-idle-loss")
+        let logs = CapturedLogs()
+        let transport = AMQPTransport(
+            configuration: try AMQPConfiguration(url: broker.url), logger: logs.logger(), loop: loop)
+        let queue = "slipway-test-idle-loss"
+        try await transport.declareQueue(queue)
+        try await transport.publish([.toQueue(queue, body: Array("before".utf8))])
+
+        broker.stop()
+        while !logs.all.contains(where: { $0.contains("idle connection lost") }) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        // Nothing to do until the next publish: a pass a second at most (its heartbeat deadline). A loop that spins
+        // goes round tens of thousands of times in the same while.
+        let before = loop.passes
+        try await Task.sleep(for: .seconds(2))
+        let passes = loop.passes - before
+        #expect(passes < 50, "the idle loop went round \(passes) times in 2 s")
+
+        let restarted = try await PrivateBroker.start(port: broker.port)
+        defer { restarted.stop() }
+        try await transport.publish([.toQueue(queue, body: Array("after".utf8))])
+        await transport.shutdown()
+    }
+
     @Test("a task that blocks the loop's thread is reported with the way out; one that awaits as long is not")
     func blockingTaskIsReported() async throws {
         let logs = CapturedLogs()
