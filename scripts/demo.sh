@@ -17,8 +17,8 @@ source scripts/processors.sh
 start_processors "$bin" "$work"
 export SLIPWAY_AUDIT_DB=$work/audit.sqlite
 start_sink "$bin" "$work" "$SLIPWAY_AUDIT_DB"
-orders_db=$work/orders.sqlite api_port=${ORDER_API_PORT:-8080}
-start_order_api "$bin" "$work" "$orders_db" "$api_port"
+orders_db=$work/orders.sqlite
+start_order_api "$bin" "$work" "$orders_db" "${ORDER_API_PORT:-0}"
 
 template=Slips/order-fulfillment.yaml
 failures=0
@@ -79,7 +79,7 @@ echo "\$ slip audit stats"
 echo
 echo "demo: orders through the example order API (order-api: each order's row and its slip in one SQLite transaction;"
 echo "      its outbox relay publishes the slip once the transaction has committed)"
-api=http://127.0.0.1:$api_port
+api=http://127.0.0.1:$order_api_port
 # post JSON EXPECTED-HTTP-STATUS: POSTs an order, prints the answer, and checks its status.
 post() {
   local status

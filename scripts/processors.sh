@@ -22,21 +22,24 @@ start_sink() {
   trap stop_processors EXIT
 }
 
-# The example order API (Processors/order-api) on 127.0.0.1:PORT, its orders and outbox in DB; returns once it
-# answers (up to 30 s): start_order_api BIN_DIR LOG_DIR DB PORT
+# The example order API (Processors/order-api) on 127.0.0.1:PORT (0: a free port it picks), its orders and outbox in
+# DB; returns once it listens (up to 30 s), with its port in $order_api_port: start_order_api BIN_DIR LOG_DIR DB PORT
 start_order_api() {
   local bin=$1 logs=$2 db=$3 port=$4 i
   "$bin/order-api" --db "$db" --port "$port" >"$logs/order-api.log" 2>&1 &
   processor_pids+=($!)
   trap stop_processors EXIT
   for ((i = 0; i < 150; i++)); do
-    if curl -s -o /dev/null "http://127.0.0.1:$port/orders/none"; then
-      echo "started order-api (pid ${processor_pids[-1]}, http://127.0.0.1:$port, database $db, log $logs/order-api.log)"
+    # Its own line, not a probe of the port: another program on a fixed port would answer a probe too.
+    order_api_port=$(sed -n 's|^order-api: listening on http://[^:]*:\([0-9]*\),.*|\1|p' "$logs/order-api.log" | head -n 1)
+    if [[ -n $order_api_port ]]; then
+      echo "started order-api (pid ${processor_pids[-1]}, http://127.0.0.1:$order_api_port, database $db, log $logs/order-api.log)"
       return 0
     fi
+    kill -0 "${processor_pids[-1]}" 2>/dev/null || break
     sleep 0.2
   done
-  echo "order-api did not answer on port $port; see $logs/order-api.log" >&2
+  echo "order-api did not start on port $port; see $logs/order-api.log" >&2
   return 1
 }
 
