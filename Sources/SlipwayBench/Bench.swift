@@ -105,6 +105,11 @@ struct Bench: AsyncParsableCommand {
         help: "PostgreSQL's postmaster.pid, to report the server's CPU time per hop (postmaster and backends).")
     var postgresPIDFile: String?
 
+    @Option(
+        name: .customLong("c-limit"),
+        help: "The bare C forwarder of shared/bench (a chain_limit binary you built): its chain runs too, in throughput mode, on the same broker, as the limit the others are measured against.")
+    var cLimit: String?
+
     @Option(help: "Seconds a run may take before the benchmark gives up.")
     var timeout = 600.0
 
@@ -148,6 +153,13 @@ struct Bench: AsyncParsableCommand {
                     return maximum
                 }
                 report.runs += systems
+                if let cLimit {
+                    let limit = try CLimitRun(
+                        binary: cLimit, amqpURL: setup.amqpURL, directory: "\(setup.stateDirectory)/c-limit")
+                    let run = try await limit.throughput(hops: hops, slips: slips, brokerPIDs: servers.brokers)
+                    report.print(run)
+                    report.runs.append(run)
+                }
             }
             if mode != .throughput {
                 // Every configuration at the same rates: half the slowest one's maximum, which overloads none.

@@ -194,6 +194,26 @@ struct BenchReport: Encodable {
                     postgresCPUMicrosPerHop: slipway5?.postgresCPUMicrosPerHop,
                     brokerCPUMicrosPerHop: slipway5?.brokerCPUMicrosPerHop, p99At200: latency200?.endToEnd?.p99))
         }
+        // Against the limit, when the C forwarder ran (--c-limit): issue 21's targets.
+        if let limit5 = find("C forwarder", "throughput", hops: 5) {
+            let bareRatio = ratio(bare5?.hopsPerSecond, limit5.hopsPerSecond)
+            targets.append(
+                Target(
+                    name: "chain-5 hops/s, bare forwarder ÷ C forwarder", value: bareRatio, goal: "≥ 0.8",
+                    met: bareRatio.map { $0 >= 0.8 }))
+            for entry in comparison {
+                let value = ratio(entry.hopsPerSecond, limit5.hopsPerSecond)
+                targets.append(
+                    Target(
+                        name: "chain-5 hops/s, slipway ÷ C forwarder", value: value, goal: "≥ 0.3", met: value.map { $0 >= 0.3 },
+                        variant: variants.count > 1 ? "\(entry.store) store, \(entry.queueType) queues" : nil))
+                let broker = ratio(entry.brokerCPUMicrosPerHop, limit5.brokerCPUMicrosPerHop)
+                targets.append(
+                    Target(
+                        name: "broker CPU per hop, slipway ÷ C forwarder", value: broker, goal: "≤ 2.5",
+                        met: broker.map { $0 <= 2.5 }, variant: variants.count > 1 ? "\(entry.store) store, \(entry.queueType) queues" : nil))
+            }
+        }
         // The issue's target for the shared record: at least half the SQLite store's hops/s, on the same queues.
         for type in QueueType.allCases {
             guard let sqlite = comparison.first(where: { $0.store == "sqlite" && $0.queueType == type.rawValue }),
