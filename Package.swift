@@ -9,11 +9,13 @@ let package = Package(
         .library(name: "SlipwayTesting", targets: ["SlipwayTesting"]),
         // For producers that build slips from templates (Slips/*.yaml); processors do not link it, nor YAML.
         .library(name: "SlipwayTemplates", targets: ["SlipwayTemplates"]),
-        // The hop record shared by a step's instances on several hosts: `ProcessorMain.run(..., stores: [.sqlite, .postgres])`.
+        // The hop record shared by a step's instances on several hosts: `ProcessorMain.run(..., stores: [.sqlite, .postgres])`;
+        // its inbox steps, and the outbox on PostgreSQL.
         .library(name: "SlipwayPostgres", targets: ["SlipwayPostgres"]),
         // The audit store, its queries, and the audit sink as a Service for a program of one's own.
         .library(name: "SlipwayAudit", targets: ["SlipwayAudit"]),
-        // A producer's outbox in its own SQLite database (GRDB): its row and its slip in one transaction, and the relay.
+        // A producer's outbox: its row and its slip in one transaction of its own database (SQLite through GRDB here,
+        // PostgreSQL through SlipwayPostgres's `PostgresOutbox`), and the relay that publishes them.
         .library(name: "SlipwayOutbox", targets: ["SlipwayOutbox"]),
         .executable(name: "slip", targets: ["SlipCLI"]),
         // The example order-fulfillment saga: one executable per step.
@@ -107,8 +109,8 @@ let package = Package(
                 .product(name: "Configuration", package: "swift-configuration"),
             ]
         ),
-        // The producer outbox on SQLite: slips enqueued in the app's transaction, and the relay (a Service) that
-        // publishes them. Not postgres-nio.
+        // The producer outbox: slips enqueued in the app's transaction, and the relay (a Service) that publishes them,
+        // over an `OutboxStorage` (SQLite here; PostgreSQL in SlipwayPostgres). Not postgres-nio.
         .target(
             name: "SlipwayOutbox",
             dependencies: [
